@@ -1,0 +1,105 @@
+"""The `lora-site` command line. Commands are thin: each calls one function of the package.
+
+Nothing heavy is imported at module level, so `lora-site --help` never loads torch or matplotlib.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .project import Project
+
+
+def _project(root: str | None) -> Project:
+    return Project(Path(root).resolve()) if root else Project.find()
+
+
+def _show_progress(quiet: bool) -> bool:
+    # A progress bar is for a person at a terminal; logs and pipes get none.
+    return not quiet and sys.stderr.isatty()
+
+
+def _progress_factory(quiet: bool):
+    if not _show_progress(quiet):
+        return None
+
+    @contextlib.contextmanager
+    def factory(name, cfg):
+        with click.progressbar(length=cfg.max_steps, label=f"training {name}", file=sys.stderr,
+                               show_pos=True, width=30) as bar:
+            def progress(step: int, loss: float, p: float) -> None:
+                bar.label = f"training {name} (p={p:.3f})"
+                bar.update(1)
+            yield progress
+    return factory
+
+
+root_option = click.option("--root", type=click.Path(file_okay=False), default=None,
+                           help="Project folder (default: the nearest folder with content/).")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lora-site")
+def main() -> None:
+    """Build a reproducible article about LoRA and attention: run the experiments, draw the
+    figures, render a Jekyll post and a static HTML site."""
+
+
+@main.command()
+@root_option
+@quiet_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for results (default: content/_freeze).")
+@click.option("--only", "names", multiple=True, metavar="NAME",
+              help="Run only this experiment (repeatable).")
+def run(root, quiet, out, names) -> None:
+    """Run the experiments the posts declare and save results.json + arrays.npz for each."""
+    from .errors import ConfigError
+    from .pipeline import declared_experiments, run_one
+
+    project = _project(root)
+    experiments = declared_experiments(project)
+    for name in names:
+        if name not in experiments:
+            raise ConfigError(f"no experiment named '{name}'", field="--only",
+                              hint=f"declared: {', '.join(experiments) or 'none'}")
+    out_dir = Path(out) if out else project.freeze
+    for name, cfg in experiments.items():
+        if names and name not in names:
+            continue
+        saved = run_one(name, cfg, out_dir, _progress_factory(quiet))
+        if not quiet:
+            m = saved.metrics
+            click.echo(f"{name}: {m['steps']} steps, target weight "
+                       f"{m['target_weight_before']:.3f} -> {m['target_weight_after']:.3f} "
+                       f"-> {saved.path}")
+
+
+@main.command()
+@root_option
+@quiet_option
+@click.option("--results", type=click.Path(file_okay=False), default=None,
+              help="Folder holding <experiment>/results.json (default: content/_freeze).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the PNGs (default: .cache/lora-site/figures).")
+def figures(root, quiet, results, out) -> None:
+    """Draw the six figures of every saved experiment from its arrays (no torch)."""
+    from .fsio import write_bytes_atomic
+    from .pipeline import declared_experiments, draw_figures
+    from .results import load_result
+
+    project = _project(root)
+    results_dir = Path(results) if results else project.freeze
+    out_dir = Path(out) if out else project.cache / "figures"
+    for name in declared_experiments(project):
+        saved = load_result(results_dir / name)
+        images = draw_figures(saved)
+        for filename in sorted(images):
+            write_bytes_atomic(out_dir / name / filename, images[filename])
+        if not quiet:
+            click.echo(f"{name}: {len(images)} images -> {out_dir / name}")

@@ -1,0 +1,27 @@
+"""Shared fixtures. Every test that trains uses small, fast configs unless it tests the defaults."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_post(root: Path, slug: str = "post", experiments: str = "  main: {}\n",
+               body: str = "Hello.\n", extra_meta: str = "") -> Path:
+    path = root / "content" / "posts" / f"{slug}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"---\ntitle: A post\ndate: 2026-01-11 10:00:00 +0530\n{extra_meta}"
+                    f"experiments:\n{experiments}---\n{body}", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Path:
+    """A project folder with one post declaring one default experiment."""
+    write_post(tmp_path)
+    return tmp_path
