@@ -118,3 +118,32 @@ def test_unknown_experiment_name_is_a_one_line_error(tiny_project):
     res = CliRunner().invoke(main, ["run", "--root", str(tiny_project), "--only", "nope"])
     assert res.exit_code == 1
     assert res.output.count("\n") == 1 and "no experiment named 'nope'" in res.output
+
+
+def test_progress_shows_on_a_terminal_only(tiny_project):
+    """With stderr on a pseudo-terminal the bar appears; --quiet removes it."""
+    import os
+    import pty
+
+    def stderr_on_tty(extra):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-m", "generator", "run", "--root",
+                                 str(tiny_project), *extra], stdout=subprocess.PIPE,
+                                stderr=slave, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=120)
+        os.close(master)
+        assert proc.returncode == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    assert "training main" in stderr_on_tty([])
+    assert stderr_on_tty(["--quiet"]) == ""
