@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lora-site-installed
+# npm writes this file on every install; it is older than package-lock.json when the lock changed.
+NPM_STAMP := node_modules/.package-lock.json
 
 # Determinism: one thread everywhere, a fixed hash seed, and no user matplotlibrc.
 export PYTHONHASHSEED := 0
@@ -16,7 +18,7 @@ export MPLBACKEND := Agg
 site: $(STAMP)
 	$(VENV)/bin/lora-site build
 
-test: $(STAMP)
+test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest
 
 install: $(STAMP)
@@ -27,6 +29,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The browser-side clients of tests/clients/ (mathjax, axe-core), exactly as package-lock.json pins
+# them. Without npm the client tests skip locally, and fail under LORA_SITE_REQUIRE_CLIENTS=1.
+$(NPM_STAMP): package-lock.json package.json
+	@if command -v npm >/dev/null; then \
+	    npm ci --no-audit --no-fund && touch $@; \
+	else \
+	    echo "npm not found: the browser client tests will skip (fail under LORA_SITE_REQUIRE_CLIENTS=1)"; \
+	fi
 
 clean:
 	rm -rf site .cache .pytest_cache
