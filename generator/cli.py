@@ -73,6 +73,10 @@ def run(root, quiet, out, names) -> None:
         if names and name not in names:
             continue
         saved = run_one(name, cfg, out_dir, _progress_factory(quiet))
+        if out_dir == project.freeze:
+            # Results in content/_freeze are only trusted with a manifest entry of their inputs.
+            from .freeze import record_run
+            record_run(project, name, cfg)
         if not quiet:
             m = saved.metrics
             click.echo(f"{name}: {m['steps']} steps, target weight "
@@ -103,3 +107,50 @@ def figures(root, quiet, results, out) -> None:
             write_bytes_atomic(out_dir / name / filename, images[filename])
         if not quiet:
             click.echo(f"{name}: {len(images)} images -> {out_dir / name}")
+
+
+@main.command()
+@root_option
+@quiet_option
+@click.option("--atol", type=float, default=1e-6, show_default=True,
+              help="Absolute tolerance for arrays and numeric metrics.")
+@click.option("--rtol", type=float, default=1e-6, show_default=True,
+              help="Relative tolerance: a value passes when |re-run - frozen| <= atol + rtol*|frozen|.")
+def verify(root, quiet, atol, rtol) -> None:
+    """Re-run every experiment and compare it with the frozen results in content/_freeze."""
+    from .errors import ResultsError
+    from .freeze import verify as verify_frozen
+
+    report = verify_frozen(_project(root), atol=atol, rtol=rtol,
+                           progress_factory=_progress_factory(quiet))
+    failed = []
+    for name, found in report.items():
+        for note in found["notes"]:
+            click.echo(f"{name}: note: {note}")
+        for diff in found["differences"]:
+            click.echo(f"{name}: {diff}")
+        if found["differences"]:
+            failed.append(name)
+        else:
+            click.echo(f"{name}: matches the frozen results (atol={atol:g}, rtol={rtol:g})")
+    if failed:
+        count = sum(len(report[n]["differences"]) for n in failed)
+        raise ResultsError(f"{count} difference(s) between re-run and frozen results in: "
+                           f"{', '.join(failed)}", path="content/_freeze",
+                           hint="if the change is intended, rebuild with --force and commit "
+                                "content/_freeze")
+
+
+@main.command()
+@root_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default is reachable from this machine only.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--interval", type=click.FloatRange(0.05, 10), default=0.5, show_default=True,
+              help="Seconds between checks of content/, templates/ and generator/ for changes.")
+def serve(root, host, port, interval) -> None:
+    """Build, serve site/html, and rebuild and reload the page whenever a source changes."""
+    from .serve import serve as run_preview
+
+    run_preview(_project(root), host=host, port=port, interval=interval)

@@ -7,9 +7,10 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # Every zip member gets this timestamp, so an archive's bytes depend only on its contents.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -48,6 +49,8 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     np.savez stamps each member with the current time, so two saves of the same arrays differ;
     this writes the same format with the zip dates pinned.
     """
+    import numpy as np  # here, not at the top: hashing and atomic writes must stay numpy-free
+
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for name in sorted(arrays):
@@ -62,5 +65,7 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     """Load every array of an .npz; pickled objects are refused (allow_pickle=False)."""
+    import numpy as np
+
     with np.load(path, allow_pickle=False) as data:
         return {name: data[name] for name in sorted(data.files)}

@@ -39,43 +39,86 @@ def draw_figures(saved: SavedResult) -> dict[str, bytes]:
     return render_figures(saved.config, saved.arrays())
 
 
+def _short(key: str) -> str:
+    return key[:12]
+
+
 def results_stage(project: Project, *, frozen: bool = False, force: bool = False,
                   progress_factory: Callable | None = None,
                   explain: Callable[[str], None] | None = None) -> dict[str, SavedResult]:
     """Fresh results for every declared experiment, from content/_freeze or by training.
 
-    frozen: never train; use content/_freeze only.  force: train even when results exist.
-    explain: called with one line per experiment saying whether it ran or was reused, and why.
-    (First version: reuses any saved result whose config equals the declared one.)
+    A frozen result is reused when content/_freeze/manifest.json records exactly the current
+    inputs (freeze.run_inputs) and the files' hashes still match; otherwise it is re-run and the
+    manifest updated. frozen: never train; a missing, stale or damaged result is an error naming
+    the experiment. force: train every experiment. explain: gets one line per experiment saying
+    whether it ran or was reused, and why.
     """
+    from . import freeze
+    from .errors import ConfigError, ResultsError
+
+    if frozen and force:
+        raise ConfigError("--frozen and --force contradict each other", field="--force",
+                          hint="--frozen never trains; drop one of them")
+    say = explain or (lambda line: None)
+    lock = project.root / "requirements.lock"
+    manifest = freeze.Manifest.read(project.freeze)
     out: dict[str, SavedResult] = {}
+    dirty = False
     for name, cfg in declared_experiments(project).items():
         folder = project.freeze / name
-        saved = None
-        if not force and (folder / "results.json").is_file():
-            saved = load_result(folder)
-            if saved.config != cfg:
-                saved = None
-        if saved is None:
-            if frozen:
-                from .errors import ResultsError
-                raise ResultsError(f"experiment '{name}' has no up-to-date frozen results",
-                                   path=folder, hint="run `lora-site run` and commit content/_freeze")
-            saved = run_one(name, cfg, project.freeze, progress_factory)
-            if explain:
-                explain(f"run {name}: ran")
-        elif explain:
-            explain(f"run {name}: reused")
+        inputs = freeze.run_inputs(cfg, lock=lock)
+        state = freeze.check(name, inputs, manifest, project.freeze)
+        if frozen:
+            if not state.fresh:
+                where = state.bad_file or folder
+                raise ResultsError(f"frozen results of experiment '{name}' are stale: "
+                                   f"{'; '.join(state.reasons)}", path=where,
+                                   hint="rebuild without --frozen where torch is installed, "
+                                        "then commit content/_freeze")
+            say(f"run {name}: reused frozen results (inputs unchanged, key {_short(state.key)})")
+            out[name] = load_result(folder)
+            continue
+        if state.fresh and not force:
+            say(f"run {name}: reused (inputs unchanged, key {_short(state.key)})")
+            out[name] = load_result(folder)
+            continue
+        why = "--force" if force else "; ".join(state.reasons)
+        saved = run_one(name, cfg, project.freeze, progress_factory)
+        manifest.record(name, inputs, folder)
+        dirty = True
+        say(f"run {name}: ran ({why}; key {_short(state.key)})")
         out[name] = saved
+    if dirty:
+        manifest.write()
     return out
 
 
 def figures_stage(project: Project, results: dict[str, SavedResult], *, force: bool = False,
                   explain: Callable[[str], None] | None = None) -> dict[str, dict[str, bytes]]:
-    """experiment name -> {file name -> PNG bytes} for the six figures at 1x and 2x."""
+    """experiment name -> {file name -> PNG bytes} for the six figures at 1x and 2x.
+
+    Figures are cached under .cache/lora-site/figures/<key>/, keyed by the arrays' hash, the
+    config, the plotting source and the plotting libraries' versions (freeze.figure_inputs); a
+    hit reads PNG bytes without importing matplotlib or numpy.
+    """
+    from . import cache, freeze
+
+    say = explain or (lambda line: None)
     out = {}
     for name, saved in results.items():
-        out[name] = draw_figures(saved)
-        if explain:
-            explain(f"figures {name}: drew")
+        inputs = freeze.figure_inputs(saved.config, saved.arrays_sha256)
+        key = freeze.digest(inputs)
+        last = cache.last_inputs(project.cache, "figures", name)
+        images = None if force else cache.load_figures(project.cache, key)
+        if images is not None:
+            say(f"figures {name}: reused (inputs unchanged, key {_short(key)})")
+        else:
+            why = "--force" if force else "; ".join(freeze.changed_inputs(last, inputs))
+            images = draw_figures(saved)
+            cache.store_figures(project.cache, key, images)
+            say(f"figures {name}: drew ({why or 'not in the cache'}; key {_short(key)})")
+        if last != inputs:
+            cache.remember_inputs(project.cache, "figures", name, inputs)
+        out[name] = images
     return out

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is loaded by fsio only when arrays are read or written
+    import numpy as np
 
 from .config import ExperimentConfig, experiment_from_mapping
 from .errors import ResultsError

@@ -1,0 +1,428 @@
+"""What a result depends on, and whether the frozen copy in content/_freeze is still fresh.
+
+A result is keyed by its *inputs*: the experiment config, the source of every project module the
+experiment imports (found statically, so a change to generator/lora.py re-runs), the torch and
+numpy versions and the thread count. content/_freeze/manifest.json records, per experiment, those
+inputs and the sha256 of results.json and arrays.npz; comparing the recorded inputs with the
+current ones says not only *that* a result is stale but *which* input changed.
+
+Standard library only at import time: checking freshness must never load torch or numpy.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ResultsError
+from .fsio import sha256_file, write_bytes_atomic
+
+MANIFEST = "manifest.json"
+# Bump when the meaning of the recorded inputs changes: every result becomes stale once.
+KEY_FORMAT = 1
+# The modules the two cached stages start from; what they import is found by walking the source.
+RUN_ROOT = "experiment"
+FIGURES_ROOT = "figures"
+RUN_LIBRARIES = ("torch", "numpy")
+FIGURE_LIBRARIES = ("matplotlib", "numpy", "pillow")
+PACKAGE = "generator"
+
+
+def package_dir() -> Path:
+    """The folder of the generator package that is running (its sources are what ran)."""
+    return Path(__file__).resolve().parent
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def digest(inputs: dict[str, Any]) -> str:
+    """One hash of a mapping of inputs, independent of key order."""
+    return sha256_text(json.dumps(inputs, sort_keys=True, separators=(",", ":")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Which project modules a module imports
+
+def _imported_modules(source: str, filename: str) -> set[str]:
+    """generator.* module names that a module's source imports, at any depth in the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == PACKAGE and len(parts) > 1:
+                    found.add(parts[1])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                parts = (node.module or "").split(".")
+                if parts[0] != PACKAGE:
+                    continue
+                rest = parts[1:]
+            elif node.level == 1:
+                rest = (node.module or "").split(".") if node.module else []
+            else:
+                continue            # no sub-packages: nothing lives above the package
+            if rest:
+                found.add(rest[0])
+            else:
+                # `from . import lora, config`: the names are modules
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def module_closure(root: str, pkg_dir: Path | None = None) -> list[str]:
+    """Paths (relative to the project, e.g. 'generator/lora.py') of ``root`` and every project
+    module it imports, transitively, sorted.
+
+    Imports inside functions count too (the package imports heavy things lazily). The package's
+    __init__ only holds the version string; counting it would re-train on every release.
+    """
+    pkg_dir = pkg_dir or package_dir()
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen or name == "__init__":
+            continue
+        path = pkg_dir / f"{name}.py"
+        if not path.is_file():
+            continue                # a name imported from the package itself, not a module
+        seen.add(name)
+        todo.extend(_imported_modules(path.read_text(encoding="utf-8"), str(path)))
+    return [f"{PACKAGE}/{name}.py" for name in sorted(seen)]
+
+
+def source_hashes(root: str, pkg_dir: Path | None = None) -> dict[str, str]:
+    pkg_dir = pkg_dir or package_dir()
+    return {rel: sha256_file(pkg_dir / Path(rel).name) for rel in module_closure(root, pkg_dir)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Library versions, without importing the libraries
+
+_DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.(dist-info|egg-info)$")
+_listing_cache: dict[str, list[str]] = {}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of a distribution, read from its dist-info folder name.
+
+    Reading metadata this way costs a directory listing; importlib.metadata costs ~0.1 s of
+    imports and torch itself seconds. Falls back to importlib.metadata for unusual layouts.
+    """
+    want = _normalise(name)
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        listing = _listing_cache.get(entry)
+        if listing is None:
+            try:
+                listing = sorted(os.listdir(entry))
+            except OSError:
+                listing = []
+            _listing_cache[entry] = listing
+        for item in listing:
+            m = _DIST_INFO.match(item)
+            if m and _normalise(m["name"]) == want:
+                return m["version"]
+    try:
+        from importlib import metadata
+        return metadata.version(name)
+    except Exception:       # PackageNotFoundError, or a broken install: report it as absent
+        return None
+
+
+def pinned_version(name: str, lock: Path) -> str | None:
+    """The `name==version` pin in a requirements lock, if any."""
+    try:
+        text = lock.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    want = _normalise(name)
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            pkg, _, version = line.partition("==")
+            if _normalise(pkg.split("[")[0].strip()) == want:
+                return version.split(";")[0].strip()
+    return None
+
+
+def library_versions(names: tuple[str, ...], lock: Path | None = None) -> dict[str, str]:
+    """name -> version. A library that is not installed (torch on a publishing machine) is
+    represented by its pin in requirements.lock as 'pinned:<version>', else 'absent'."""
+    out = {}
+    for name in names:
+        version = installed_version(name)
+        if version is None:
+            pin = pinned_version(name, lock) if lock else None
+            version = f"pinned:{pin}" if pin else "absent"
+        out[name] = version
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs of the two cached stages
+
+def run_inputs(cfg, *, lock: Path | None = None, pkg_dir: Path | None = None) -> dict[str, Any]:
+    """Everything that decides one experiment's results (see the module docstring)."""
+    inputs: dict[str, Any] = {"key-format": KEY_FORMAT, "config": cfg.to_dict(),
+                              "threads": cfg.threads}
+    for rel, sha in source_hashes(RUN_ROOT, pkg_dir).items():
+        inputs[rel] = sha
+    for name, version in library_versions(RUN_LIBRARIES, lock).items():
+        inputs[name] = version
+    return inputs
+
+
+def figure_inputs(cfg, arrays_sha256: str, *, pkg_dir: Path | None = None) -> dict[str, Any]:
+    """Everything that decides the figure PNGs: the arrays (by hash), the config (titles and the
+    outlined cell use query and key), the plotting source and the plotting libraries."""
+    inputs: dict[str, Any] = {"key-format": KEY_FORMAT, "arrays": arrays_sha256,
+                              "config": cfg.to_dict()}
+    for rel, sha in source_hashes(FIGURES_ROOT, pkg_dir).items():
+        inputs[rel] = sha
+    for name, version in library_versions(FIGURE_LIBRARIES).items():
+        inputs[name] = version
+    return inputs
+
+
+def _versions_match(recorded: Any, current: Any) -> bool:
+    if recorded == current:
+        return True
+    # Without the library installed we can only hold the recorded version to the lock's pin;
+    # a local build label such as '+cpu' is not part of the pin.
+    if isinstance(current, str) and current.startswith("pinned:") and isinstance(recorded, str):
+        return recorded.split("+", 1)[0] == current[len("pinned:"):]
+    return False
+
+
+def changed_inputs(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """Human-readable reasons why ``current`` differs from ``recorded``; empty when equal."""
+    if recorded is None:
+        return ["no record of a previous run"]
+    reasons = []
+    for name in sorted(set(recorded) | set(current)):
+        old, new = recorded.get(name), current.get(name)
+        if name in (*RUN_LIBRARIES, *FIGURE_LIBRARIES):
+            if not _versions_match(old, new):
+                reasons.append(f"{name} {old or 'absent'} -> {new or 'absent'}")
+        elif old == new:
+            continue
+        elif name == "config" and isinstance(old, dict) and isinstance(new, dict):
+            fields = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            reasons.append("config " + ", ".join(
+                f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in fields))
+        elif name.endswith(".py"):
+            reasons.append(f"{name} {'added' if old is None else 'removed' if new is None else 'changed'}")
+        else:
+            reasons.append(f"{name} {old!r} -> {new!r}")
+    return reasons
+
+
+# ---------------------------------------------------------------------------------------------
+# The freeze manifest
+
+@dataclass
+class Manifest:
+    """content/_freeze/manifest.json: experiment -> {key, inputs, files: {name: sha256}}."""
+
+    path: Path
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, freeze_dir: Path) -> "Manifest":
+        path = Path(freeze_dir) / MANIFEST
+        if not path.is_file():
+            return cls(path)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            experiments = doc["experiments"]
+            if not isinstance(experiments, dict):
+                raise TypeError("experiments is not a mapping")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ResultsError(f"cannot read the freeze manifest ({exc})", path=path,
+                               hint="delete it and rebuild with torch installed to re-freeze") from None
+        return cls(path, experiments)
+
+    def text(self) -> str:
+        doc = {"format": KEY_FORMAT, "experiments": self.experiments}
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+    def write(self) -> None:
+        write_bytes_atomic(self.path, self.text().encode("utf-8"))
+
+    def record(self, name: str, inputs: dict[str, Any], folder: Path) -> None:
+        """Remember the inputs that produced folder's results, and the files' hashes."""
+        self.experiments[name] = {
+            "key": digest(inputs),
+            "inputs": inputs,
+            "files": {f: sha256_file(Path(folder) / f) for f in FROZEN_FILES},
+        }
+
+
+FROZEN_FILES = ("arrays.npz", "results.json")
+
+
+@dataclass(frozen=True)
+class Freshness:
+    fresh: bool
+    reasons: list[str]          # why it is stale (empty when fresh)
+    bad_file: Path | None = None  # a frozen file whose bytes do not match the manifest
+    key: str = ""
+
+
+def check(name: str, inputs: dict[str, Any], manifest: Manifest, freeze_dir: Path) -> Freshness:
+    """Is content/_freeze/<name> a faithful result of ``inputs``?"""
+    key = digest(inputs)
+    folder = Path(freeze_dir) / name
+    if not (folder / "results.json").is_file():
+        return Freshness(False, ["no frozen results"], key=key)
+    entry = manifest.experiments.get(name)
+    if entry is None:
+        return Freshness(False, ["not recorded in content/_freeze/manifest.json"], key=key)
+    for filename in FROZEN_FILES:
+        path = folder / filename
+        want = entry.get("files", {}).get(filename)
+        if not path.is_file():
+            return Freshness(False, [f"{filename} is missing"], path, key)
+        if sha256_file(path) != want:
+            return Freshness(False, [f"{filename} was edited or truncated (sha256 differs from "
+                                     "the manifest)"], path, key)
+    reasons = changed_inputs(entry.get("inputs"), inputs)
+    return Freshness(not reasons, reasons, key=key)
+
+
+# ---------------------------------------------------------------------------------------------
+# verify: re-run and compare with the frozen results
+
+ATOL = 1e-6
+RTOL = 1e-6
+
+
+def _close(a: float, b: float, atol: float, rtol: float) -> bool:
+    if a != a and b != b:           # NaN in both: the same outcome
+        return True
+    return abs(a - b) <= atol + rtol * abs(b)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def compare_values(fresh: Any, frozen: Any, where: str, atol: float, rtol: float) -> list[str]:
+    """Differences between two JSON-like values (numbers within tolerance)."""
+    if _is_number(fresh) and _is_number(frozen):
+        if _close(float(fresh), float(frozen), atol, rtol):
+            return []
+        return [f"{where}: {fresh!r} (re-run) != {frozen!r} (frozen), "
+                f"|diff| {abs(float(fresh) - float(frozen)):.3g}"]
+    if isinstance(fresh, dict) and isinstance(frozen, dict):
+        out = []
+        for k in sorted(set(fresh) | set(frozen), key=str):
+            if k not in frozen:
+                out.append(f"{where}.{k}: only in the re-run")
+            elif k not in fresh:
+                out.append(f"{where}.{k}: only in the frozen results")
+            else:
+                out.extend(compare_values(fresh[k], frozen[k], f"{where}.{k}", atol, rtol))
+        return out
+    if isinstance(fresh, (list, tuple)) and isinstance(frozen, (list, tuple)):
+        if len(fresh) != len(frozen):
+            return [f"{where}: length {len(fresh)} (re-run) != {len(frozen)} (frozen)"]
+        out = []
+        for i, (a, b) in enumerate(zip(fresh, frozen)):
+            out.extend(compare_values(a, b, f"{where}[{i}]", atol, rtol))
+        return out
+    return [] if fresh == frozen else [f"{where}: {fresh!r} (re-run) != {frozen!r} (frozen)"]
+
+
+def compare_arrays(fresh: dict, frozen: dict, atol: float, rtol: float) -> list[str]:
+    import numpy as np
+
+    out = []
+    for name in sorted(set(fresh) | set(frozen)):
+        if name not in frozen:
+            out.append(f"arrays.{name}: only in the re-run")
+            continue
+        if name not in fresh:
+            out.append(f"arrays.{name}: only in the frozen results")
+            continue
+        a, b = np.asarray(fresh[name]), np.asarray(frozen[name])
+        if a.shape != b.shape:
+            out.append(f"arrays.{name}: shape {a.shape} (re-run) != {b.shape} (frozen)")
+            continue
+        if a.dtype != b.dtype:
+            out.append(f"arrays.{name}: dtype {a.dtype} (re-run) != {b.dtype} (frozen)")
+            continue
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        bad = ~np.isclose(a64, b64, atol=atol, rtol=rtol, equal_nan=True)
+        if bad.any():
+            diff = np.where(bad, np.abs(a64 - b64), -np.inf)
+            worst = np.unravel_index(int(np.nanargmax(diff)), a.shape) if a.ndim else ()
+            out.append(f"arrays.{name}: {int(bad.sum())} of {a.size} values differ, max |diff| "
+                       f"{float(np.abs(a64 - b64)[bad].max()):.3g} at {list(map(int, worst))}")
+    return out
+
+
+def verify(project, *, atol: float = ATOL, rtol: float = RTOL,
+           progress_factory=None) -> dict[str, dict[str, list[str]]]:
+    """Re-run every declared experiment and compare it with content/_freeze.
+
+    Returns name -> {"differences": [...], "notes": [...]}; any difference means the frozen
+    results are not what the code produces now. Writes nothing.
+    """
+    from .experiment import run_experiment
+    from .pipeline import declared_experiments
+    from .results import load_result
+
+    manifest = Manifest.read(project.freeze)
+    lock = project.root / "requirements.lock"
+    report: dict[str, dict[str, list[str]]] = {}
+    for name, cfg in declared_experiments(project).items():
+        diffs: list[str] = []
+        notes: list[str] = []
+        report[name] = {"differences": diffs, "notes": notes}
+        state = check(name, run_inputs(cfg, lock=lock), manifest, project.freeze)
+        if not state.fresh:
+            notes.append("the freeze is stale: " + "; ".join(state.reasons))
+        try:
+            saved = load_result(project.freeze / name)
+            frozen_arrays = saved.arrays()
+        except ResultsError as exc:
+            diffs.append(f"cannot read the frozen results: {exc.message}")
+            continue
+        if saved.config != cfg:
+            diffs.extend(changed_inputs({"config": saved.config.to_dict()},
+                                        {"config": cfg.to_dict()}))
+            continue
+        if progress_factory is None:
+            result = run_experiment(cfg)
+        else:
+            with progress_factory(name, cfg) as progress:
+                result = run_experiment(cfg, progress=progress)
+        # Through JSON, as saved: numpy scalars become plain numbers, tuples lists.
+        fresh_metrics = json.loads(json.dumps(result.metrics))
+        diffs.extend(compare_values(fresh_metrics, saved.metrics, "metrics", atol, rtol))
+        diffs.extend(compare_arrays(result.arrays, frozen_arrays, atol, rtol))
+    return report
+
+
+def record_run(project, name: str, cfg) -> None:
+    """Record in the manifest that content/_freeze/<name> was just produced from cfg."""
+    manifest = Manifest.read(project.freeze)
+    manifest.record(name, run_inputs(cfg, lock=project.root / "requirements.lock"),
+                    project.freeze / name)
+    manifest.write()
