@@ -154,3 +154,62 @@ def serve(root, host, port, interval) -> None:
     from .serve import serve as run_preview
 
     run_preview(_project(root), host=host, port=port, interval=interval)
+
+
+def _explainer(explain: bool):
+    return (lambda line: click.echo(line, err=True)) if explain else None
+
+
+def _report_build(report, quiet: bool) -> None:
+    if quiet:
+        return
+    html = sum(1 for f in report.files if f.startswith("html/"))
+    jekyll = sum(1 for f in report.files if f.startswith("jekyll/"))
+    click.echo(f"built {len(report.posts)} post(s): {report.out / 'html'} ({html} files), "
+               f"{report.out / 'jekyll'} ({jekyll} files)")
+
+
+baseurl_option = click.option(
+    "--baseurl", default=None, metavar="PATH",
+    help="Serve the site under this path, e.g. /repo for a GitHub project page "
+         "(overrides site.yml for this build).")
+explain_option = click.option("--explain", is_flag=True,
+                              help="Print, for each stage, whether it ran or was reused and why.")
+out_option = click.option("--out", type=click.Path(file_okay=False), default=None,
+                          help="Output folder holding html/ and jekyll/ (default: site/).")
+
+
+@main.command()
+@root_option
+@quiet_option
+@click.option("--frozen", is_flag=True,
+              help="Never train: use the results in content/_freeze and fail if they are stale.")
+@click.option("--force", is_flag=True, help="Re-run every experiment and redraw every figure.")
+@explain_option
+@baseurl_option
+@out_option
+def build(root, quiet, frozen, force, explain, baseurl, out) -> None:
+    """Run every stage (experiments, figures, render) and write site/html and site/jekyll."""
+    from .site import build as build_site
+
+    if frozen and force:
+        raise click.UsageError("--frozen and --force contradict each other; pick one")
+    report = build_site(_project(root), frozen=frozen, force=force, baseurl=baseurl,
+                        explain=_explainer(explain), progress_factory=_progress_factory(quiet),
+                        out=Path(out) if out else None)
+    _report_build(report, quiet)
+
+
+@main.command()
+@root_option
+@quiet_option
+@explain_option
+@baseurl_option
+@out_option
+def render(root, quiet, explain, baseurl, out) -> None:
+    """Re-render the site from saved results only (no training; fails if results are stale)."""
+    from .site import build as build_site
+
+    report = build_site(_project(root), frozen=True, baseurl=baseurl,
+                        explain=_explainer(explain), out=Path(out) if out else None)
+    _report_build(report, quiet)

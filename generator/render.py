@@ -1,0 +1,428 @@
+"""Rendering: the Jinja environment, Markdown -> HTML, and Markdown -> kramdown-safe Markdown.
+
+Everything here returns strings; nothing writes files (site.py is the one place that does).
+
+The author's dialect (what content/posts/*.md may use), chosen because Python-Markdown's
+arithmatex understands it directly:
+  inline math   $...$  or  \\(...\\)
+  display math  $$ on a line of its own, the TeX, and $$ on a line of its own (or \\[ ... \\])
+  a literal dollar sign in prose is written \\$
+The Jekyll writer (``to_kramdown``) rewrites this into what kramdown and Liquid need.
+"""
+from __future__ import annotations
+
+import math
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import jinja2
+
+from .errors import ContentError
+
+# --------------------------------------------------------------------------------------------
+# Jinja
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number with a fixed count of decimals: ``{{ x | fmt(3) }}``.
+
+    None, NaN or a non-number is an error rather than a silent "None" in the article.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ContentError(f"fmt: expected a number, got {value!r}",
+                           hint="check the metric name; some metrics are None when undefined")
+    if not math.isfinite(value):
+        raise ContentError(f"fmt: the value is not finite ({value!r})")
+    text = f"{value:.{int(digits)}f}"
+    # "-0.000" reads as a sign error; a value that rounds to zero is zero.
+    if text.lstrip("-").strip("0.") == "":
+        text = text.lstrip("-")
+    return text
+
+
+def fmt_sci(value: Any, digits: int = 1) -> str:
+    """Scientific notation in the form a reader can paste into Python: 0.00081 -> '8.1e-04'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ContentError(f"fmt_sci: expected a finite number, got {value!r}")
+    return f"{value:.{int(digits)}e}"
+
+
+def sci_tex(value: Any, digits: int = 1) -> str:
+    """Scientific notation as TeX, for use inside math: 0.00081 -> '8.1 \\times 10^{-4}'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ContentError(f"sci_tex: expected a finite number, got {value!r}")
+    mantissa, exponent = f"{value:.{int(digits)}e}".split("e")
+    exp = int(exponent)
+    return mantissa if exp == 0 else f"{mantissa} \\times 10^{{{exp}}}"
+
+
+def pct(value: Any, digits: int = 0) -> str:
+    """A fraction as a percentage: 0.941 -> '94%'."""
+    return fmt(value * 100 if isinstance(value, (int, float)) and not isinstance(value, bool)
+               else value, digits) + "%"
+
+
+def num(value: Any) -> str:
+    """A setting as its author would write it: 8.0 -> '8', 0.01 -> '0.01', 500 -> '500'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ContentError(f"num: expected a finite number, got {value!r}")
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def argmax(values: Any, exclude: int | None = None) -> int:
+    """Index of the largest value, skipping index ``exclude``: which other token moved most."""
+    best = None
+    for i, v in enumerate(values):
+        if i != exclude and (best is None or v > values[best]):
+            best = i
+    if best is None:
+        raise ContentError("argmax: no values to compare")
+    return best
+
+
+def argmin(values: Any, exclude: int | None = None) -> int:
+    return argmax([-v for v in values], exclude)
+
+
+def make_env(template_dirs: Iterable[Path]) -> jinja2.Environment:
+    """The environment for page templates (HTML, XML, Jekyll files).
+
+    Autoescaping is on for .html and .xml, so a title with < or & is inert everywhere;
+    StrictUndefined turns a misspelt variable into an error instead of an empty string.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in template_dirs]),
+        autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    _add_filters(env)
+    return env
+
+
+def make_body_env() -> jinja2.Environment:
+    """The environment for post bodies: Markdown, so no autoescaping (HTML is escaped by
+    Markdown's own rules), and block tags that swallow their own line."""
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    _add_filters(env)
+    return env
+
+
+def _add_filters(env: jinja2.Environment) -> None:
+    env.filters["fmt"] = fmt
+    env.filters["fmt_sci"] = fmt_sci
+    env.filters["pct"] = pct
+    env.filters["num"] = num
+    env.filters["sci_tex"] = sci_tex
+    env.globals["argmax"] = argmax
+    env.globals["argmin"] = argmin
+    env.globals["enumerate"] = enumerate
+    env.globals["zip"] = zip
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The line of the template being rendered when ``exc`` was raised (Jinja rewrites
+    tracebacks so template frames carry the template's name and line)."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == "<template>":
+            line = frame.lineno
+    return line
+
+
+def render_body(env: jinja2.Environment, source: str, context: dict[str, Any], *,
+                path: Path, first_line: int = 1) -> str:
+    """Render a post body (Jinja over Markdown). Errors name the post file and its line."""
+    def where(line: int | None) -> int | None:
+        return None if line is None else first_line + line - 1
+
+    try:
+        template = env.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ContentError(f"template syntax error: {exc.message}", path=path,
+                           line=where(exc.lineno), hint="fix the {{ }} or {% %} tag") from None
+    try:
+        return template.render(context)
+    except ContentError as exc:
+        raise ContentError(exc.message, path=path, line=where(_template_line(exc)),
+                           hint=exc.hint) from None
+    except jinja2.UndefinedError as exc:
+        raise ContentError(f"undefined value: {exc.message}", path=path,
+                           line=where(_template_line(exc)),
+                           hint="check the name against the results' metrics and config") from None
+    except jinja2.TemplateError as exc:
+        raise ContentError(f"template error: {exc}", path=path,
+                           line=where(_template_line(exc))) from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as exc:
+        raise ContentError(f"error in a template expression: {type(exc).__name__}: {exc}",
+                           path=path, line=where(_template_line(exc))) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown -> HTML
+
+@dataclass(frozen=True)
+class HtmlDoc:
+    html: str
+    toc: list[dict]     # [{'level', 'id', 'name', 'html', 'children': [...]}], from Python-Markdown
+
+
+def _markdown():
+    import markdown
+
+    return markdown.Markdown(
+        extensions=["pymdownx.arithmatex", "pymdownx.superfences", "pymdownx.highlight",
+                    "toc", "tables", "attr_list", "md_in_html"],
+        extension_configs={
+            # generic: emit \(..\) and \[..\] in class="arithmatex" for MathJax to find.
+            "pymdownx.arithmatex": {"generic": True},
+            "pymdownx.highlight": {"use_pygments": True, "css_class": "highlight",
+                                   "guess_lang": False},
+            "toc": {"permalink": False, "toc_depth": "2-3"},
+        },
+        output_format="html",
+    )
+
+
+def markdown_to_html(source: str) -> HtmlDoc:
+    md = _markdown()
+    html = md.convert(source)
+    return HtmlDoc(html=html, toc=list(getattr(md, "toc_tokens", [])))
+
+
+def inline_markdown_to_html(source: str) -> str:
+    """One line of Markdown (a caption) as inline HTML, math included, without the <p>."""
+    html = _markdown().convert(source).strip()
+    if html.startswith("<p>") and html.endswith("</p>"):
+        html = html[3:-4]
+    return html
+
+
+def pygments_css(light: str = "default", dark: str = "github-dark") -> str:
+    """Highlighting rules for both colour schemes, each inside its own media query so no rule of
+    one scheme leaks into the other."""
+    from pygments.formatters import HtmlFormatter
+
+    def rules(style: str) -> str:
+        css = HtmlFormatter(style=style).get_style_defs(".highlight")
+        return "\n".join("  " + line for line in css.splitlines() if line.strip())
+
+    return (f"/* Pygments '{light}' */\n@media (prefers-color-scheme: light) {{\n{rules(light)}\n}}\n"
+            f"/* Pygments '{dark}' */\n@media (prefers-color-scheme: dark) {{\n{rules(dark)}\n}}\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown -> kramdown-safe Markdown (the Jekyll post)
+
+_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
+_LIQUID = re.compile(r"\{[{%]")
+
+
+def _display_open(line: str) -> str | None:
+    s = line.strip()
+    if s.startswith("$$"):
+        return "$$"
+    if s.startswith("\\["):
+        return "\\]"
+    return None
+
+
+def iter_blocks(source: str):
+    """Split Markdown into ('fence', text), ('math', tex) and ('text', text) blocks.
+
+    Fenced code and display math are recognised line by line; everything else is text."""
+    lines = source.split("\n")
+    i = 0
+    text: list[str] = []
+
+    def flush():
+        if text:
+            yield_ = "\n".join(text)
+            text.clear()
+            return yield_
+        return None
+
+    out: list[tuple[str, str]] = []
+    while i < len(lines):
+        line = lines[i]
+        m = _FENCE.match(line)
+        close = _display_open(line)
+        if m:
+            t = flush()
+            if t is not None:
+                out.append(("text", t))
+            marker = m.group(2)
+            j = i + 1
+            while j < len(lines):
+                c = lines[j].strip()
+                if c.startswith(marker[0] * len(marker)) and set(c) <= {marker[0]}:
+                    break
+                j += 1
+            out.append(("fence", "\n".join(lines[i:j + 1])))
+            i = j + 1
+            continue
+        if close:
+            t = flush()
+            if t is not None:
+                out.append(("text", t))
+            opener = "$$" if close == "$$" else "\\["
+            rest = line.strip()[len(opener):]
+            body: list[str] = []
+            j = i
+            # The display may open and close on one line: $$ x $$
+            if rest.rstrip().endswith(close) and rest.strip() != "":
+                body.append(rest.rstrip()[: -len(close)])
+            else:
+                if rest.strip():
+                    body.append(rest)
+                j = i + 1
+                while j < len(lines) and not lines[j].rstrip().endswith(close):
+                    body.append(lines[j])
+                    j += 1
+                if j >= len(lines):
+                    raise ContentError(f"display math opened with {opener} is never closed",
+                                       hint=f"end it with {close} on a line of its own")
+                last = lines[j].rstrip()[: -len(close)]
+                if last.strip():
+                    body.append(last)
+            out.append(("math", "\n".join(body).strip("\n")))
+            i = j + 1
+            continue
+        text.append(line)
+        i += 1
+    t = flush()
+    if t is not None:
+        out.append(("text", t))
+    return out
+
+
+def _inline_math_spans(text: str):
+    """Yield (start, end, tex) for every inline math span in a text block, skipping code spans
+    and escaped dollars. Recognises $...$ (arithmatex's rule: no space just inside the
+    dollars) and \\(...\\)."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            if text[i + 1] == "(":
+                end = text.find("\\)", i + 2)
+                if end != -1:
+                    yield i, end + 2, text[i + 2:end]
+                    i = end + 2
+                    continue
+            i += 2                          # an escaped character, \$ included
+            continue
+        if c == "`":
+            run = len(text[i:]) - len(text[i:].lstrip("`"))
+            end = text.find("`" * run, i + run)
+            i = (end + run) if end != -1 else i + run
+            continue
+        if c == "$":
+            if text.startswith("$$", i):
+                raise ContentError("inline $$...$$ in running text",
+                                   hint="write inline math as $...$ and display math as $$ on "
+                                        "lines of their own")
+            j = i + 1
+            while j < n:
+                if text[j] == "\\":
+                    j += 2
+                    continue
+                if text[j] == "$":
+                    break
+                j += 1
+            tex = text[i + 1:j]
+            if j < n and tex and not tex[0].isspace() and not tex[-1].isspace():
+                yield i, j + 1, tex
+                i = j + 1
+                continue
+        i += 1
+
+
+def kramdown_inline_tex(tex: str) -> str:
+    """Inline TeX kramdown will not misread: | would start a table cell, so it becomes \\vert
+    (and \\| becomes \\Vert). A trailing space ends the control word before a following letter."""
+    tex = tex.replace("\\|", "\\Vert ")
+    return re.sub(r"(?<!\\)\|", r"\\vert ", tex)
+
+
+def guard_liquid(text: str) -> str:
+    """Hide every {{ and {% from Liquid, which runs before kramdown. One raw tag per occurrence
+    keeps the guard correct even when the text itself mentions endraw."""
+    return _LIQUID.sub(lambda m: "{% raw %}" + m.group(0) + "{% endraw %}", text)
+
+
+_OL_START = re.compile(r"^(\s*)(\d+)\.(?=\s)")
+_DL_START = re.compile(r"^(\s*):(?=\s)")
+_LIST_ITEM = re.compile(r"^(\s*)(?:\d+\.|[-*+])(\s+)")
+
+
+def _guard_block_starts(text: str) -> str:
+    """Escape '5. ' and ': ' at the start of a line that continues a paragraph.
+
+    kramdown's GFM parser lets an ordered list interrupt a paragraph and reads ': ' as a
+    definition, so a number filled in by Jinja at the start of a wrapped line ('... on key\n5.
+    Measured ...') would split the paragraph; Python-Markdown keeps it in the paragraph. A line
+    at least as indented as the line before it continues it (a new list item is less indented
+    than the text of the item above)."""
+    lines = text.split("\n")
+    for i in range(1, len(lines)):
+        prev, line = lines[i - 1], lines[i]
+        if not prev.strip():
+            continue
+        m = _OL_START.match(line) or _DL_START.match(line)
+        if not m:
+            continue
+        indent = len(m.group(1))
+        pm = _LIST_ITEM.match(prev)
+        prev_indent = (len(pm.group(0)) if pm else len(prev) - len(prev.lstrip()))
+        if indent >= prev_indent:
+            cut = m.end()
+            lines[i] = line[: cut - 1] + "\\" + line[cut - 1:]
+    return "\n".join(lines)
+
+
+def to_kramdown(source: str) -> str:
+    """Rewrite author Markdown into kramdown-safe Markdown for a Jekyll post (see DESIGN.md)."""
+    parts: list[str] = []
+    for kind, text in iter_blocks(source):
+        if kind == "fence":
+            # Code is left as written; if it holds Liquid-looking text, raw tags go on their own
+            # lines outside the fence so the code itself is untouched.
+            if _LIQUID.search(text) and "endraw" not in text:
+                parts.append("{% raw %}\n" + text + "\n{% endraw %}")
+            else:
+                parts.append(guard_liquid(text) if _LIQUID.search(text) else text)
+        elif kind == "math":
+            # Display math: $$ on their own lines with blank lines around, which kramdown reads
+            # as a block (a $$ inside a paragraph would be inline math).
+            parts.append("\n$$\n" + guard_liquid(text) + "\n$$\n")
+        else:
+            out, last = [], 0
+            for start, end, tex in _inline_math_spans(text):
+                out.append(guard_liquid(text[last:start]))
+                out.append("$$" + guard_liquid(kramdown_inline_tex(tex)) + "$$")
+                last = end
+            out.append(guard_liquid(text[last:]))
+            parts.append(_guard_block_starts("".join(out)))
+    result = "\n".join(parts)
+    # Collapse the runs of blank lines the display blocks introduce.
+    return re.sub(r"\n{3,}", "\n\n", result).strip("\n") + "\n"
+
+
+_MD_ESCAPE = re.compile(r"([\\`*_{}\[\]#<>|$])")
+
+
+def escape_markdown(text: str) -> str:
+    """Plain text (a title) as Markdown that renders to exactly that text."""
+    return _MD_ESCAPE.sub(r"\\\1", text).replace("&", "&amp;")

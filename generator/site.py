@@ -1,0 +1,603 @@
+"""Build the site: the one module that writes into site/.
+
+``build`` reads as the pipeline itself: settings and posts -> results (run or reuse) -> figures
+-> every page rendered to bytes in memory -> one atomic write of site/html and site/jekyll.
+Rendering returns strings; ``write_tree`` is the only function that touches the output folder.
+
+Output layout (URLs are root-relative and carry the baseurl, so the site works under /repo/):
+  site/html/index.html                 list of posts
+  site/html/<slug>/index.html          one page per post, at <baseurl>/<slug>/
+  site/html/assets/style.css           the one stylesheet (Pygments light + dark appended)
+  site/html/assets/images/<name>.png   figures of the experiment 'main' (and <name>@2x.png);
+  site/html/assets/images/<exp>/...    figures of any other experiment
+  site/html/404.html, feed.xml, sitemap.xml, .nojekyll
+  site/jekyll/_posts/<date>-<slug>.md  the Jekyll post, plus _config.yml, _layouts/, _includes/,
+  site/jekyll/index.html, assets/images/<name>.png, assets/css/style.css
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field, fields, replace
+from html import escape as html_escape
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from .config import SiteConfig, unknown_key_error
+from .content import Post, read_post
+from .errors import BuildError, ConfigError, ContentError
+from .project import Project
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MAIN_EXPERIMENT = "main"
+# Front matter keys that steer the build and are not passed on to Jekyll.
+BUILD_KEYS = ("experiments", "data", "description", "slug")
+PYGMENTS_LIGHT = "default"
+PYGMENTS_DARK = "github-dark"
+
+Explain = Callable[[str], None]
+
+# --------------------------------------------------------------------------------------------
+# Extra data for posts: front matter `data: [name, ...]` asks for these; each loader receives
+# the project and the experiments' results and returns plain data the body sees as data.<name>.
+
+DataLoader = Callable[[Project, Mapping[str, Any]], Any]
+DATA_LOADERS: dict[str, DataLoader] = {}
+
+
+def register_data(name: str) -> Callable[[DataLoader], DataLoader]:
+    """Decorator: make ``data: [name]`` in a post's front matter call this loader."""
+    def deco(fn: DataLoader) -> DataLoader:
+        DATA_LOADERS[name] = fn
+        return fn
+    return deco
+
+
+def _load_optional_loaders() -> None:
+    # Modules that register loaders are imported here, lazily, so a missing one never breaks a
+    # build that does not ask for it.
+    import importlib
+
+    for module in ("generator.audit",):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+
+_BASEURL = re.compile(r"^(/[A-Za-z0-9._~!$'()*+,;=:@%-]+)*$")
+_URL = re.compile(r"^https?://[^\s/\"'<>]+$")
+
+
+def normalize_baseurl(value: str) -> str:
+    """'' or '/a/b': leading slash, no trailing slash (so '{baseurl}/x' is always right)."""
+    v = (value or "").strip()
+    if v in ("", "/"):
+        return ""
+    v = "/" + v.strip("/")
+    if not _BASEURL.match(v):
+        raise ConfigError(f"baseurl {value!r} is not a URL path", field="baseurl",
+                          hint="use a path such as /repo (letters, digits, - . _ ~)")
+    return v
+
+
+def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig:
+    path = project.site_yml
+    if not path.is_file():
+        raise ConfigError("missing site settings", path=path,
+                          hint="create it with title, description, author and url")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"YAML syntax error: {getattr(exc, 'problem', exc)}", path=path,
+                          line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping of settings", path=path)
+    names = [f.name for f in fields(SiteConfig)]
+    for key in sorted(map(str, data)):
+        if key not in names:
+            raise unknown_key_error(key, names, source=path)
+    for key in ("title", "description", "author", "url"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise ConfigError("is required and must be a non-empty string", path=path, field=key)
+    for key in ("baseurl", "mathjax_url", "lang"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"must be a string, got {data[key]!r}", path=path, field=key)
+    url = data["url"].strip().rstrip("/")
+    if not _URL.match(url):
+        raise ConfigError(f"url {data['url']!r} must be an origin like https://user.github.io",
+                          path=path, field="url", hint="no path: put the path in baseurl")
+    try:
+        base = normalize_baseurl(baseurl if baseurl is not None else data.get("baseurl", ""))
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=None if baseurl is not None else path,
+                          field="--baseurl" if baseurl is not None else "baseurl",
+                          hint=exc.hint) from None
+    mathjax = data.get("mathjax_url", SiteConfig.mathjax_url)
+    if not re.match(r"^(https://|/)[^\s\"'<>]+$", mathjax):
+        raise ConfigError(f"mathjax_url {mathjax!r} must be an https:// URL or a root path",
+                          path=path, field="mathjax_url")
+    extra = data.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise ConfigError("must be a mapping", path=path, field="extra")
+    return SiteConfig(title=data["title"].strip(), description=data["description"].strip(),
+                      author=data["author"].strip(), url=url, baseurl=base, mathjax_url=mathjax,
+                      lang=data.get("lang", "en"), extra=extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Posts
+
+_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%z",
+                 "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def parse_date(value: Any, *, path: Path) -> dt.datetime:
+    """A post date as an aware datetime; a date without a zone is taken as UTC (never the
+    machine's zone, so every machine builds the same feed)."""
+    if isinstance(value, dt.datetime):
+        d = value
+    elif isinstance(value, dt.date):
+        d = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        for f in _DATE_FORMATS:
+            try:
+                d = dt.datetime.strptime(value.strip(), f)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ContentError(f"date {value!r} is not a date", path=path, field="date",
+                               hint="write it as 2026-01-11 10:00:00 +0530")
+    else:
+        raise ContentError("date is missing or not a date", path=path, field="date",
+                           hint="write it as 2026-01-11 10:00:00 +0530")
+    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class PostInfo:
+    """What templates need about a post besides its body."""
+
+    post: Post
+    slug: str
+    title: str
+    description: str
+    date: dt.datetime
+    date_text: str          # the date as the author wrote it, for the Jekyll front matter
+    url: str                # root-relative, with the baseurl: /repo/<slug>/
+    jekyll_name: str        # 2026-01-11-<slug>.md
+
+    @property
+    def iso(self) -> str:
+        return self.date.isoformat()
+
+    @property
+    def human_date(self) -> str:
+        return f"{self.date.day} {self.date:%B %Y}"
+
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def post_info(post: Post, site: SiteConfig) -> PostInfo:
+    meta = post.meta
+    title = meta.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ContentError("title is required", path=post.path, field="title")
+    desc = meta.get("description", "")
+    if not isinstance(desc, str):
+        raise ContentError("description must be a string", path=post.path, field="description")
+    if not _SLUG.match(post.slug):
+        raise ContentError(f"file name {post.path.name!r} does not make a URL slug",
+                           path=post.path, hint="name it with lower-case letters, digits and -")
+    raw_date = meta.get("date")
+    date = parse_date(raw_date, path=post.path)
+    for key in ("data",):
+        if key in meta and not (isinstance(meta[key], list)
+                                and all(isinstance(x, str) for x in meta[key])):
+            raise ContentError("must be a list of names", path=post.path, field=key)
+    date_text = raw_date if isinstance(raw_date, str) else date.strftime("%Y-%m-%d %H:%M:%S %z")
+    return PostInfo(post=post, slug=post.slug, title=title.strip(), description=desc.strip(),
+                    date=date, date_text=date_text, url=f"{site.baseurl}/{post.slug}/",
+                    jekyll_name=f"{date:%Y-%m-%d}-{post.slug}.md")
+
+
+# --------------------------------------------------------------------------------------------
+# Render context of a post body
+
+@dataclass(frozen=True)
+class ExperimentView:
+    """One experiment as the article sees it: main.config.d_model, main.metrics.steps, ..."""
+
+    name: str
+    config: Any
+    metrics: Mapping[str, Any]
+    provenance: Mapping[str, Any]
+
+
+def image_dir(experiment: str) -> str:
+    """Figures of 'main' sit at assets/images/<file> (the reference's paths); others below a
+    folder named after their experiment."""
+    return "assets/images" if experiment == MAIN_EXPERIMENT else f"assets/images/{experiment}"
+
+
+class FigureHelper:
+    """``{{ figure('before_lora', 'caption') }}`` in a post: an <figure> in HTML, an image
+    line in the Jekyll post. Records what the post used so the build can check it."""
+
+    def __init__(self, target: str, site: SiteConfig, figures: Mapping[str, Mapping[str, bytes]],
+                 experiments: Mapping[str, Any], path: Path) -> None:
+        self.target, self.site, self.figures = target, site, figures
+        self.experiments, self.path = experiments, path
+        self.count = 0
+        self.used: list[tuple[str, str]] = []
+
+    def __call__(self, name: str, caption: str | None = None, experiment: str = MAIN_EXPERIMENT,
+                 alt: str | None = None, caller: Callable[[], str] | None = None) -> str:
+        """The caption is an argument or, to write TeX without escaping backslashes in a Jinja
+        string, the body of a call block: {% call figure('x') %}$QK^\\top${% endcall %}."""
+        from .figures import ALT_TEXT, image_filename, image_size
+
+        if caption is None:
+            if caller is None:
+                raise ContentError(f"figure {name!r} has no caption",
+                                   hint="pass a caption or use {% call figure(...) %}")
+            caption = " ".join(str(caller()).split())
+
+        if experiment not in self.experiments:
+            raise ContentError(f"figure {name!r}: the post declares no experiment {experiment!r}",
+                               hint="add it under experiments: in the front matter")
+        if name not in ALT_TEXT or image_filename(name, 1) not in self.figures.get(experiment, {}):
+            raise ContentError(f"figure {name!r} does not exist",
+                               hint=f"use one of {', '.join(ALT_TEXT)}")
+        self.count += 1
+        self.used.append((experiment, name))
+        alt = alt or ALT_TEXT[name]
+        src = f"{self.site.baseurl}/{image_dir(experiment)}/{image_filename(name, 1)}"
+        if self.target == "jekyll":
+            md_alt = alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+            return (f"\n*Figure {self.count}: {caption}*\n\n![{md_alt}]({src})\n")
+        from .render import inline_markdown_to_html
+
+        src2 = f"{self.site.baseurl}/{image_dir(experiment)}/{image_filename(name, 2)}"
+        w, h = image_size(1)
+        cap = inline_markdown_to_html(caption)
+        a = html_escape(alt, quote=True)
+        # One raw HTML block with no blank line inside, so Markdown passes it through whole.
+        return (f'\n<figure id="fig-{html_escape(name)}">\n'
+                f'<img src="{html_escape(src)}" srcset="{html_escape(src)} 1x, '
+                f'{html_escape(src2)} 2x" width="{w}" height="{h}" alt="{a}" loading="lazy" '
+                f'decoding="async">\n'
+                f'<figcaption><span class="fig-label">Figure {self.count}.</span> {cap}'
+                f'</figcaption>\n</figure>\n')
+
+
+def body_context(info: PostInfo, site: SiteConfig, results: Mapping[str, Any],
+                 figures: Mapping[str, Mapping[str, bytes]], data: Mapping[str, Any],
+                 target: str) -> tuple[dict[str, Any], FigureHelper]:
+    from .listings import listing
+
+    views = {}
+    for name in info.post.experiments:
+        saved = results[name]
+        views[name] = ExperimentView(name=name, config=saved.config, metrics=saved.metrics,
+                                     provenance=saved.provenance)
+    figure = FigureHelper(target, site, figures, views, info.post.path)
+    ctx: dict[str, Any] = {
+        "experiments": views,
+        "page": {"title": info.title, "description": info.description, "slug": info.slug,
+                 "meta": info.post.meta},
+        "site": site,
+        "data": data,
+        "listing": listing,
+        "figure": figure,
+        "target": target,
+    }
+    for name, view in views.items():
+        if name in ctx:
+            raise ConfigError(f"experiment name '{name}' clashes with a template name",
+                              path=info.post.path, field=f"experiments.{name}",
+                              hint="rename the experiment")
+        ctx[name] = view
+    return ctx, figure
+
+
+def load_post_data(info: PostInfo, project: Project, results: Mapping[str, Any]) -> dict:
+    names = info.post.meta.get("data") or []
+    if names:
+        _load_optional_loaders()
+    out = {}
+    for name in names:
+        if name not in DATA_LOADERS:
+            raise ContentError(f"no data loader named '{name}'", path=info.post.path,
+                               field="data", hint=f"known: {', '.join(sorted(DATA_LOADERS)) or 'none'}")
+        out[name] = DATA_LOADERS[name](project, results)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering the pages (strings only)
+
+@dataclass
+class RenderedPost:
+    info: PostInfo
+    html_body: str
+    toc: list
+    jekyll_body: str
+    figures_used: list = field(default_factory=list)
+
+
+def render_post(info: PostInfo, site: SiteConfig, results, figures, data) -> RenderedPost:
+    from .render import make_body_env, markdown_to_html, to_kramdown, render_body
+
+    env = make_body_env()
+    post = info.post
+    out = {}
+    used = []
+    for target in ("html", "jekyll"):
+        ctx, fig = body_context(info, site, results, figures, data, target)
+        out[target] = render_body(env, post.body, ctx, path=post.path, first_line=post.body_line)
+        used = fig.used
+    doc = markdown_to_html(out["html"])
+    try:
+        jekyll = to_kramdown(out["jekyll"])
+    except ContentError as exc:
+        raise ContentError(exc.message, path=post.path, hint=exc.hint) from None
+    return RenderedPost(info=info, html_body=doc.html, toc=doc.toc, jekyll_body=jekyll,
+                        figures_used=used)
+
+
+def jekyll_front_matter(info: PostInfo) -> str:
+    """The Jekyll front matter: layout first, then the author's keys in their order, minus the
+    keys that only steer this build. safe_dump quotes whatever needs quoting."""
+    meta = {"layout": info.post.meta.get("layout", "post")}
+    for key, value in info.post.meta.items():
+        if key in BUILD_KEYS or key == "layout":
+            continue
+        meta[key] = info.date_text if key == "date" else value
+    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                          width=10_000)
+
+
+def _json_ld(info: PostInfo, site: SiteConfig) -> dict:
+    return {
+        "@context": "https://schema.org",
+        "@type": "BlogPosting",
+        "headline": info.title,
+        "description": info.description,
+        "datePublished": info.iso,
+        "author": {"@type": "Person", "name": site.author},
+        "url": site.url + info.url,
+        "mainEntityOfPage": site.url + info.url,
+    }
+
+
+def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
+                 rendered: dict[str, RenderedPost],
+                 figures: Mapping[str, Mapping[str, bytes]]) -> dict[str, bytes]:
+    """Every output file, as bytes, keyed by its path below site/."""
+    from .figures import FIGURE_NAMES, image_filename
+    from .render import escape_markdown, make_env, pygments_css
+
+    env = make_env(template_dirs(project))
+    env.filters["to_yaml"] = lambda v: yaml.safe_dump(v, sort_keys=False, allow_unicode=True,
+                                                      default_flow_style=False, width=10_000)
+    files: dict[str, bytes] = {}
+
+    def put(path: str, text: str | bytes) -> None:
+        if path in files:
+            raise BuildError(f"two outputs want the same file {path}")
+        files[path] = text if isinstance(text, bytes) else text.encode("utf-8")
+
+    posts = sorted(infos, key=lambda p: (p.date, p.slug), reverse=True)
+    base = site.baseurl
+    common = {"site": site, "base": base, "posts": posts,
+              "updated": max((p.date for p in posts), default=None)}
+
+    # ---- HTML site
+    css = env.get_template("assets/style.css").render(**common)
+    css += "\n" + pygments_css(PYGMENTS_LIGHT, PYGMENTS_DARK)
+    put("html/assets/style.css", css)
+    put("html/.nojekyll", b"")
+    put("html/index.html", env.get_template("html/index.html").render(
+        **common, canonical=f"{site.url}{base}/", page_title=site.title))
+    put("html/404.html", env.get_template("html/404.html").render(
+        **common, canonical=None, page_title=f"Page not found · {site.title}"))
+    for info in posts:
+        r = rendered[info.slug]
+        first_img = None
+        if r.figures_used:
+            exp, name = r.figures_used[0]
+            first_img = f"{site.url}{base}/{image_dir(exp)}/{image_filename(name, 1)}"
+        put(f"html/{info.slug}/index.html", env.get_template("html/post.html").render(
+            **common, post=info, body=r.html_body, toc=r.toc,
+            canonical=f"{site.url}{info.url}", page_title=f"{info.title} · {site.title}",
+            og_image=first_img, json_ld=_json_ld(info, site)))
+    put("html/feed.xml", env.get_template("feed.xml").render(**common))
+    put("html/sitemap.xml", env.get_template("sitemap.xml").render(**common))
+
+    # ---- Jekyll tree
+    put("jekyll/_config.yml", env.get_template("jekyll/_config.yml").render(
+        **common, settings={
+            "title": site.title, "description": site.description, "author": site.author,
+            "url": site.url, "baseurl": base, "lang": site.lang,
+            "markdown": "kramdown", "highlighter": "rouge",
+            "kramdown": {"input": "GFM", "math_engine": "mathjax",
+                         "syntax_highlighter": "rouge", "hard_wrap": False},
+            "exclude": ["Gemfile", "Gemfile.lock", "vendor"],
+        }))
+    put("jekyll/_includes/mathjax.html",
+        env.get_template("jekyll/_includes/mathjax.html").render(**common))
+    put("jekyll/assets/css/style.css", css)
+    static = _static_dir(project)
+    for path in sorted(static.rglob("*")):
+        if path.is_file():
+            put("jekyll/" + path.relative_to(static).as_posix(), path.read_bytes())
+    for info in posts:
+        r = rendered[info.slug]
+        put(f"jekyll/_posts/{info.jekyll_name}", env.get_template("jekyll/post.md").render(
+            **common, front_matter=jekyll_front_matter(info),
+            heading="# " + escape_markdown(info.title), body=r.jekyll_body))
+
+    # ---- Figures, in both trees (Jekyll gets the 1x images its Markdown links to)
+    for exp in sorted(figures):
+        for filename in sorted(figures[exp]):
+            put(f"html/{image_dir(exp)}/{filename}", figures[exp][filename])
+        for name in FIGURE_NAMES:
+            one = image_filename(name, 1)
+            if one in figures[exp]:
+                put(f"jekyll/{image_dir(exp)}/{one}", figures[exp][one])
+    return files
+
+
+def template_dirs(project: Project) -> list[Path]:
+    """The project's own templates/ first (to override a file), then the built-in ones."""
+    dirs = [p for p in (project.templates, DEFAULT_TEMPLATES) if p.is_dir()]
+    seen, out = set(), []
+    for d in dirs:
+        if d.resolve() not in seen:
+            seen.add(d.resolve())
+            out.append(d)
+    if not out:
+        raise BuildError("no templates folder", path=project.templates,
+                         hint="restore templates/ from the repository")
+    return out
+
+
+def _static_dir(project: Project) -> Path:
+    for d in template_dirs(project):
+        if (d / "jekyll" / "static").is_dir():
+            return d / "jekyll" / "static"
+    raise BuildError("no Jekyll static files", path=project.templates / "jekyll" / "static")
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: the one place that touches site/
+
+@contextlib.contextmanager
+def build_lock(project: Project):
+    """One build at a time per project; the lock dies with the process, so it never goes stale."""
+    import fcntl
+
+    project.cache.mkdir(parents=True, exist_ok=True)
+    path = project.cache / "build.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildError("another build is running", path=path,
+                             hint="wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) as the folder ``out``, atomically: everything goes
+    into a temporary folder beside ``out``, which replaces ``out`` only once complete. On any
+    failure the temporary folder is removed and the previous ``out`` is left as it was."""
+    out = Path(out)
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=parent))
+    except OSError as exc:
+        raise BuildError(f"cannot create a folder beside the output: {exc.strerror}",
+                         path=parent, hint="check that the folder is writable") from None
+    old = None
+    try:
+        for rel in sorted(files):
+            target = (tmp / rel).resolve()
+            if tmp.resolve() not in target.parents:
+                raise BuildError(f"refusing to write outside the output folder: {rel}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[rel])
+            os.chmod(target, 0o644)
+        for d in sorted(p for p in tmp.rglob("*") if p.is_dir()):
+            os.chmod(d, 0o755)
+        os.chmod(tmp, 0o755)
+        if out.exists() or out.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+            os.rename(out, old / "site")
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if old is not None:
+                os.rename(old / "site", out)
+            raise
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BuildError(f"cannot write the site: {exc.strerror or exc}", path=out,
+                         hint="check free space and permissions") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The build
+
+@dataclass(frozen=True)
+class BuildReport:
+    out: Path
+    files: tuple[str, ...]
+    posts: tuple[str, ...]
+
+
+def render_site(project: Project, *, results: Mapping[str, Any],
+                figures: Mapping[str, Mapping[str, bytes]], baseurl: str | None = None,
+                site: SiteConfig | None = None) -> dict[str, bytes]:
+    """Stage 3: posts + results + figures -> {path below site/: bytes}. Writes nothing."""
+    site = site or load_site_config(project, baseurl)
+    posts = [read_post(p) for p in project.post_files()]
+    if not posts:
+        raise ContentError("no posts", path=project.posts,
+                           hint="add a Markdown file with front matter to content/posts/")
+    infos = [post_info(p, site) for p in posts]
+    rendered = {}
+    for info in infos:
+        data = load_post_data(info, project, results)
+        rendered[info.slug] = render_post(info, site, results, figures, data)
+    return render_pages(project, site, infos, rendered, figures)
+
+
+def build(project: Project, *, frozen: bool = False, force: bool = False,
+          baseurl: str | None = None, explain: Explain | None = None,
+          progress_factory: Callable | None = None, out: Path | None = None) -> BuildReport:
+    """Run every stage and write site/ (or ``out``) in one atomic step.
+
+    frozen: never train, use content/_freeze only (``lora-site render``).
+    force: re-run every experiment and redraw every figure.
+    baseurl: override site.yml's baseurl (e.g. '/repo' for a project page).
+    explain: called with one line per stage saying whether it ran or was reused.
+    """
+    from . import pipeline
+
+    out = Path(out) if out is not None else project.site
+    site = load_site_config(project, baseurl)        # fail fast, before any training
+    for p in project.post_files():
+        post_info(read_post(p), site)
+    with build_lock(project):
+        results = pipeline.results_stage(project, frozen=frozen, force=force,
+                                         progress_factory=progress_factory, explain=explain)
+        figures = pipeline.figures_stage(project, results, force=force, explain=explain)
+        files = render_site(project, results=results, figures=figures, site=site)
+        if explain:
+            explain(f"render: ran ({len(files)} files)")
+        write_tree(out, files)
+        if explain:
+            explain(f"write: {out}")
+    posts = tuple(sorted(p.stem for p in project.post_files()))
+    return BuildReport(out=out, files=tuple(sorted(files)), posts=posts)
