@@ -1,0 +1,234 @@
+"""Content-addressed caching of the run and figures stages: what re-runs, what is reused, why."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import write_post
+from generator import cache, freeze, pipeline
+from generator.config import ExperimentConfig
+from generator.project import Project
+
+TINY = "  main: {d_model: 8, seq_len: 4, key: 2, max_steps: 15}\n"
+PACKAGE = Path(freeze.__file__).resolve().parent
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    write_post(tmp_path, experiments=TINY)
+    return Project(tmp_path)
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the generator sources that the input hashing reads instead of the real ones."""
+    copy = tmp_path / "pkg" / "generator"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(freeze, "package_dir", lambda: copy)
+    return copy
+
+
+@pytest.fixture
+def fake_draw(monkeypatch) -> list[str]:
+    """Drawing stands in for matplotlib where only the caching is under test: bytes that depend
+    on the arrays, like real figures. Returns the names of the experiments drawn."""
+    drawn: list[str] = []
+
+    def draw(saved):
+        drawn.append(saved.name)
+        return {"a.png": b"PNG " + saved.arrays_sha256.encode(), "a@2x.png": b"PNG2"}
+    monkeypatch.setattr(pipeline, "draw_figures", draw)
+    return drawn
+
+
+def stages(project: Project, **kw) -> tuple[list[str], dict, dict]:
+    lines: list[str] = []
+    results = pipeline.results_stage(project, explain=lines.append, **kw)
+    figs = pipeline.figures_stage(project, results, explain=lines.append,
+                                  force=kw.get("force", False))
+    return lines, results, figs
+
+
+def forbid(monkeypatch, name: str) -> None:
+    def boom(*a, **k):
+        raise AssertionError(f"{name} was called")
+    monkeypatch.setattr(pipeline, name, boom)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which sources a stage depends on
+
+def test_run_closure_is_what_experiment_imports():
+    got = freeze.module_closure("experiment")
+    assert got == ["generator/attention.py", "generator/config.py", "generator/errors.py",
+                   "generator/experiment.py", "generator/lora.py", "generator/metrics.py"]
+
+
+def test_figures_closure_excludes_training_code():
+    got = freeze.module_closure("figures")
+    assert "generator/figures.py" in got and "generator/config.py" in got
+    assert "generator/lora.py" not in got and "generator/experiment.py" not in got
+
+
+def test_closure_follows_every_import_form(tmp_path):
+    pkg = tmp_path / "generator"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .unused import x\n")
+    (pkg / "a.py").write_text("from . import b\nimport os\n")
+    (pkg / "b.py").write_text("from .c import thing\n")
+    (pkg / "c.py").write_text("def f():\n    import generator.d\n    from generator.e import y\n")
+    (pkg / "d.py").write_text("import numpy\n")
+    (pkg / "e.py").write_text("")
+    (pkg / "unused.py").write_text("")
+    assert freeze.module_closure("a", pkg) == [
+        "generator/a.py", "generator/b.py", "generator/c.py", "generator/d.py", "generator/e.py"]
+
+
+def test_editing_lora_changes_run_inputs_but_not_figure_inputs(package_copy):
+    cfg = ExperimentConfig()
+    run0, fig0 = freeze.run_inputs(cfg), freeze.figure_inputs(cfg, "ab" * 32)
+    with open(package_copy / "lora.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    assert freeze.changed_inputs(run0, freeze.run_inputs(cfg)) == ["generator/lora.py changed"]
+    assert freeze.changed_inputs(fig0, freeze.figure_inputs(cfg, "ab" * 32)) == []
+    with open(package_copy / "figures.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    assert freeze.changed_inputs(fig0, freeze.figure_inputs(cfg, "ab" * 32)) == [
+        "generator/figures.py changed"]
+
+
+def test_versions_are_read_without_importing():
+    import numpy
+
+    assert freeze.installed_version("numpy") == numpy.__version__
+    assert freeze.installed_version("no-such-distribution-xyz") is None
+    assert freeze.run_inputs(ExperimentConfig(threads=2))["threads"] == 2
+
+
+def test_missing_library_is_held_to_the_lock_pin(tmp_path, monkeypatch):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("# pins\nnumpy==2.4.6\ntorch==2.13.0\n")
+    real = freeze.installed_version
+    monkeypatch.setattr(freeze, "installed_version",
+                        lambda name: None if name == "torch" else real(name))
+    assert freeze.library_versions(("torch",), lock) == {"torch": "pinned:2.13.0"}
+    recorded = {"torch": "2.13.0+cpu"}
+    assert freeze.changed_inputs(recorded, {"torch": "pinned:2.13.0"}) == []
+    assert freeze.changed_inputs(recorded, {"torch": "pinned:2.12.0"}) == [
+        "torch 2.13.0+cpu -> pinned:2.12.0"]
+    assert freeze.library_versions(("torch",), tmp_path / "absent.lock") == {"torch": "absent"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The run stage
+
+def test_second_build_reuses_the_run_and_the_figures(project, monkeypatch):
+    lines, results, figs = stages(project)
+    assert lines[0].startswith("run main: ran (no frozen results; key ")
+    assert lines[1].startswith("figures main: drew (")
+    manifest = json.loads((project.freeze / "manifest.json").read_text())
+    entry = manifest["experiments"]["main"]
+    assert entry["inputs"]["config"]["max_steps"] == 15
+    assert entry["inputs"]["generator/lora.py"] == freeze.sha256_file(PACKAGE / "lora.py")
+    assert entry["files"]["arrays.npz"] == results["main"].arrays_sha256
+
+    forbid(monkeypatch, "run_one")
+    forbid(monkeypatch, "draw_figures")
+    lines2, results2, figs2 = stages(project)
+    assert lines2 == [f"run main: reused (inputs unchanged, key {entry['key'][:12]})",
+                      lines2[1]]
+    assert lines2[1].startswith("figures main: reused (inputs unchanged, key ")
+    assert results2["main"].metrics == results["main"].metrics
+    assert figs2 == figs
+
+
+def test_config_edit_reruns_and_says_which_field(project, fake_draw):
+    stages(project)
+    write_post(project.root, experiments=TINY.replace("max_steps: 15", "max_steps: 9"))
+    lines, results, _ = stages(project)
+    assert lines[0].startswith("run main: ran (config max_steps 15 -> 9; key ")
+    assert results["main"].metrics["steps"] == 9
+    # New arrays, so new figures: the figure key holds the arrays' hash.
+    assert lines[1].startswith("figures main: drew (arrays ")
+
+
+def test_lora_source_edit_reruns(project, fake_draw, package_copy, monkeypatch):
+    stages(project)
+    with open(package_copy / "lora.py", "a") as fh:
+        fh.write("\n# a change to the LoRA layer\n")
+    calls = []
+    real = pipeline.run_one
+    monkeypatch.setattr(pipeline, "run_one", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    lines, _, _ = stages(project)
+    assert calls == ["main"]
+    assert lines[0].startswith("run main: ran (generator/lora.py changed; key ")
+
+
+def test_plotting_edit_redraws_without_rerunning(project, package_copy, monkeypatch, fake_draw):
+    _, _, figs = stages(project)
+    assert fake_draw == ["main"]
+    with open(package_copy / "figures.py", "a") as fh:
+        fh.write("\n# a plotting change\n")
+    forbid(monkeypatch, "run_one")
+    lines, _, figs2 = stages(project)
+    assert lines[0].startswith("run main: reused")
+    assert lines[1].startswith("figures main: drew (generator/figures.py changed; key ")
+    assert fake_draw == ["main", "main"]
+    assert figs2 == figs
+
+
+def test_force_reruns_everything(project, fake_draw):
+    stages(project)
+    lines, _, _ = stages(project, force=True)
+    assert lines[0].startswith("run main: ran (--force; key ")
+    assert lines[1].startswith("figures main: drew (--force; key ")
+
+
+def test_edited_results_are_recomputed_without_frozen(project, fake_draw):
+    stages(project)
+    path = project.freeze / "main" / "results.json"
+    path.write_text(path.read_text().replace('"steps": 15', '"steps": 14'))
+    lines, results, _ = stages(project)
+    assert lines[0].startswith("run main: ran (results.json was edited or truncated")
+    assert results["main"].metrics["steps"] == 15
+
+
+def test_truncated_arrays_are_recomputed_without_frozen(project, fake_draw):
+    stages(project)
+    npz = project.freeze / "main" / "arrays.npz"
+    npz.write_bytes(npz.read_bytes()[:100])
+    lines, results, _ = stages(project)
+    assert lines[0].startswith("run main: ran (arrays.npz was edited or truncated")
+    assert len(results["main"].arrays()["loss"]) == 15
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures cache
+
+def test_figure_cache_is_content_addressed_and_checked(project, fake_draw, monkeypatch):
+    _, results, figs = stages(project)
+    key = freeze.digest(freeze.figure_inputs(results["main"].config, results["main"].arrays_sha256))
+    folder = project.cache / "figures" / key
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted([*figs["main"], "index.json"])
+    assert cache.load_figures(project.cache, key) == figs["main"]
+    # A damaged PNG is not served from the cache: it is redrawn and the folder replaced.
+    victim = sorted(figs["main"])[0]
+    (folder / victim).write_bytes(b"not a png")
+    assert cache.load_figures(project.cache, key) is None
+    lines, _, figs2 = stages(project)
+    assert lines[1].startswith("figures main: drew (not in the cache; key ")
+    assert figs2 == figs
+    assert (folder / victim).read_bytes() == figs["main"][victim]
+
+
+def test_store_figures_leaves_no_partial_folder(tmp_path):
+    class Boom(dict):
+        def __getitem__(self, k):
+            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError):
+        cache.store_figures(tmp_path, "k1", Boom({"a.png": b"x"}))
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == []
