@@ -1,0 +1,174 @@
+"""Fixtures for the client tests: a built site, a local static server, one headless Chromium.
+
+The expensive things are session-scoped: the site is built once per baseurl and the browser is
+launched once; each test gets fresh browser contexts, which are cheap.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .browser import Traffic, route_offline
+from .clientenv import CHROMIUM, CHROMIUM_ARGS, clients_required, require_client
+from .serve import serve
+
+REPO = Path(__file__).resolve().parents[2]
+
+__all__ = ["require_client", "clients_required"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving folders over HTTP
+
+@pytest.fixture(scope="session")
+def serve_folder():
+    """serve_folder(folder, prefix="/") -> StaticServer on 127.0.0.1; all stopped at the end."""
+    servers = []
+
+    def start(folder: Path, prefix: str = "/"):
+        server = serve(folder, prefix)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# The browser
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright; one launch per test session."""
+    require_client("playwright", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                      headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_context(browser):
+    """new_context(width=1280, mobile=False, color_scheme="light") -> (context, Traffic).
+
+    Each context answers MathJax's CDN URLs from node_modules and blocks every other external
+    request (see browser.route_offline). ``mobile`` emulates a phone: meta viewport honoured,
+    touch, 2x pixels (so srcset's 2x images are the ones loaded).
+    """
+    require_client("mathjax")
+    contexts = []
+
+    def make(width: int = 1280, height: int = 900, mobile: bool = False,
+             color_scheme: str = "light"):
+        traffic = Traffic()
+        context = browser.new_context(viewport={"width": width, "height": height},
+                                      is_mobile=mobile, has_touch=mobile,
+                                      device_scale_factor=2 if mobile else 1,
+                                      color_scheme=color_scheme, java_script_enabled=True)
+        context.set_default_timeout(30_000)
+        route_offline(context, traffic)
+        contexts.append(context)
+        return context, traffic
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    """Where screenshots go: $LORA_SITE_SCREENSHOTS, else a pytest temp folder."""
+    folder = Path(os.environ.get("LORA_SITE_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    folder.mkdir(parents=True, exist_ok=True)
+    _SCREENSHOTS.append(folder)
+    return folder
+
+
+_SCREENSHOTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for folder in _SCREENSHOTS:
+        shots = sorted(folder.rglob("*.png"))
+        if shots:
+            terminalreporter.write_line(f"client tests: {len(shots)} screenshots in {folder}")
+
+
+# ---------------------------------------------------------------------------------------------
+# A site built by the real generator from the repo's own content
+
+@dataclass(frozen=True)
+class BuiltSite:
+    project: Path                 # a copy of the repo's content/ and templates/
+    out: Path                     # what `lora-site build --out` wrote: html/ and jekyll/
+    baseurl: str                  # "" or "/repo"
+    config: dict                  # content/site.yml
+
+    @property
+    def html(self) -> Path:
+        return self.out / "html"
+
+    @property
+    def jekyll(self) -> Path:
+        return self.out / "jekyll"
+
+    @property
+    def posts(self) -> list[Path]:
+        """The author's Markdown sources (content/posts/*.md), sorted."""
+        return sorted((self.project / "content" / "posts").glob("*.md"))
+
+    @property
+    def site_url(self) -> str:
+        """The public URL of the site's root, ending in '/'."""
+        return self.config["url"].rstrip("/") + self.baseurl + "/"
+
+
+@pytest.fixture(scope="session")
+def site_project(tmp_path_factory) -> Path:
+    """A project folder holding copies of the repo's content/ and templates/."""
+    project = tmp_path_factory.mktemp("project")
+    for name in ("content", "templates"):
+        shutil.copytree(REPO / name, project / name)
+    return project
+
+
+def _build(project: Path, out: Path, baseurl: str) -> BuiltSite:
+    cmd = [sys.executable, "-m", "generator", "build", "--root", str(project), "--out", str(out),
+           f"--baseurl={baseurl}", "--quiet"]
+    env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               MPLBACKEND="Agg")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"`lora-site build` failed (exit {proc.returncode}):\n{proc.stdout}\n"
+                    f"{proc.stderr}", pytrace=False)
+    config = yaml.safe_load((project / "content" / "site.yml").read_text(encoding="utf-8"))
+    return BuiltSite(project=project, out=out, baseurl=baseurl, config=config)
+
+
+@pytest.fixture(scope="session")
+def built_site(site_project, tmp_path_factory) -> BuiltSite:
+    """The repo's article built with an empty baseurl (a site at the root of its domain)."""
+    return _build(site_project, tmp_path_factory.mktemp("site-root"), "")
+
+
+@pytest.fixture(scope="session")
+def built_site_repo(site_project, built_site, tmp_path_factory) -> BuiltSite:
+    """The same article built with baseurl /repo (a GitHub project page)."""
+    return _build(site_project, tmp_path_factory.mktemp("site-repo"), "/repo")
+
+
+@pytest.fixture(scope="session", params=["", "/repo"], ids=["baseurl-empty", "baseurl-repo"])
+def any_built_site(request) -> BuiltSite:
+    """Both builds, one after the other."""
+    return request.getfixturevalue("built_site" if request.param == "" else "built_site_repo")
