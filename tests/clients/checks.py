@@ -675,7 +675,7 @@ def check_links(root_url: str, start: str = "", site_url: str | None = None,
         if code != 200:
             src = referrers.get(url)
             via = f" (from {_rel(src[0], root_url)}: {src[1]} {src[2]!r})" if src else ""
-            problems.append(f"{_rel(url, root_url) or 'index'}: HTTP {code}{via}")
+            problems.append(f"{_rel(url, root_url)}: HTTP {code}{via}")
             continue
         refs = _references(body, ctype)
         if refs is None:
@@ -694,7 +694,7 @@ def check_links(root_url: str, start: str = "", site_url: str | None = None,
                 continue
             target, _, frag = local.partition("#")
             if not target.startswith(root_url) and target + "/" != root_url:
-                problems.append(f"{_rel(url, root_url) or 'index'}: {kind} {ref!r} points "
+                problems.append(f"{_rel(url, root_url)}: {kind} {ref!r} points "
                                 f"outside the site root {root_parts.path}")
                 continue
             if frag:
@@ -706,12 +706,13 @@ def check_links(root_url: str, start: str = "", site_url: str | None = None,
         page = pages.get(target)
         if page is not None and urllib.parse.unquote(frag) not in _ids(page):
             problems.append(f"{_rel(source, root_url)}: link to #{frag} on "
-                            f"{_rel(target, root_url) or 'index'} has no such id")
+                            f"{_rel(target, root_url)} has no such id")
     return problems
 
 
 def _rel(url: str, root_url: str) -> str:
-    return url[len(root_url):] if url.startswith(root_url) else url
+    """A URL as a path below the site root, "index" for the root itself."""
+    return (url[len(root_url):] or "index") if url.startswith(root_url) else url
 
 
 def html_files(folder: Path) -> list[Path]:
@@ -720,3 +721,26 @@ def html_files(folder: Path) -> list[Path]:
 
 def unescape(text: str) -> str:
     return html.unescape(text)
+
+
+def find_post_page(html_root: Path, slug: str) -> Path:
+    """The HTML site's page for a post: the one page whose canonical URL ends with the slug."""
+    found = []
+    for page in html_files(html_root):
+        tree = parse_html(page.read_text(encoding="utf-8"))
+        for link in tree.iter("link"):
+            href = link.attrs.get("href", "").rstrip("/")
+            if "canonical" in link.attrs.get("rel", "").split() and \
+                    re.search(rf"/{re.escape(slug)}(\.html|/index\.html)?$", href):
+                found.append(page)
+    if len(found) != 1:
+        raise AssertionError(f"{len(found)} pages of {html_root} have a canonical URL ending in "
+                             f"{slug!r}: {found}")
+    return found[0]
+
+
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]+\)|<img\b", re.I)
+
+
+def count_images_in_markdown(text: str) -> int:
+    return len(_MD_IMAGE.findall(markdown_without_code(text)))

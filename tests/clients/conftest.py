@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from .browser import Traffic, route_offline
+from .checks import (count_images_in_markdown, extract_math_from_markdown, jekyll_build,
+                     pages_config, post_permalink)
 from .clientenv import CHROMIUM, CHROMIUM_ARGS, clients_required, require_client
 from .serve import serve
 
@@ -128,6 +130,23 @@ class BuiltSite:
         """The author's Markdown sources (content/posts/*.md), sorted."""
         return sorted((self.project / "content" / "posts").glob("*.md"))
 
+    def jekyll_post(self, slug: str) -> Path:
+        """The Jekyll writer's post for ``slug``: _posts/YYYY-MM-DD-<slug>.md."""
+        found = sorted((self.jekyll / "_posts").glob(f"????-??-??-{slug}.md"))
+        assert len(found) == 1, f"Jekyll posts for {slug}: {found}"
+        return found[0]
+
+    def expected_math(self, slug: str) -> list:
+        """The math of the post after Jinja: the list in the Jekyll writer's Markdown."""
+        return extract_math_from_markdown(self.jekyll_post(slug).read_text(encoding="utf-8"))
+
+    def expected_images(self, slug: str) -> int:
+        return count_images_in_markdown(self.jekyll_post(slug).read_text(encoding="utf-8"))
+
+    @property
+    def slugs(self) -> list[str]:
+        return [p.stem for p in self.posts]
+
     @property
     def site_url(self) -> str:
         """The public URL of the site's root, ending in '/'."""
@@ -172,3 +191,19 @@ def built_site_repo(site_project, built_site, tmp_path_factory) -> BuiltSite:
 def any_built_site(request) -> BuiltSite:
     """Both builds, one after the other."""
     return request.getfixturevalue("built_site" if request.param == "" else "built_site_repo")
+
+
+@pytest.fixture(scope="session")
+def jekyll_site(any_built_site, tmp_path_factory):
+    """(site, _site folder, {slug: permalink}): the build's site/jekyll through `jekyll build
+    --safe --future` with GitHub Pages' settings and the build's baseurl."""
+    require_client("jekyll")
+    site = any_built_site
+    dest = tmp_path_factory.mktemp("jekyll-site") / "_site"
+    code, output = jekyll_build(site.jekyll, dest, baseurl=site.baseurl)
+    if code != 0:
+        pytest.fail(f"jekyll build of {site.jekyll} failed (exit {code}):\n{output}",
+                    pytrace=False)
+    config = pages_config(site.jekyll)
+    pages = {slug: post_permalink(site.jekyll_post(slug), config) for slug in site.slugs}
+    return site, dest, pages
