@@ -282,7 +282,7 @@ def iter_blocks(source: str):
             j = i
             # The display may open and close on one line: $$ x $$
             if rest.rstrip().endswith(close) and rest.strip() != "":
-                body.append(rest.rstrip()[: -len(close)])
+                body.append(rest.rstrip()[: -len(close)].strip())
             else:
                 if rest.strip():
                     body.append(rest)
@@ -420,9 +420,10 @@ def to_kramdown(source: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", result).strip("\n") + "\n"
 
 
-_MD_ESCAPE = re.compile(r"([\\`*_{}\[\]#<>|$])")
+_MD_ESCAPE = re.compile(r"([\\`*_\[\]#<>|$]|\{(?=:))")
 
 
 def escape_markdown(text: str) -> str:
-    """Plain text (a title) as Markdown that renders to exactly that text."""
-    return _MD_ESCAPE.sub(r"\\\1", text).replace("&", "&amp;")
+    """Plain text (a title) as kramdown that renders to exactly that text, with {{ and {%
+    hidden from Liquid ('{:' is escaped too: kramdown reads it as an attribute list)."""
+    return guard_liquid(_MD_ESCAPE.sub(r"\\\1", text).replace("&", "&amp;"))

@@ -537,10 +537,16 @@ def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
             raise
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         raise BuildError(f"cannot write the site: {exc.strerror or exc}", path=out,
                          hint="check free space and permissions") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and (old / "site").exists() and not out.exists():
+            os.rename(old / "site", out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,437 @@
+"""The article, built from content/ into a temporary project: both outputs, end to end.
+
+Facts about the reference post (its front matter, section titles, equations, figure names and
+references) are written here as literals; measured numbers never are: every number the tests
+look for is read from the results the build itself saved.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator.figures import ALT_TEXT, image_size
+from generator.project import Project
+from generator.render import fmt
+from generator.results import load_result
+from generator.site import build
+from site_checks import (ARTICLE, REPO, broken_links, fenced_blocks, kramdown_math,
+                         liquid_visible, make_project, norm_tex, read_page, split_jekyll,
+                         strip_fences, strip_raw_guards)
+
+SLUG = "lora-attention-geometry"
+JEKYLL_POST = f"jekyll/_posts/2026-01-11-{SLUG}.md"
+HTML_POST = f"html/{SLUG}/index.html"
+
+REFERENCE_FRONT_MATTER = {
+    "layout": "post",
+    "title": "How Low-Rank Adaptation (LoRA) Changes the Geometry of Self-Attention",
+    "date": "2026-01-11 10:00:00 +0530",
+    "category": "blog",
+    "headerImage": False,
+    "tag": ["LoRA", "Attention", "Machine Learning", "Deep Learning", "Transformers"],
+}
+REFERENCE_SECTIONS = [
+    "Introduction",
+    "Self-Attention as a Geometric Operation",
+    "A Minimal Self-Attention Implementation",
+    "LoRA in Attention Layer",
+    "Minimal LoRA Implementation",
+    "Injecting LoRA into Self-Attention",
+    "Effect on Attention Scores",
+    "Empirical Evidence: How LoRA Alters Attention Geometry",
+    "Why LoRA Works Well on Queries",
+    "Conclusion",
+    "References",
+]
+REFERENCE_FIGURE_SECTIONS = [
+    "Attention Distribution Before LoRA",
+    "Attention Distribution After LoRA Training",
+    "Score Matrix Before LoRA (Pre-Softmax Geometry)",
+    "Score Matrix After LoRA",
+    "Query Rotation: Directional Change",
+    "Query Update Magnitude",
+]
+REFERENCE_FIGURES = ["before_lora", "after_lora", "score_before_lora", "score_after_lora",
+                     "token_rotation_lora", "token_rotation_magnitude"]
+REFERENCE_EQUATIONS = [
+    r"X \in \mathbb{R}^{n \times d}",
+    r"Q = X W_Q, \quad K = X W_K, \quad V = X W_V",
+    r"\text{Attention}(X) = \text{softmax}\left(\frac{Q K^\top}{\sqrt{d}}\right) V",
+    r"q_i",
+    r"k_j",
+    r"W \in \mathbb{R}^{d \times d}",
+    r"W' = W + BA",
+    r"A \in \mathbb{R}^{r \times d}",
+    r"B \in \mathbb{R}^{d \times r}",
+    r"r \ll d",
+    r"\Delta W = BA",
+    r"B=0",
+    r"S = \frac{Q K^\top}{\sqrt{d}}",
+    r"Q' = Q + \Delta Q",
+    r"S' = \frac{(Q + \Delta Q) K^\top}{\sqrt{d}}",
+    r"QK^\top / \sqrt{d}",
+    r"Q'K^\top / \sqrt{d}",
+    r"\Delta S = \frac{\Delta Q K^\top}{\sqrt{d}}",
+    r"\cos(Q_{\text{before}}, Q_{\text{after}})",
+    r"|\Delta Q|",
+]
+REFERENCE_REFERENCES = [
+    "Hu et al., LoRA: Low-Rank Adaptation of Large Language Models, ICLR 2021",
+    "Vaswani et al., Attention Is All You Need, NeurIPS 2017",
+    "He et al., Towards a Unified View of Parameter-Efficient Transfer Learning, ICLR 2022",
+    "Dettmers et al., QLoRA, NeurIPS 2023",
+]
+
+
+class Built:
+    """One built article: its output folder, its saved results, and parsed views of both posts."""
+
+    def __init__(self, root: Path, out: Path, baseurl: str = "") -> None:
+        self.root, self.out, self.baseurl = root, out, baseurl
+        saved = load_result(root / "content" / "_freeze" / "main")
+        self.cfg, self.m = saved.config, saved.metrics
+        self.page = read_page(out / HTML_POST)
+        self.html = (out / HTML_POST).read_text(encoding="utf-8")
+        self.meta, self.body = split_jekyll((out / JEKYLL_POST).read_text(encoding="utf-8"))
+        # The Jekyll body as a reader will see it: Liquid's raw guards gone, code removed.
+        self.prose = strip_fences(strip_raw_guards(self.body))
+
+    @property
+    def text(self) -> str:
+        return self.page.text
+
+
+def _with_settings(settings: str) -> str:
+    text = ARTICLE.read_text(encoding="utf-8")
+    assert "  main: {}\n" in text
+    return text.replace("  main: {}\n", f"  main: {settings}\n", 1)
+
+
+@pytest.fixture(scope="module")
+def article(tmp_path_factory) -> Built:
+    root = make_project(tmp_path_factory.mktemp("article"))
+    build(Project(root), out=root / "out")
+    return Built(root, root / "out")
+
+
+@pytest.fixture(scope="module")
+def article_repo(article) -> Built:
+    """The same project served under /repo/ (results and figures are reused)."""
+    out = article.root / "out-repo"
+    build(Project(article.root), baseurl="/repo/", frozen=True, out=out)
+    return Built(article.root, out, "/repo")
+
+
+def _variant(tmp_path_factory, settings: str) -> Built:
+    root = tmp_path_factory.mktemp("variant")
+    make_project(root, post_text=_with_settings(settings), slug=SLUG)
+    build(Project(root), out=root / "out")
+    return Built(root, root / "out")
+
+
+# ---------------------------------------------------------------------------------------------
+# The Jekyll post
+
+
+def test_jekyll_front_matter_equals_the_reference(article):
+    assert article.meta == REFERENCE_FRONT_MATTER
+    assert list(article.meta) == list(REFERENCE_FRONT_MATTER)
+
+
+def test_jekyll_body_opens_with_the_include_then_the_title(article):
+    lines = article.body.lstrip("\n").split("\n")
+    assert lines[0] == "{%- include mathjax.html -%}"
+    assert lines[1] == "# How Low-Rank Adaptation (LoRA) Changes the Geometry of Self-Attention"
+
+
+def test_jekyll_body_has_no_jinja_and_no_liquid_but_include_and_raw(article):
+    tags = re.findall(r"\{%-?\s*(\w+)", article.body)
+    assert tags.count("include") == 1
+    assert set(tags) <= {"include", "raw", "endraw"}
+    assert tags.count("raw") == tags.count("endraw")
+    visible = liquid_visible(article.body).replace("{%- include mathjax.html -%}", "")
+    assert not re.search(r"\{[{%#]", visible)
+    # Nothing of Jinja survives, guarded or not (the article itself prints no braces pairs).
+    assert not re.search(r"\{[{%#]", strip_raw_guards(visible))
+
+
+def test_jekyll_inline_math_never_uses_a_single_dollar(article):
+    without_math = re.sub(r"\$\$.+?\$\$", "", article.prose, flags=re.S)
+    assert "$" not in without_math.replace("\\$", "")
+    for tex in kramdown_math(article.prose):
+        assert "|" not in tex, tex                    # | would start a table cell in kramdown
+
+
+def test_jekyll_display_math_stands_between_blank_lines(article):
+    lines = article.prose.split("\n")
+    fences = [i for i, line in enumerate(lines) if line == "$$"]
+    assert len(fences) >= 2 * 7 and len(fences) % 2 == 0
+    for start, end in zip(fences[::2], fences[1::2]):
+        assert lines[start - 1] == "" and lines[end + 1] == "", lines[start - 1: end + 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Both outputs: structure, equations, figures, listings
+
+
+def test_sections_follow_the_reference_order(article):
+    h2 = [t for tag, t in article.page.headings if tag == "h2"]
+    assert h2 == ["Contents"] + REFERENCE_SECTIONS
+    h3 = [t for tag, t in article.page.headings if tag == "h3"]
+    assert h3[: len(REFERENCE_FIGURE_SECTIONS)] == REFERENCE_FIGURE_SECTIONS
+    md_h2 = [line[3:] for line in article.prose.split("\n") if line.startswith("## ")]
+    assert md_h2 == REFERENCE_SECTIONS
+    h1 = [t for tag, t in article.page.headings if tag == "h1"]
+    assert h1 == [REFERENCE_FRONT_MATTER["title"]]
+
+
+def test_table_of_contents_links_every_section(article):
+    toc = article.html.split('<nav class="toc"', 1)[1].split("</nav>", 1)[0]
+    ids = re.findall(r'href="#([^"]+)"', toc)
+    assert len(ids) == len(REFERENCE_SECTIONS) + len(REFERENCE_FIGURE_SECTIONS) + 1
+    assert all(i in article.page.ids for i in ids)
+
+
+def test_every_reference_equation_appears_in_both_outputs(article):
+    html_math = [norm_tex(t) for t in re.findall(r"\\[(\[](.+?)\\[)\]]",
+                                                 "".join(article.page.math_text), flags=re.S)]
+    jekyll_math = [norm_tex(t) for t in kramdown_math(article.prose)]
+    for eq in REFERENCE_EQUATIONS:
+        want = norm_tex(eq)
+        assert any(want in t for t in html_math), f"HTML lacks {eq}"
+        assert any(want in t for t in jekyll_math), f"Jekyll post lacks {eq}"
+
+
+def test_html_math_only_inside_arithmatex(article):
+    outside = "".join(article.page.plain_text)
+    for marker in ("\\(", "\\)", "\\[", "\\]", "$"):
+        assert marker not in outside, marker
+    spans = re.findall(r'<(span|div) class="arithmatex">(.*?)</\1>', article.html, flags=re.S)
+    assert len(spans) > 40
+    for tag, inner in spans:
+        opener = "\\(" if tag == "span" else "\\["
+        assert inner.startswith(opener) and "<" not in inner, inner
+
+
+def test_six_figures_in_reference_order_with_alt_caption_and_sizes(article):
+    imgs = article.page.all("img")
+    assert [a["src"] for a in imgs] == [f"/assets/images/{n}.png" for n in REFERENCE_FIGURES]
+    w, h = image_size(1)
+    for a, name in zip(imgs, REFERENCE_FIGURES):
+        assert a["srcset"] == f"/assets/images/{name}.png 1x, /assets/images/{name}@2x.png 2x"
+        assert (a["width"], a["height"]) == (str(w), str(h))
+        assert a["alt"] == ALT_TEXT[name]
+        for f in (f"{name}.png", f"{name}@2x.png"):
+            assert (article.out / "html/assets/images" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert article.html.count("<figcaption>") == 6
+    jekyll_imgs = re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", article.prose)
+    assert [src for _, src in jekyll_imgs] == [f"/assets/images/{n}.png" for n in REFERENCE_FIGURES]
+    assert [alt for alt, _ in jekyll_imgs] == [ALT_TEXT[n] for n in REFERENCE_FIGURES]
+    for name in REFERENCE_FIGURES:
+        assert (article.out / "jekyll/assets/images" / f"{name}.png").is_file()
+    assert len(re.findall(r"^\*Figure \d: ", article.prose, flags=re.M)) == 6
+
+
+def test_listings_equal_the_package_source(article):
+    from generator.attention import TinySelfAttention
+    from generator.experiment import _run
+    from generator.lora import LoRALinear, inject_lora
+
+    sources = [inspect.getsource(obj).rstrip("\n")
+               for obj in (TinySelfAttention, LoRALinear, inject_lora, _run)]
+    blocks = fenced_blocks(article.body)
+    for src in sources:
+        assert src in blocks
+    code = [c.rstrip("\n") for c in article.page.code_text]
+    for src in sources:
+        assert src in code
+
+
+def test_references_are_the_reference_four(article):
+    for ref in REFERENCE_REFERENCES:
+        assert ref in article.text
+        assert ref in article.prose
+    items = article.html.split('id="references"', 1)[1]
+    assert len(re.findall(r"<li>", items)) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers come from the run
+
+
+def _settings_and_numbers(b: Built) -> list[str]:
+    """Sentences the article must contain, built from the saved config and metrics."""
+    c, m = b.cfg, b.m
+    return [
+        f"query {c.query} puts {fmt(m['target_weight_after'], 3)} of its attention on key {c.key}",
+        f"weight of {fmt(m['target_weight_before'], 3)}",
+        f"Query {c.query} has a cosine of {fmt(m['cos_q_target'], 2)}",
+        f"a ratio of {fmt(m['dq_ratio'], 1)}",
+        f"the targeted entry is {fmt(m['score_before_target'], 2)}",
+        f"sequence has n = {c.seq_len} tokens of width d = {c.d_model}",
+        f"TinySelfAttention(d_model={c.d_model})",
+        f"{m['trainable_params']} trainable numbers",
+    ]
+
+
+def _rendered_text(b: Built) -> str:
+    """HTML text with math spans reduced to their TeX, to compare with plain sentences."""
+    text = "".join(b.page.flow_text) + " " + " ".join(b.page.code_text)
+    text = text.replace("\\(", "").replace("\\)", "")
+    return " ".join(text.split())
+
+
+def test_numbers_in_the_text_are_the_measured_ones(article):
+    text = _rendered_text(article)
+    prose = " ".join(article.prose.replace("$$", "").split())
+    for sentence in _settings_and_numbers(article):
+        assert sentence in text, sentence
+        assert sentence in prose or sentence.startswith("TinySelfAttention"), sentence
+    m = article.m
+    if m["reached_stop_prob"]:
+        assert f"reached the target after {m['steps']} optimizer steps" in text
+    else:
+        assert f"stopped at the limit of {m['steps']} steps" in text
+
+
+def test_statements_follow_the_measurements(article):
+    """The conditional sentences agree with the numbers, whichever way they fall."""
+    c, m, text = article.cfg, article.m, _rendered_text(article)
+    ratio = m["q_norm_ratio_target"]
+    if ratio > 1.1:
+        assert f"Its length grew by a factor of {fmt(ratio, 2)}" in text
+    elif ratio < 0.9:
+        assert f"Its length shrank by a factor of {fmt(1 / ratio, 2)}" in text
+    else:
+        assert f"Its length changed only by a factor of {fmt(ratio, 2)}" in text
+    low = [i for i, v in enumerate(m["cos_q"]) if i != c.query and v < 0.95]
+    for i in low:
+        assert f"query {i} has a cosine of {fmt(m['cos_q'][i], 2)}" in text
+    if not low:
+        assert "Every other query keeps a cosine above 0.95" in text
+    if m["tv_others_max"] >= 0.05:
+        assert "The other rows are not left untouched" in text
+    assert f"numerical rank is {m['dscore_rank']}" in text
+    if m["delta_w_sigma2_over_sigma1"] < 0.01:
+        assert "in effect the adapter learned a rank-one update" in text
+
+
+def test_what_we_measured_section_states_norm_and_others(article):
+    section = article.html.split('id="what-we-measured"', 1)[1].split("<h2", 1)[0]
+    assert "length" in section and fmt(article.m["q_norm_ratio_target"], 2) in section
+    assert fmt(article.m["cos_q_others_min"], 2) in section
+
+
+def _numbers(b: Built) -> list[str]:
+    body = b.html.split('<div class="post-body">', 1)[1]
+    body = re.sub(r"<pre>.*?</pre>", "", body, flags=re.S)
+    return re.findall(r"\d+\.\d+", re.sub(r"<[^>]+>", " ", body))
+
+
+@pytest.mark.parametrize("settings,what", [("{key: 7}", "key 7"), ("{seed: 1}", "seed 1")])
+def test_changing_a_setting_changes_the_printed_numbers(article, tmp_path_factory, settings,
+                                                       what):
+    variant = _variant(tmp_path_factory, settings)
+    assert variant.m != article.m
+    assert _numbers(variant) != _numbers(article)
+    assert what in _rendered_text(variant)
+    text = _rendered_text(variant)
+    for sentence in _settings_and_numbers(variant):
+        assert sentence in text, sentence
+    assert variant.meta == REFERENCE_FRONT_MATTER
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTML site: parses, links resolve, meta, MathJax
+
+
+def test_html_pages_parse_with_landmarks(article):
+    for rel in ("html/index.html", "html/404.html", HTML_POST):
+        page = read_page(article.out / rel)
+        assert page.errors == [], (rel, page.errors)
+        tags = [t for t, _ in page.tags]
+        assert tags.count("h1") == 1, rel
+        for landmark in ("header", "main", "nav", "footer"):
+            assert landmark in tags, (rel, landmark)
+        html_tag = page.all("html")[0]
+        assert html_tag["lang"] == "en"
+        metas = page.all("meta")
+        assert {"charset": "utf-8"} in metas
+        assert any(a.get("name") == "viewport" for a in metas)
+        for img in page.all("img"):
+            assert img.get("alt") and img.get("width") and img.get("height")
+    ET.parse(article.out / "html/feed.xml")
+    ET.parse(article.out / "html/sitemap.xml")
+
+
+def test_canonical_and_open_graph(article):
+    site = yaml.safe_load((article.root / "content/site.yml").read_text())
+    url = f"{site['url'].rstrip('/')}/{SLUG}/"
+    links = article.page.all("link")
+    assert [a["href"] for a in links if a.get("rel") == "canonical"] == [url]
+    og = {a["property"]: a["content"] for a in article.page.all("meta") if "property" in a}
+    assert og["og:url"] == url and og["og:type"] == "article"
+    assert og["og:title"] == REFERENCE_FRONT_MATTER["title"]
+    assert og["og:image"].endswith("/assets/images/before_lora.png")
+
+
+def test_mathjax_is_the_configured_url_and_typesets_only_arithmatex(article):
+    site = yaml.safe_load((article.root / "content/site.yml").read_text())
+    scripts = [a["src"] for a in article.page.all("script") if "src" in a]
+    assert scripts == [site["mathjax_url"]]
+    assert 'processHtmlClass: "arithmatex"' in article.html
+    body = article.page.all("body")[0]
+    assert body["class"] == "tex2jax_ignore"
+    include = (article.out / "jekyll/_includes/mathjax.html").read_text()
+    assert f'src="{site["mathjax_url"]}"' in include
+
+
+@pytest.mark.parametrize("which", ["article", "article_repo"])
+def test_every_internal_link_resolves(request, which):
+    b = request.getfixturevalue(which)
+    assert broken_links(b.out / "html", b.baseurl) == []
+    prefix = b.baseurl
+    for _, src in re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", b.prose):
+        assert src.startswith(f"{prefix}/assets/images/")
+        assert (b.out / "jekyll" / src[len(prefix) + 1:]).is_file()
+
+
+def test_link_check_notices_a_missing_file(article, tmp_path):
+    import shutil
+
+    copy = tmp_path / "html"
+    shutil.copytree(article.out / "html", copy)
+    (copy / "assets/images/after_lora@2x.png").unlink()
+    assert broken_links(copy, "") == [
+        f"{SLUG}/index.html: /assets/images/after_lora@2x.png -> missing"]
+
+
+def test_baseurl_build_differs_only_in_urls(article, article_repo):
+    assert article_repo.meta == REFERENCE_FRONT_MATTER
+    assert _numbers(article_repo) == _numbers(article)
+    imgs = [a["src"] for a in article_repo.page.all("img")]
+    assert imgs == [f"/repo/assets/images/{n}.png" for n in REFERENCE_FIGURES]
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line a user runs
+
+
+def test_console_script_builds_both_trees(tmp_path):
+    """`lora-site build` (what `make site` runs) in a fresh project writes both trees."""
+    make_project(tmp_path)
+    exe = Path(sys.executable).with_name("lora-site")
+    proc = subprocess.run([str(exe), "build", "--root", str(tmp_path), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "site" / JEKYLL_POST).is_file()
+    assert (tmp_path / "site" / HTML_POST).is_file()
+    assert proc.stdout == ""
+    assert "lora-site build" in (REPO / "Makefile").read_text()
