@@ -82,3 +82,113 @@ def tree_hashes(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
             path = Path(dirpath) / filename
             out[path.relative_to(folder).as_posix()] = sha256_file(path)
     return dict(sorted(out.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole-build fingerprint: a no-op rebuild returns before importing anything heavy
+
+BUILD_RECORD = "build.json"
+# Environment variables that can change what a build writes.
+BUILD_ENV = ("SOURCE_DATE_EPOCH", "LORA_SITE_REQUIRE_CLIENTS")
+FREEZE_PREFIX = "content/_freeze/"
+
+
+def _input_files(project) -> dict[str, str]:
+    """label/relative path -> sha256 of every file a build reads: content/ (posts, settings and
+    the freeze), the templates (the project's and the package's defaults), the generator
+    package that runs, and the lock."""
+    from .freeze import package_dir
+
+    pkg = package_dir()
+    folders = [("content", project.content), ("templates", project.templates),
+               ("generator", pkg), ("package-templates", pkg.parent / "templates")]
+    files: dict[str, str] = {}
+    seen: set[Path] = set()
+    for label, folder in folders:
+        try:
+            real = Path(folder).resolve()
+        except OSError:
+            continue
+        if real in seen:
+            continue            # the repository's templates/ is both the project's and the package's
+        seen.add(real)
+        for rel, sha in tree_hashes(folder).items():
+            files[f"{label}/{rel}"] = sha
+    lock = Path(project.root) / "requirements.lock"
+    if lock.is_file():
+        files["requirements.lock"] = sha256_file(lock)
+    return dict(sorted(files.items()))
+
+
+class BuildFingerprint:
+    """Everything a build depends on, hashed, plus the hashes of what it wrote.
+
+    ``unchanged()`` is true when the inputs equal those of the last successful build *and* the
+    output folder still holds exactly what that build wrote; then there is nothing to do.
+    """
+
+    def __init__(self, project, out: Path, options: dict[str, Any]) -> None:
+        import sys
+
+        from .freeze import digest, installed_distributions
+
+        self.project, self.out = project, Path(out)
+        self.record_path = Path(project.cache) / BUILD_RECORD
+        self.inputs = {
+            "format": 1,
+            "options": options,
+            "out": str(self.out.resolve()),
+            "python": sys.version,
+            "executable": sys.executable,
+            "libraries": installed_distributions(),
+            "env": {k: os.environ.get(k) for k in BUILD_ENV},
+            "files": _input_files(project),
+        }
+        self.key = digest(self.inputs)
+
+    def _last(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def changes(self) -> list[str]:
+        """Why a build is needed (empty when nothing changed)."""
+        last = self._last()
+        if not last or "inputs" not in last:
+            return ["no record of a previous build"]
+        old = last["inputs"]
+        reasons = []
+        if old.get("files") != self.inputs["files"]:
+            a, b = old.get("files", {}), self.inputs["files"]
+            changed = sorted(p for p in set(a) | set(b) if a.get(p) != b.get(p))
+            shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more"
+                                              if len(changed) > 4 else "")
+            reasons.append(f"changed: {shown}")
+        for name in ("options", "out", "python", "executable", "libraries", "env"):
+            if old.get(name) != self.inputs[name]:
+                reasons.append(f"{name} changed")
+        if not reasons and last.get("outputs") != tree_hashes(self.out):
+            reasons.append(f"{self.out} differs from what the last build wrote")
+        return reasons
+
+    def experiments(self) -> list[str]:
+        last = self._last() or {}
+        return list(last.get("experiments", []))
+
+    def record(self, experiments: list[str]) -> bool:
+        """Remember this build. Inputs are re-read now: the build may have refreshed
+        content/_freeze; but if a *source* changed while it ran, nothing is recorded, so the next
+        build does not skip that edit."""
+        after = BuildFingerprint(self.project, self.out, self.inputs["options"])
+        before_src = {k: v for k, v in self.inputs["files"].items()
+                      if not k.startswith(FREEZE_PREFIX)}
+        after_src = {k: v for k, v in after.inputs["files"].items()
+                     if not k.startswith(FREEZE_PREFIX)}
+        if before_src != after_src:
+            return False
+        doc = {"key": after.key, "inputs": after.inputs, "outputs": tree_hashes(self.out),
+               "experiments": sorted(experiments)}
+        write_bytes_atomic(self.record_path,
+                           (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+        return True

@@ -190,13 +190,36 @@ out_option = click.option("--out", type=click.Path(file_okay=False), default=Non
 @out_option
 def build(root, quiet, frozen, force, explain, baseurl, out) -> None:
     """Run every stage (experiments, figures, render) and write site/html and site/jekyll."""
-    from .site import build as build_site
-
     if frozen and force:
         raise click.UsageError("--frozen and --force contradict each other; pick one")
-    report = build_site(_project(root), frozen=frozen, force=force, baseurl=baseurl,
-                        explain=_explainer(explain), progress_factory=_progress_factory(quiet),
+    project = _project(root)
+    say = _explainer(explain)
+    # The no-op fast path: when no input changed and site/ is as the last build left it, stop
+    # here, before yaml, Jinja, Markdown, numpy or torch are imported.
+    from .cache import BuildFingerprint
+    out_dir = Path(out).resolve() if out else project.site
+    fingerprint = BuildFingerprint(project, out_dir, {"frozen": frozen, "baseurl": baseurl})
+    changes = ["--force"] if force else fingerprint.changes()
+    if not changes:
+        if say:
+            why = f"no input changed since the last build, fingerprint {fingerprint.key[:12]}"
+            for name in fingerprint.experiments():
+                say(f"run {name}: reused ({why})")
+                say(f"figures {name}: reused ({why})")
+            say(f"render: reused ({why})")
+            say(f"write: skipped ({out_dir} holds exactly what the last build wrote)")
+        if not quiet:
+            click.echo(f"up to date: {out_dir / 'html'}, {out_dir / 'jekyll'}")
+        return
+    if say:
+        say(f"build: {'; '.join(changes)}")
+    from .site import build as build_site
+
+    report = build_site(project, frozen=frozen, force=force, baseurl=baseurl,
+                        explain=say, progress_factory=_progress_factory(quiet),
                         out=Path(out) if out else None)
+    from .pipeline import declared_experiments
+    fingerprint.record(list(declared_experiments(project)))
     _report_build(report, quiet)
 
 

@@ -116,6 +116,29 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
+def _listing(entry: str) -> list[str]:
+    listing = _listing_cache.get(entry)
+    if listing is None:
+        try:
+            listing = sorted(os.listdir(entry))
+        except OSError:
+            listing = []
+        _listing_cache[entry] = listing
+    return listing
+
+
+def installed_distributions() -> list[str]:
+    """Every 'name-version' installed on sys.path: one cheap stand-in for all library versions."""
+    out = set()
+    for entry in sys.path:
+        if entry and os.path.isdir(entry):
+            for item in _listing(entry):
+                m = _DIST_INFO.match(item)
+                if m:
+                    out.add(f"{_normalise(m['name'])}-{m['version']}")
+    return sorted(out)
+
+
 def installed_version(name: str) -> str | None:
     """The installed version of a distribution, read from its dist-info folder name.
 
@@ -126,14 +149,7 @@ def installed_version(name: str) -> str | None:
     for entry in sys.path:
         if not entry or not os.path.isdir(entry):
             continue
-        listing = _listing_cache.get(entry)
-        if listing is None:
-            try:
-                listing = sorted(os.listdir(entry))
-            except OSError:
-                listing = []
-            _listing_cache[entry] = listing
-        for item in listing:
+        for item in _listing(entry):
             m = _DIST_INFO.match(item)
             if m and _normalise(m["name"]) == want:
                 return m["version"]
