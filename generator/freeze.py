@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ResultsError
-from .fsio import sha256_file, write_bytes_atomic
+from .fsio import sha256_bytes, sha256_file, write_bytes_atomic
 
 MANIFEST = "manifest.json"
 # Bump when the meaning of the recorded inputs changes: every result becomes stale once.
@@ -203,14 +203,15 @@ def run_inputs(cfg, *, lock: Path | None = None, pkg_dir: Path | None = None) ->
     return inputs
 
 
-def figure_inputs(cfg, arrays_sha256: str, *, pkg_dir: Path | None = None) -> dict[str, Any]:
+def figure_inputs(cfg, arrays_sha256: str, *, lock: Path | None = None,
+                  pkg_dir: Path | None = None) -> dict[str, Any]:
     """Everything that decides the figure PNGs: the arrays (by hash), the config (titles and the
     outlined cell use query and key), the plotting source and the plotting libraries."""
     inputs: dict[str, Any] = {"key-format": KEY_FORMAT, "arrays": arrays_sha256,
                               "config": cfg.to_dict()}
     for rel, sha in source_hashes(FIGURES_ROOT, pkg_dir).items():
         inputs[rel] = sha
-    for name, version in library_versions(FIGURE_LIBRARIES).items():
+    for name, version in library_versions(FIGURE_LIBRARIES, lock).items():
         inputs[name] = version
     return inputs
 
@@ -282,14 +283,59 @@ class Manifest:
 
     def record(self, name: str, inputs: dict[str, Any], folder: Path) -> None:
         """Remember the inputs that produced folder's results, and the files' hashes."""
+        figures = self.experiments.get(name, {}).get("figures")
         self.experiments[name] = {
             "key": digest(inputs),
             "inputs": inputs,
             "files": {f: sha256_file(Path(folder) / f) for f in FROZEN_FILES},
         }
+        if figures is not None:
+            # Kept: its own inputs (the arrays' hash among them) say whether it is still valid.
+            self.experiments[name]["figures"] = figures
+
+    def record_figures(self, name: str, inputs: dict[str, Any], images: dict[str, bytes]) -> None:
+        entry = self.experiments.setdefault(name, {})
+        entry["figures"] = {"key": digest(inputs), "inputs": inputs,
+                            "files": {f: sha256_bytes(images[f]) for f in sorted(images)}}
 
 
 FROZEN_FILES = ("arrays.npz", "results.json")
+FIGURES_DIR = "figures"
+
+
+def load_frozen_figures(name: str, inputs: dict[str, Any], manifest: Manifest,
+                        freeze_dir: Path) -> tuple[dict[str, bytes] | None, list[str]]:
+    """The figures frozen in content/_freeze/<name>/figures when the manifest records exactly
+    ``inputs`` for them and every file is intact; else (None, reasons)."""
+    entry = manifest.experiments.get(name, {}).get("figures")
+    if not entry:
+        return None, ["no frozen figures"]
+    reasons = changed_inputs(entry.get("inputs"), inputs)
+    if reasons:
+        return None, reasons
+    folder = Path(freeze_dir) / name / FIGURES_DIR
+    images = {}
+    for filename, want in sorted(entry.get("files", {}).items()):
+        try:
+            data = (folder / filename).read_bytes()
+        except OSError:
+            return None, [f"{FIGURES_DIR}/{filename} is missing"]
+        if sha256_bytes(data) != want:
+            return None, [f"{FIGURES_DIR}/{filename} was edited or truncated"]
+        images[filename] = data
+    return images, []
+
+
+def store_frozen_figures(name: str, images: dict[str, bytes], freeze_dir: Path) -> None:
+    """Write the figures beside the results; files no longer drawn are removed."""
+    folder = Path(freeze_dir) / name / FIGURES_DIR
+    for filename in sorted(images):
+        path = folder / filename
+        if not path.is_file() or path.read_bytes() != images[filename]:
+            write_bytes_atomic(path, images[filename])
+    for old in sorted(folder.iterdir()):
+        if old.name not in images and old.is_file():
+            old.unlink()
 
 
 @dataclass(frozen=True)

@@ -98,27 +98,45 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
                   explain: Callable[[str], None] | None = None) -> dict[str, dict[str, bytes]]:
     """experiment name -> {file name -> PNG bytes} for the six figures at 1x and 2x.
 
-    Figures are cached under .cache/lora-site/figures/<key>/, keyed by the arrays' hash, the
-    config, the plotting source and the plotting libraries' versions (freeze.figure_inputs); a
-    hit reads PNG bytes without importing matplotlib or numpy.
+    Figures are keyed by the arrays' hash, the config, the plotting source and the plotting
+    libraries' versions (freeze.figure_inputs). They are looked up in .cache/lora-site/figures/
+    <key>/, then in content/_freeze/<name>/figures/ (frozen with the results, so a clean
+    checkout builds without matplotlib), and drawn only when neither holds them. A hit reads PNG
+    bytes without importing matplotlib or numpy.
     """
     from . import cache, freeze
 
     say = explain or (lambda line: None)
+    lock = project.root / "requirements.lock"
+    manifest = freeze.Manifest.read(project.freeze)
+    dirty = False
     out = {}
     for name, saved in results.items():
-        inputs = freeze.figure_inputs(saved.config, saved.arrays_sha256)
+        inputs = freeze.figure_inputs(saved.config, saved.arrays_sha256, lock=lock)
         key = freeze.digest(inputs)
-        last = cache.last_inputs(project.cache, "figures", name)
+        frozen_images, stale = freeze.load_frozen_figures(name, inputs, manifest, project.freeze)
         images = None if force else cache.load_figures(project.cache, key)
         if images is not None:
             say(f"figures {name}: reused (inputs unchanged, key {_short(key)})")
+        elif frozen_images is not None and not force:
+            images = frozen_images
+            say(f"figures {name}: reused frozen figures (inputs unchanged, key {_short(key)})")
+            cache.store_figures(project.cache, key, images)
         else:
-            why = "--force" if force else "; ".join(freeze.changed_inputs(last, inputs))
+            why = "--force" if force else "; ".join(freeze.changed_inputs(
+                cache.last_inputs(project.cache, "figures", name) or
+                manifest.experiments.get(name, {}).get("figures", {}).get("inputs"), inputs))
             images = draw_figures(saved)
             cache.store_figures(project.cache, key, images)
             say(f"figures {name}: drew ({why or 'not in the cache'}; key {_short(key)})")
-        if last != inputs:
+        if frozen_images != images:
+            # Freeze what the site shows, so a checkout builds the same pages without drawing.
+            freeze.store_frozen_figures(name, images, project.freeze)
+            manifest.record_figures(name, inputs, images)
+            dirty = True
+        if cache.last_inputs(project.cache, "figures", name) != inputs:
             cache.remember_inputs(project.cache, "figures", name, inputs)
         out[name] = images
+    if dirty:
+        manifest.write()
     return out

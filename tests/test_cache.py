@@ -208,21 +208,48 @@ def test_truncated_arrays_are_recomputed_without_frozen(project, fake_draw):
 # ---------------------------------------------------------------------------------------------
 # The figures cache
 
-def test_figure_cache_is_content_addressed_and_checked(project, fake_draw, monkeypatch):
+def test_figure_cache_is_content_addressed_and_checked(project, fake_draw):
     _, results, figs = stages(project)
-    key = freeze.digest(freeze.figure_inputs(results["main"].config, results["main"].arrays_sha256))
+    key = freeze.digest(freeze.figure_inputs(results["main"].config, results["main"].arrays_sha256,
+                                             lock=project.root / "requirements.lock"))
     folder = project.cache / "figures" / key
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted([*figs["main"], "index.json"])
     assert cache.load_figures(project.cache, key) == figs["main"]
-    # A damaged PNG is not served from the cache: it is redrawn and the folder replaced.
+    # A damaged PNG is not served from the cache: the frozen copy is used and the cache repaired.
     victim = sorted(figs["main"])[0]
     (folder / victim).write_bytes(b"not a png")
     assert cache.load_figures(project.cache, key) is None
     lines, _, figs2 = stages(project)
-    assert lines[1].startswith("figures main: drew (not in the cache; key ")
-    assert figs2 == figs
+    assert lines[1].startswith("figures main: reused frozen figures (inputs unchanged, key ")
+    assert figs2 == figs and fake_draw == ["main"]
     assert (folder / victim).read_bytes() == figs["main"][victim]
+    # Both copies damaged: drawn again, and both restored.
+    frozen = project.freeze / "main" / "figures" / victim
+    (folder / victim).write_bytes(b"not a png")
+    frozen.write_bytes(b"not a png either")
+    lines, _, figs3 = stages(project)
+    assert lines[1].startswith("figures main: drew (not in the cache; key ")
+    assert figs3 == figs and fake_draw == ["main", "main"]
+    assert frozen.read_bytes() == figs["main"][victim]
+
+
+def test_figures_are_frozen_with_the_results(project, fake_draw):
+    _, _, figs = stages(project)
+    folder = project.freeze / "main" / "figures"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == figs["main"]
+    entry = json.loads((project.freeze / "manifest.json").read_text())["experiments"]["main"]
+    assert entry["figures"]["files"] == {n: freeze.sha256_bytes(b) for n, b in figs["main"].items()}
+    # A clean checkout (no .cache) builds its figures from the freeze, drawing nothing.
+    shutil.rmtree(project.cache)
+    lines, _, figs2 = stages(project)
+    assert lines == [lines[0], lines[1]] and lines[0].startswith("run main: reused (")
+    assert lines[1].startswith("figures main: reused frozen figures (inputs unchanged, key ")
+    assert figs2 == figs and fake_draw == ["main"]
+    # Re-running the experiment keeps the figure record, which its inputs still validate.
+    lines, _, _ = stages(project, force=True)
+    assert "figures" in json.loads((project.freeze / "manifest.json").read_text())[
+        "experiments"]["main"]
 
 
 def test_store_figures_leaves_no_partial_folder(tmp_path):
