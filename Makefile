@@ -39,5 +39,17 @@ $(NPM_STAMP): package-lock.json package.json
 	    echo "npm not found: the browser client tests will skip (fail under LORA_SITE_REQUIRE_CLIENTS=1)"; \
 	fi
 
+# Live preview on http://127.0.0.1:8000/: rebuilds on every change to content/, templates/ or
+# generator/ and reloads the open page. PORT=8001 make serve picks another port.
+PORT ?= 8000
+serve: $(STAMP)
+	$(VENV)/bin/lora-site serve --port $(PORT)
+
+# Every benchmark in bench/, in sorted order. Benchmarks time things; tests never do.
+bench: $(STAMP)
+	@set -e; for script in $$(ls bench/bench_*.py | LC_ALL=C sort); do \
+	    echo "== $$script"; $(PY) $$script; \
+	done
+
 clean:
 	rm -rf site .cache .pytest_cache

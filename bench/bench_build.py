@@ -1,0 +1,236 @@
+"""Benchmark the build: whole-process wall time and peak memory, medians over several runs.
+
+Run with `make bench` (or `python bench/bench_build.py --runs 5`). Everything happens in a
+temporary copy of the project; the working tree is never touched. Scenarios:
+
+  cold           no freeze, no caches, no site: train, draw, render, write
+  clean          site/ and .cache deleted, a valid content/_freeze present (must not import torch)
+  no-op          a rebuild with nothing changed
+  prose edit     a rebuild after changing a sentence of the post
+  plotting edit  a rebuild after changing generator/figures.py
+  setting edit   a rebuild after changing an experiment setting in the front matter
+  floor: import  `python -c "import torch, matplotlib.pyplot"`
+  floor: compute the experiments' own training time (provenance wall_time_s of the cold runs)
+
+Each timed run is a fresh `python -m generator build` process; wall time is measured around it
+and peak memory is that child's ru_maxrss from os.wait4 (so one run's peak never hides another's).
+A build runs as a user's would: Python may cache bytecode (PYTHONDONTWRITEBYTECODE is unset for
+the children), one thread, Agg backend.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPY = ("content", "templates", "generator", "requirements.lock", "pyproject.toml")
+POST_GLOB = "content/posts/*.md"
+# Which heavy modules a run imported is recorded by a wrapper around the CLI.
+WATCH_MODULES = ("torch", "matplotlib", "numpy", "jinja2", "markdown")
+WRAPPER = """
+import atexit, json, sys
+def _report():
+    with open({out!r}, "w") as fh:
+        json.dump([m for m in {mods!r} if m in sys.modules], fh)
+atexit.register(_report)
+sys.argv = ["lora-site"] + {args!r}
+import runpy
+runpy.run_module("generator", run_name="__main__", alter_sys=True)
+"""
+TARGETS = {
+    "no-op": "< 0.3 s",
+    "prose edit": "< 0.5 s",
+    "clean (valid freeze)": "< 3 s, no torch",
+}
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update({"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "MPLBACKEND": "Agg"})
+    # The copy's own generator/ must be the one that runs (the venv has an editable install of
+    # the working tree): put the copy first on the path.
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**env, "PYTHONPATH": str(cwd)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
+    return wall, usage.ru_maxrss / 1024.0
+
+
+class Project:
+    """A temporary copy of the project and the edits the scenarios make to it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for name in COPY:
+            src = REPO / name
+            if src.is_dir():
+                shutil.copytree(src, root / name,
+                                ignore=shutil.ignore_patterns("__pycache__", ".*.tmp"))
+            elif src.is_file():
+                shutil.copy2(src, root / name)
+        posts = sorted(root.glob(POST_GLOB))
+        if not posts:
+            raise SystemExit(f"no post in {REPO / 'content/posts'}")
+        self.post = posts[0]
+        self.figures = root / "generator" / "figures.py"
+        self.toggles = {"prose": 0, "plot": 0, "setting": 0}
+        self.imports: dict[str, list[str]] = {}
+
+    def build_cmd(self, scenario: str) -> list[str]:
+        out = self.root / ".bench-imports.json"
+        code = WRAPPER.format(out=str(out), mods=WATCH_MODULES, args=["build", "--quiet"])
+        self._imports_file, self._scenario = out, scenario
+        return [sys.executable, "-c", code]
+
+    def build(self, scenario: str, env) -> tuple[float, float]:
+        wall, peak = measure(self.build_cmd(scenario), self.root, env)
+        self.imports[scenario] = json.loads(self._imports_file.read_text())
+        return wall, peak
+
+    def remove(self, *names: str) -> None:
+        for name in names:
+            path = self.root / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+    def _flip(self, which: str) -> int:
+        self.toggles[which] ^= 1
+        return self.toggles[which]
+
+    def edit_prose(self) -> None:
+        """Change one sentence of the body: a real edit every time (it alternates)."""
+        text = self.post.read_text(encoding="utf-8")
+        a, b = "This article looks at LoRA", "This article examines LoRA"
+        if a not in text and b not in text:
+            raise SystemExit(f"prose edit: the sentence to change is gone from {self.post}")
+        old, new = (a, b) if self._flip("prose") else (b, a)
+        self.post.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    def edit_plotting(self) -> None:
+        """Change the colour that marks the target in every figure."""
+        text = self.figures.read_text(encoding="utf-8")
+        a, b = 'TARGET_COLOR = "#d62728"', 'TARGET_COLOR = "#e6550d"'
+        if a not in text and b not in text:
+            raise SystemExit(f"plotting edit: TARGET_COLOR is gone from {self.figures}")
+        old, new = (a, b) if self._flip("plot") else (b, a)
+        self.figures.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    def edit_setting(self) -> None:
+        """Change the learning rate of the experiment 'main' in the front matter."""
+        text = self.post.read_text(encoding="utf-8")
+        m = re.search(r"^  main: \{(.*)\}$", text, re.M)
+        if not m:
+            raise SystemExit(f"setting edit: no '  main: {{...}}' line in {self.post}")
+        settings = re.sub(r",?\s*lr: [0-9.e-]+", "", m.group(1)).strip(", ")
+        if self._flip("setting"):
+            settings = ", ".join(s for s in (settings, "lr: 0.012") if s)
+        self.post.write_text(text[:m.start(1)] + settings + text[m.end(1):], encoding="utf-8")
+
+    def compute_seconds(self) -> float:
+        total = 0.0
+        for path in sorted((self.root / "content" / "_freeze").glob("*/results.json")):
+            total += json.loads(path.read_text())["provenance"]["wall_time_s"]
+        return total
+
+
+def median_row(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    walls = [w for w, _ in samples]
+    peaks = [p for _, p in samples]
+    return statistics.median(walls), min(walls), max(walls), statistics.median(peaks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--runs", type=int, default=5, help="runs per scenario (default 5)")
+    ap.add_argument("--cold-runs", type=int, default=3,
+                    help="runs of the cold build, which trains (default 3)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    args = ap.parse_args(argv)
+    env = child_env()
+    tmp = Path(tempfile.mkdtemp(prefix="lora-site-bench-"))
+    rows: dict[str, list[tuple[float, float]]] = {}
+    compute: list[float] = []
+    try:
+        p = Project(tmp / "project")
+        print(f"benchmarking a copy of {REPO} in {p.root} "
+              f"({args.runs} runs, {args.cold_runs} cold; {os.cpu_count()} CPUs)", file=sys.stderr)
+
+        def run(name: str, prepare, count: int) -> None:
+            samples = rows.setdefault(name, [])
+            for _ in range(count):
+                prepare()
+                samples.append(p.build(name, env))
+                print(f"  {name}: {samples[-1][0]:.3f} s", file=sys.stderr)
+
+        # Warm the bytecode cache of the copy once, untimed, as any previous run would have.
+        p.build("warm-up", env)
+        for _ in range(args.cold_runs):
+            run("cold", lambda: p.remove("content/_freeze", ".cache", "site"), 1)
+            compute.append(p.compute_seconds())
+        run("clean (valid freeze)", lambda: p.remove(".cache", "site"), args.runs)
+        run("no-op", lambda: None, args.runs)
+        run("prose edit", p.edit_prose, args.runs)
+        run("plotting edit", p.edit_plotting, args.runs)
+        run("setting edit", p.edit_setting, args.runs)
+        floor = [measure([sys.executable, "-c", "import torch, matplotlib.pyplot"], p.root, env)
+                 for _ in range(args.runs)]
+        rows["floor: import torch, matplotlib"] = floor
+        imports = dict(p.imports)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    floor_s = statistics.median(w for w, _ in rows["floor: import torch, matplotlib"])
+    compute_s = statistics.median(compute)
+    print()
+    print(f"{'scenario':<34} {'median s':>9} {'min s':>7} {'max s':>7} {'peak MiB':>9}  "
+          f"{'imports':<30} target")
+    print("-" * 118)
+    for name, samples in rows.items():
+        med, lo, hi, peak = median_row(samples)
+        mods = ",".join(imports.get(name, [])) if name in imports else "-"
+        target = TARGETS.get(name, "")
+        if name == "cold":
+            limit = 1.3 * (floor_s + compute_s)
+            target = f"<= 1.3 x (floor + compute) = {limit:.2f} s"
+        print(f"{name:<34} {med:>9.3f} {lo:>7.3f} {hi:>7.3f} {peak:>9.1f}  {mods or 'none':<30} "
+              f"{target}")
+    print(f"{'floor: experiments compute':<34} {compute_s:>9.3f} {min(compute):>7.3f} "
+          f"{max(compute):>7.3f} {'':>9}  {'(provenance wall_time_s)':<30}")
+    print()
+    cold = statistics.median(w for w, _ in rows["cold"])
+    print(f"cold / (import floor + compute) = {cold:.2f} / ({floor_s:.2f} + {compute_s:.2f}) "
+          f"= {cold / (floor_s + compute_s):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
