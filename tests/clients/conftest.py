@@ -194,16 +194,34 @@ def any_built_site(request) -> BuiltSite:
 
 
 @pytest.fixture(scope="session")
-def jekyll_site(any_built_site, tmp_path_factory):
+def _jekyll_builds(tmp_path_factory):
+    """Cache: one `jekyll build` per site build, however many fixtures ask for it."""
+    cache: dict[str, tuple] = {}
+
+    def build(site: BuiltSite):
+        if site.baseurl not in cache:
+            require_client("jekyll")
+            dest = tmp_path_factory.mktemp("jekyll-site") / "_site"
+            code, output = jekyll_build(site.jekyll, dest, baseurl=site.baseurl)
+            if code != 0:
+                pytest.fail(f"jekyll build of {site.jekyll} failed (exit {code}):\n{output}",
+                            pytrace=False)
+            config = pages_config(site.jekyll)
+            pages = {slug: post_permalink(site.jekyll_post(slug), config) for slug in site.slugs}
+            cache[site.baseurl] = (site, dest, pages)
+        return cache[site.baseurl]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def jekyll_site(any_built_site, _jekyll_builds):
     """(site, _site folder, {slug: permalink}): the build's site/jekyll through `jekyll build
-    --safe --future` with GitHub Pages' settings and the build's baseurl."""
-    require_client("jekyll")
-    site = any_built_site
-    dest = tmp_path_factory.mktemp("jekyll-site") / "_site"
-    code, output = jekyll_build(site.jekyll, dest, baseurl=site.baseurl)
-    if code != 0:
-        pytest.fail(f"jekyll build of {site.jekyll} failed (exit {code}):\n{output}",
-                    pytrace=False)
-    config = pages_config(site.jekyll)
-    pages = {slug: post_permalink(site.jekyll_post(slug), config) for slug in site.slugs}
-    return site, dest, pages
+    --safe --future` with GitHub Pages' settings and the build's baseurl; both baseurls."""
+    return _jekyll_builds(any_built_site)
+
+
+@pytest.fixture(scope="session")
+def jekyll_site_root(built_site, _jekyll_builds):
+    """The same, for the build with an empty baseurl only."""
+    return _jekyll_builds(built_site)
