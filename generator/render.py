@@ -198,6 +198,10 @@ def _markdown():
 def markdown_to_html(source: str) -> HtmlDoc:
     md = _markdown()
     html = md.convert(source)
+    # A block that can scroll sideways (code, wide display math) must be reachable from the
+    # keyboard, or keyboard users cannot scroll it (axe: scrollable-region-focusable).
+    html = html.replace('<div class="highlight"><pre>', '<div class="highlight"><pre tabindex="0">')
+    html = html.replace('<div class="arithmatex">', '<div class="arithmatex" tabindex="0">')
     return HtmlDoc(html=html, toc=list(getattr(md, "toc_tokens", [])))
 
 
@@ -225,6 +229,7 @@ def pygments_css(light: str = "default", dark: str = "github-dark") -> str:
 # --------------------------------------------------------------------------------------------
 # Markdown -> kramdown-safe Markdown (the Jekyll post)
 
+FOCUSABLE_IAL = '{: tabindex="0"}'
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 _LIQUID = re.compile(r"\{[{%]")
 
@@ -397,12 +402,15 @@ def to_kramdown(source: str) -> str:
     parts: list[str] = []
     for kind, text in iter_blocks(source):
         if kind == "fence":
-            # Code is left as written; if it holds Liquid-looking text, raw tags go on their own
-            # lines outside the fence so the code itself is untouched.
+            # Code is left as written. The attribute list on the next line makes the block
+            # keyboard-focusable, so a reader without a mouse can scroll a long line
+            # (kramdown puts it on the block's wrapper). If the code holds Liquid-looking
+            # text, raw tags go on lines of their own outside the fence.
+            block = text + "\n" + FOCUSABLE_IAL
             if _LIQUID.search(text) and "endraw" not in text:
-                parts.append("{% raw %}\n" + text + "\n{% endraw %}")
+                parts.append("{% raw %}\n" + block + "\n{% endraw %}")
             else:
-                parts.append(guard_liquid(text) if _LIQUID.search(text) else text)
+                parts.append(guard_liquid(block) if _LIQUID.search(text) else block)
         elif kind == "math":
             # Display math: $$ on their own lines with blank lines around, which kramdown reads
             # as a block (a $$ inside a paragraph would be inline math).

@@ -86,13 +86,15 @@ def test_html_math_is_wrapped_in_arithmatex():
     doc = markdown_to_html("## Head\n\nText $a_1 * b_2$ and \\(c\\).\n\n$$\nS = \\frac{Q}{\\sqrt{d}}\n$$\n")
     assert '<span class="arithmatex">\\(a_1 * b_2\\)</span>' in doc.html
     assert '<span class="arithmatex">\\(c\\)</span>' in doc.html
-    assert '<div class="arithmatex">\\[\nS = \\frac{Q}{\\sqrt{d}}\n\\]</div>' in doc.html
+    # Display math may scroll sideways on a phone, so it takes keyboard focus.
+    assert '<div class="arithmatex" tabindex="0">\\[\nS = \\frac{Q}{\\sqrt{d}}\n\\]</div>' \
+        in doc.html
     assert doc.toc[0]["id"] == "head"
 
 
 def test_html_code_is_highlighted_and_not_math():
     doc = markdown_to_html("```python\nx = '$a$'  # {{ y }}\n```\n")
-    assert 'class="highlight"' in doc.html
+    assert '<div class="highlight"><pre tabindex="0">' in doc.html
     assert "arithmatex" not in doc.html
     assert "{{ y }}" in doc.html
 
@@ -128,13 +130,14 @@ def test_display_math_gets_its_own_lines_between_blank_lines():
 def test_fenced_code_is_left_exactly_as_written():
     code = "```python\nprice = '$5 and $6'  # a | b\nd = {'a': {'b': 1}}\n```"
     out = to_kramdown(f"Before $x$.\n\n{code}\n\nAfter.\n")
-    assert f"\n{code}\n" in out
+    # The code, then kramdown's attribute list making the block focusable (it can scroll).
+    assert f"\n{code}\n{{: tabindex=\"0\"}}\n" in out
 
 
 def test_fenced_code_with_liquid_is_guarded_outside_the_fence():
     code = "```jinja\n{{ value }} {% if x %}\n```"
     out = to_kramdown(code + "\n")
-    assert out == "{% raw %}\n" + code + "\n{% endraw %}\n"
+    assert out == "{% raw %}\n" + code + '\n{: tabindex="0"}\n{% endraw %}\n'
 
 
 def test_liquid_in_text_and_math_is_guarded():
