@@ -9,8 +9,8 @@ Nothing here imports Playwright; the browser checks live in browser.py.
 """
 from __future__ import annotations
 
-import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -397,11 +398,16 @@ def jekyll_build(source: Path, dest: Path, baseurl: str = "") -> tuple[int, str]
     """`jekyll build --safe --future` with GitHub Pages' settings; (exit code, output)."""
     config = dest.parent / f"{dest.name}.pages-config.yml"
     config.write_text(yaml.safe_dump(pages_config(source), sort_keys=True), encoding="utf-8")
-    cmd = ["jekyll", "build", "--safe", "--future", "--source", str(source),
-           "--destination", str(dest), "--config", str(config), "--baseurl", baseurl]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC",
-                               "JEKYLL_ENV": "production", "HOME": str(dest.parent)})
+    # --disable-disk-cache: leave the source tree exactly as the generator wrote it.
+    cmd = [shutil.which("jekyll") or "jekyll", "build", "--safe", "--future",
+           "--disable-disk-cache", "--source", str(source), "--destination", str(dest),
+           "--config", str(config), "--baseurl", baseurl]
+    # No Gemfile and no Bundler: the Debian gems, as a plain `jekyll build` sees them. TZ=UTC
+    # like GitHub's builders, so post dates (and permalinks) do not depend on this machine.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUNDLE_", "GEM_", "RUBY"))}
+    env.update(LANG="C.UTF-8", TZ="UTC", JEKYLL_ENV="production")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=dest.parent,
+                          env=env)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -428,9 +434,8 @@ def read_front_matter(text: str) -> tuple[dict, str]:
 def post_permalink(post: Path, config: dict) -> str:
     """The URL path Jekyll gives a post (without baseurl): its permalink style, filled in.
 
-    Jekyll's built-in styles and the placeholders a plain blog uses. The date is the one written in
-    the front matter (Jekyll converts it to the site's timezone; our CI builds with TZ=UTC and the
-    post's 10:00 +05:30 is the same calendar day there).
+    Jekyll's built-in styles and the placeholders a plain blog uses; the date is the front
+    matter's, in the site's timezone.
     """
     meta, _ = read_front_matter(post.read_text(encoding="utf-8"))
     if meta.get("permalink"):
@@ -442,6 +447,10 @@ def post_permalink(post: Path, config: dict) -> str:
     pattern = str(config.get("permalink") or "date")
     pattern = styles.get(pattern, pattern)
     when = _post_date(meta, post.name)
+    if isinstance(when, datetime) and when.tzinfo is not None:
+        # Jekyll files a post under its date in the site's timezone (the build's TZ, UTC, when
+        # _config.yml sets none): 00:30 +05:30 on the 11th is the 10th in UTC.
+        when = when.astimezone(ZoneInfo(str(config.get("timezone") or "UTC")))
     cats = meta.get("categories", meta.get("category", []))
     if isinstance(cats, str):
         cats = cats.split()
@@ -717,10 +726,6 @@ def _rel(url: str, root_url: str) -> str:
 
 def html_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.html") if p.is_file())
-
-
-def unescape(text: str) -> str:
-    return html.unescape(text)
 
 
 def find_post_page(html_root: Path, slug: str) -> Path:

@@ -115,9 +115,12 @@ def test_every_post_page_of_the_html_site_reads_right_on_a_phone(
         context, _ = new_context(width=375, height=800, mobile=True)
         shot = screenshot_dir / f"html-{tag}-{slug}-375.png"
         assert check_post_page(context.new_page(), url, math, shot, min_images=images) == []
-        # the same on a desktop, for a second screenshot
+        # the same on a desktop, and in dark mode, for screenshots to look at
         context, _ = new_context(width=1280, height=900)
         shot = screenshot_dir / f"html-{tag}-{slug}-1280.png"
+        assert check_post_page(context.new_page(), url, math, shot, min_images=images) == []
+        context, _ = new_context(width=375, height=800, mobile=True, color_scheme="dark")
+        shot = screenshot_dir / f"html-{tag}-{slug}-375-dark.png"
         assert check_post_page(context.new_page(), url, math, shot, min_images=images) == []
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from . import handmade
 from .checks import (check_jekyll_post, compare_math, extract_math_from_html, find_post_page,
-                     jekyll_build, pages_config, url_to_file)
+                     jekyll_build, pages_config, post_permalink, url_to_file)
 from .clientenv import require_client
 
 pytestmark = pytest.mark.client
@@ -81,6 +81,19 @@ def test_a_post_missing_from_its_permalink_is_caught(handmade_jekyll, tmp_path):
     cfg = dict(pages_config(source), permalink="/:title/")   # where the build did not put it
     problems = check_jekyll_post(builds[""], source / "_posts/2026-01-11-good.md", cfg, "")
     assert problems and "no page at the post's permalink" in problems[0]
+
+
+def test_the_permalink_follows_the_date_in_the_build_timezone(tmp_path):
+    """00:30 at +05:30 on the 11th is still the 10th in UTC, where Jekyll (TZ=UTC) files it."""
+    require_client("jekyll")
+    source = handmade.jekyll_tree(tmp_path / "src", {"early": "$$x$$\n"})
+    post = source / "_posts" / "2026-01-11-early.md"
+    post.write_text(post.read_text(encoding="utf-8").replace("10:00:00", "00:30:00"),
+                    encoding="utf-8")
+    code, output = jekyll_build(source, tmp_path / "site")
+    assert code == 0, output
+    assert post_permalink(post, pages_config(source)) == "/blog/2026/01/10/early.html"
+    assert check_jekyll_post(tmp_path / "site", post, pages_config(source), "") == []
 
 
 def test_a_stray_liquid_tag_fails_the_build(tmp_path):
