@@ -312,6 +312,8 @@ def test_statements_follow_the_measurements(article):
         assert f"Its length shrank by a factor of {fmt(1 / ratio, 2)}" in text
     else:
         assert f"Its length changed only by a factor of {fmt(ratio, 2)}" in text
+    verdict = "Holds" if 0.9 <= ratio <= 1.1 else "Partly"
+    assert f"Query {c.query} is rotated. {verdict}: it turns by" in text
     low = [i for i, v in enumerate(m["cos_q"]) if i != c.query and v < 0.95]
     for i in low:
         assert f"query {i} has a cosine of {fmt(m['cos_q'][i], 2)}" in text
@@ -436,3 +438,39 @@ def test_console_script_builds_both_trees(tmp_path):
     assert (tmp_path / "site" / HTML_POST).is_file()
     assert proc.stdout == ""
     assert "lora-site build" in (REPO / "Makefile").read_text()
+
+
+def test_other_branches_of_the_text_follow_other_numbers(article):
+    """Feed the article numbers the run did not produce: each conditional sentence flips."""
+    from types import SimpleNamespace
+
+    from generator.content import read_post
+    from generator.figures import FIGURE_NAMES, image_filename
+    from generator.site import load_site_config, post_info, render_post
+
+    project = Project(article.root)
+    site = load_site_config(project)
+    info = post_info(read_post(article.root / "content" / "posts" / f"{SLUG}.md"), site)
+    c, m = article.cfg, dict(article.m)
+    n, q = c.seq_len, c.query
+    m.update(
+        reached_stop_prob=False,
+        q_norm_ratio_target=1.02,
+        cos_q=[0.5 if i == q else 0.99 for i in range(n)],
+        cos_q_others_min=0.99,
+        tv_others_max=0.01,
+        dq_norm_others_max=0.05 * m["dq_norm_target"],
+        delta_w_sigma2_over_sigma1=0.5,
+    )
+    saved = SimpleNamespace(config=c, metrics=m, provenance={})
+    figures = {"main": {image_filename(f, s): b"" for f in FIGURE_NAMES for s in (1, 2)}}
+    r = render_post(info, site, {"main": saved}, figures, {})
+    text = " ".join(re.sub(r"<[^>]+>", " ", r.html_body).split())
+    assert f"stopped at the limit of {m['steps']} steps" in text
+    assert f"Its length changed only by a factor of {fmt(1.02, 2)}" in text
+    assert "Every other query keeps a cosine above 0.95" in text
+    assert "The other rows barely move" in text
+    assert "Query {} is rotated. Holds".format(q) in text
+    assert "The other queries get near-zero updates. Holds" in text
+    assert "more than one direction carries weight" in text
+    assert "in effect the adapter learned a rank-one update" not in text
