@@ -6,11 +6,14 @@ fixed size and dpi, and no PNG metadata (matplotlib would otherwise stamp its ve
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from .config import ExperimentConfig
+
+if TYPE_CHECKING:
+    # numpy is imported where arrays are handled: the renderer imports this module for the
+    # names, alt texts and sizes, and must not pay for numpy on every prose edit.
+    import numpy as np
 
 FIGURE_NAMES = (
     "before_lora", "after_lora",
@@ -83,6 +86,8 @@ def _bars(values: np.ndarray, *, title: str, ylabel: str, cfg: ExperimentConfig,
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     a, b = a.astype(np.float64), b.astype(np.float64)
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
@@ -90,6 +95,8 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def figure_builders(cfg: ExperimentConfig,
                     arrays: Mapping[str, np.ndarray]) -> dict[str, Callable[[], object]]:
     """name -> a function that draws that figure (lazy, so one can be drawn alone)."""
+    import numpy as np
+
     w0, w1 = arrays["weights_before"], arrays["weights_after"]
     s0, s1 = arrays["scores_before"], arrays["scores_after"]
     # One colour scale per before/after pair, so colours mean the same number in both panels.
@@ -122,13 +129,14 @@ def figure_builders(cfg: ExperimentConfig,
     }
 
 
-def png_bytes(fig, dpi: int) -> bytes:
+def png_bytes(fig, dpi: int, *, close: bool = True) -> bytes:
     import io
     _, plt = _pyplot()
     buf = io.BytesIO()
     # metadata None drops the 'Software' text chunk; no other chunk carries time or version.
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return buf.getvalue()
 
 
@@ -136,17 +144,25 @@ def image_filename(name: str, scale: int) -> str:
     return f"{name}.png" if scale == 1 else f"{name}@{scale}x.png"
 
 
-def render_figures(cfg: ExperimentConfig, arrays: Mapping[str, np.ndarray]) -> dict[str, bytes]:
-    """All six figures at every scale: file name -> PNG bytes."""
+def render_figures(cfg: ExperimentConfig, arrays: Mapping[str, np.ndarray],
+                   names: tuple[str, ...] = FIGURE_NAMES) -> dict[str, bytes]:
+    """The figures ``names`` (default: all six) at every scale: file name -> PNG bytes.
+
+    Each figure's bytes depend on nothing but its own inputs, so drawing a subset (as parallel
+    workers do) gives the same bytes as drawing all."""
     matplotlib, _ = _pyplot()
     out: dict[str, bytes] = {}
     # The default style, whatever the user's matplotlibrc says, so every machine draws the same.
     with matplotlib.rc_context(rc=matplotlib.rcParamsDefault):
         matplotlib.rcParams["svg.hashsalt"] = "lora-site"
         builders = figure_builders(cfg, arrays)
-        for name in FIGURE_NAMES:
-            for scale in SCALES:
-                out[image_filename(name, scale)] = png_bytes(builders[name](), DPI_1X * scale)
+        for name in names:
+            # One figure, saved at every scale: building it (and its tight layout) is half the
+            # cost of drawing, and the layout is in inches, so the scales agree pixel for pixel.
+            fig = builders[name]()
+            for i, scale in enumerate(SCALES):
+                out[image_filename(name, scale)] = png_bytes(fig, DPI_1X * scale,
+                                                             close=i == len(SCALES) - 1)
     return out
 
 

@@ -32,10 +32,45 @@ def run_one(name: str, cfg: ExperimentConfig, out_dir: Path,
     return load_result(out_dir / name)
 
 
-def draw_figures(saved: SavedResult) -> dict[str, bytes]:
-    """The six figures (1x and 2x) of one saved result: file name -> PNG bytes."""
-    from .figures import render_figures
+_pool = None          # the figure-drawing workers of this process (drawpool.DrawPool)
 
+
+def start_draw_pool():
+    """Start the figure workers now (idempotent): they import matplotlib while we do other work.
+    None when drawing happens in this process (one core, or LORA_SITE_DRAW_WORKERS=0)."""
+    global _pool
+    if _pool is None:
+        from .drawpool import DrawPool, worker_count
+
+        n = worker_count()
+        if n:
+            import atexit
+
+            _pool = DrawPool(n)
+            atexit.register(close_draw_pool)
+    return _pool
+
+
+def close_draw_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.close()
+        _pool = None
+
+
+def draw_figures(saved: SavedResult) -> dict[str, bytes]:
+    """The six figures (1x and 2x) of one saved result: file name -> PNG bytes.
+
+    Drawn by the worker pool, in parallel, when there is one; in this process otherwise, or if
+    a worker fails (so a plotting error shows its own traceback here)."""
+    from .figures import FIGURE_NAMES, render_figures
+
+    pool = start_draw_pool()
+    if pool is not None:
+        images = pool.draw(saved.path, FIGURE_NAMES)
+        if images is not None:
+            return images
+        close_draw_pool()
     return render_figures(saved.config, saved.arrays())
 
 
@@ -84,6 +119,9 @@ def results_stage(project: Project, *, frozen: bool = False, force: bool = False
             out[name] = load_result(folder)
             continue
         why = "--force" if force else "; ".join(state.reasons)
+        # New results mean new figures: let the drawing workers import matplotlib on the other
+        # core while this one imports torch and trains.
+        start_draw_pool()
         saved = run_one(name, cfg, project.freeze, progress_factory)
         manifest.record(name, inputs, folder)
         dirty = True
@@ -137,6 +175,7 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
         if cache.last_inputs(project.cache, "figures", name) != inputs:
             cache.remember_inputs(project.cache, "figures", name, inputs)
         out[name] = images
+    close_draw_pool()
     if dirty:
         manifest.write()
     return out

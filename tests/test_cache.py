@@ -259,3 +259,24 @@ def test_store_figures_leaves_no_partial_folder(tmp_path):
     with pytest.raises(RuntimeError):
         cache.store_figures(tmp_path, "k1", Boom({"a.png": b"x"}))
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == []
+
+
+def test_draw_pool_gives_the_bytes_of_drawing_in_process(project, monkeypatch):
+    """Workers draw shares of the figures in other processes; the bytes must not change."""
+    from generator.drawpool import DrawPool, split
+    from generator.figures import FIGURE_NAMES, render_figures
+
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "2")
+    saved = pipeline.results_stage(project)["main"]
+    pooled = pipeline.draw_figures(saved)
+    assert pipeline._pool is not None, "two workers were asked for"
+    pipeline.close_draw_pool()
+    assert pooled == render_figures(saved.config, saved.arrays())
+    assert split(FIGURE_NAMES, 2) == [FIGURE_NAMES[0::2], FIGURE_NAMES[1::2]]
+    # A worker that cannot do the job says so (None), and the caller draws in-process.
+    pool = DrawPool(1)
+    try:
+        assert pool.draw(project.root / "no-such-result", FIGURE_NAMES) is None
+    finally:
+        pool.close()
+    assert pool.procs == []
