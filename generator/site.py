@@ -59,13 +59,19 @@ def register_data(name: str) -> Callable[[DataLoader], DataLoader]:
     return deco
 
 
-def _load_optional_loaders() -> None:
-    # Modules that register loaders are imported here, lazily, so a missing one never breaks a
-    # build that does not ask for it.
-    import importlib
+# Modules that register loaders with @register_data, imported only when a post asks for data (so
+# a build that does not need them never pays for their imports).
+LOADER_MODULES = ("generator.audit",)
 
-    for module in ("generator.audit",):
-        with contextlib.suppress(ImportError):
+
+def _load_optional_loaders() -> None:
+    import importlib
+    import importlib.util
+
+    for module in LOADER_MODULES:
+        # A module that does not exist is skipped; one that exists but fails to import is a bug
+        # to report, not to hide.
+        if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)
 
 

@@ -474,3 +474,25 @@ def test_other_branches_of_the_text_follow_other_numbers(article):
     assert "The other queries get near-zero updates. Holds" in text
     assert "more than one direction carries weight" in text
     assert "in effect the adapter learned a rank-one update" not in text
+
+
+def test_rebuilding_gives_identical_bytes(article, tmp_path):
+    build(Project(article.root), frozen=True, out=tmp_path / "again")
+
+    def files(folder):
+        return {p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    assert files(tmp_path / "again") == files(article.out)
+
+
+def test_render_from_saved_results_imports_neither_torch_nor_matplotlib(article, tmp_path):
+    code = ("import sys; from pathlib import Path; from generator.site import build; "
+            "from generator.project import Project;"
+            f"build(Project(Path({str(article.root)!r})), frozen=True, out={str(tmp_path / 'o')!r});"
+            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert (tmp_path / "o" / HTML_POST).is_file()
