@@ -103,8 +103,10 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"YAML syntax error: {getattr(exc, 'problem', exc)}", path=path,
-                          line=mark.line + 1 if mark else None) from None
+        raise ConfigError(f"YAML syntax error: {getattr(exc, 'problem', None) or exc}",
+                          path=path, line=mark.line + 1 if mark else None,
+                          hint="fix the YAML on that line (quote values that contain ': ' "
+                               "or start with a quote)") from None
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping of settings", path=path)
     names = [f.name for f in fields(SiteConfig)]
@@ -113,7 +115,8 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
             raise unknown_key_error(key, names, source=path)
     for key in ("title", "description", "author", "url"):
         if not isinstance(data.get(key), str) or not data[key].strip():
-            raise ConfigError("is required and must be a non-empty string", path=path, field=key)
+            raise ConfigError("is required and must be a non-empty string", path=path, field=key,
+                              hint=f"add a line such as '{key}: \"...\"' to site.yml")
     for key in ("baseurl", "mathjax_url", "lang"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"must be a string, got {data[key]!r}", path=path, field=key)
@@ -134,8 +137,9 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
     extra = data.get("extra") or {}
     if not isinstance(extra, dict):
         raise ConfigError("must be a mapping", path=path, field="extra")
-    return SiteConfig(title=data["title"].strip(), description=data["description"].strip(),
-                      author=data["author"].strip(), url=url, baseurl=base, mathjax_url=mathjax,
+    text = {k: plain_text(data[k], path=path, field=k) for k in ("title", "description", "author")}
+    return SiteConfig(title=text["title"], description=text["description"],
+                      author=text["author"], url=url, baseurl=base, mathjax_url=mathjax,
                       lang=data.get("lang", "en"), extra=extra)
 
 
@@ -181,6 +185,7 @@ class PostInfo:
     date_text: str          # the date as the author wrote it, for the Jekyll front matter
     url: str                # root-relative, with the baseurl: /repo/<slug>/
     jekyll_name: str        # 2026-01-11-<slug>.md
+    tags: tuple[str, ...] = ()   # from `tag:` or `tags:`, as Jekyll reads them
 
     @property
     def iso(self) -> str:
@@ -192,16 +197,60 @@ class PostInfo:
 
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# Characters no title, description or tag may hold: XML 1.0 cannot carry C0 controls at all (not
+# even as references), HTML calls C1 controls parse errors, and lone surrogates have no UTF-8.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Line breaks and tabs become one space: XML normalises them to spaces inside attributes, HTML
+# shows them as one, so only then does every output read back the same string.
+_SPACES = re.compile("[ \t\r\n\u2028\u2029]+")
+
+
+def plain_text(value: str, *, path: object, field: str) -> str:
+    """A title, description or tag as one line of text, identical in every output format."""
+    bad = _FORBIDDEN.search(value)
+    if bad:
+        raise ContentError(f"contains the control character U+{ord(bad.group()):04X}", path=path,
+                           field=field, hint="remove it; feeds and web pages cannot carry it")
+    return _SPACES.sub(" ", value).strip()
+
+
+def post_tags(meta: Mapping[str, Any], path: Path) -> tuple[str, ...]:
+    """Tags as Jekyll reads them: `tag:` (one tag, or a list) wins over `tags:` (a list, or a
+    string split at spaces). Numbers are taken as text (YAML reads `- 2026` as a number)."""
+    key = "tag" if "tag" in meta else "tags"
+    raw = meta.get(key)
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        items = [raw] if key == "tag" else raw.split()
+    elif isinstance(raw, list):
+        items = raw
+    else:
+        raise ContentError("must be a tag or a list of tags", path=path, field=key,
+                           hint="write tags as a YAML list of strings")
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = str(item)
+        if not isinstance(item, str) or not plain_text(item, path=path, field=f"{key}[{i}]"):
+            raise ContentError(f"tag {i + 1} is {item!r}, not a non-empty string", path=path,
+                               field=key, hint="write each tag as a string")
+        out.append(plain_text(item, path=path, field=f"{key}[{i}]"))
+    return tuple(out)
 
 
 def post_info(post: Post, site: SiteConfig) -> PostInfo:
     meta = post.meta
     title = meta.get("title")
     if not isinstance(title, str) or not title.strip():
-        raise ContentError("title is required", path=post.path, field="title")
+        raise ContentError("title is required", path=post.path, field="title",
+                           hint="add a line such as 'title: \"My post\"' to the front matter")
+    title = plain_text(title, path=post.path, field="title")
     desc = meta.get("description", "")
     if not isinstance(desc, str):
-        raise ContentError("description must be a string", path=post.path, field="description")
+        raise ContentError("description must be a string", path=post.path, field="description",
+                           hint="quote it: description: \"...\"")
+    desc = plain_text(desc, path=post.path, field="description")
     if not _SLUG.match(post.slug):
         raise ContentError(f"file name {post.path.name!r} does not make a URL slug",
                            path=post.path, hint="name it with lower-case letters, digits and -")
@@ -214,7 +263,8 @@ def post_info(post: Post, site: SiteConfig) -> PostInfo:
     date_text = raw_date if isinstance(raw_date, str) else date.strftime("%Y-%m-%d %H:%M:%S %z")
     return PostInfo(post=post, slug=post.slug, title=title.strip(), description=desc.strip(),
                     date=date, date_text=date_text, url=f"{site.baseurl}/{post.slug}/",
-                    jekyll_name=f"{date:%Y-%m-%d}-{post.slug}.md")
+                    jekyll_name=f"{date:%Y-%m-%d}-{post.slug}.md",
+                    tags=post_tags(meta, post.path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,9 +432,50 @@ def _json_ld(info: PostInfo, site: SiteConfig) -> dict:
         "description": info.description,
         "datePublished": info.iso,
         "author": {"@type": "Person", "name": site.author},
+        **({"keywords": list(info.tags)} if info.tags else {}),
         "url": site.url + info.url,
         "mainEntityOfPage": site.url + info.url,
     }
+
+
+def _template_frame(exc: BaseException, dirs: list[Path]) -> tuple[str | None, int | None]:
+    """The template file and line being rendered when ``exc`` was raised: Jinja rewrites
+    tracebacks so that template frames carry the template's file name and line."""
+    roots = [str(d.resolve()) for d in dirs]
+    import traceback
+
+    found: tuple[str | None, int | None] = (None, None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if any(frame.filename.startswith(r + os.sep) for r in roots):
+            found = (frame.filename, frame.lineno)
+    return found
+
+
+def render_template(env, dirs: list[Path], name: str, **ctx: Any) -> str:
+    """A page template rendered to a string; a Jinja error becomes one line naming the template
+    file and line (an edited templates/ file is author input like a post)."""
+    import jinja2
+
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateNotFound as exc:
+        raise ContentError(f"template {exc.name!r} not found (needed for {name})",
+                           path=dirs[0], hint="restore it from the repository's templates/") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ContentError(f"template syntax error: {exc.message}", path=exc.filename or name,
+                           line=exc.lineno, hint="fix the {{ }} or {% %} tag") from None
+    except ContentError:
+        raise
+    except jinja2.UndefinedError as exc:
+        file, line = _template_frame(exc, dirs)
+        raise ContentError(f"undefined value: {exc.message}", path=file or name, line=line,
+                           hint="check the name against the variables site.py passes to "
+                                "this template") from None
+    except (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        file, line = _template_frame(exc, dirs)
+        raise ContentError(f"error in a template: {type(exc).__name__}: {exc}",
+                           path=file or name, line=line,
+                           hint="fix the expression on that line") from None
 
 
 def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
@@ -394,7 +485,12 @@ def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
     from .figures import FIGURE_NAMES, image_filename
     from .render import escape_markdown, make_env, pygments_css
 
-    env = make_env(template_dirs(project))
+    dirs = template_dirs(project)
+    env = make_env(dirs)
+
+    def page(name: str, **ctx: Any) -> str:
+        return render_template(env, dirs, name, **ctx)
+
     env.filters["to_yaml"] = lambda v: yaml.safe_dump(v, sort_keys=False, allow_unicode=True,
                                                       default_flow_style=False, width=10_000)
     files: dict[str, bytes] = {}
@@ -410,13 +506,13 @@ def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
               "updated": max((p.date for p in posts), default=None)}
 
     # ---- HTML site
-    css = env.get_template("assets/style.css").render(**common)
+    css = page("assets/style.css", **common)
     css += "\n" + pygments_css(PYGMENTS_LIGHT, PYGMENTS_DARK)
     put("html/assets/style.css", css)
     put("html/.nojekyll", b"")
-    put("html/index.html", env.get_template("html/index.html").render(
+    put("html/index.html", page("html/index.html",
         **common, canonical=f"{site.url}{base}/", page_title=site.title))
-    put("html/404.html", env.get_template("html/404.html").render(
+    put("html/404.html", page("html/404.html",
         **common, canonical=None, page_title=f"Page not found · {site.title}"))
     for info in posts:
         r = rendered[info.slug]
@@ -424,15 +520,15 @@ def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
         if r.figures_used:
             exp, name = r.figures_used[0]
             first_img = f"{site.url}{base}/{image_dir(exp)}/{image_filename(name, 1)}"
-        put(f"html/{info.slug}/index.html", env.get_template("html/post.html").render(
+        put(f"html/{info.slug}/index.html", page("html/post.html",
             **common, post=info, body=r.html_body, toc=r.toc,
             canonical=f"{site.url}{info.url}", page_title=f"{info.title} · {site.title}",
             og_image=first_img, json_ld=_json_ld(info, site)))
-    put("html/feed.xml", env.get_template("feed.xml").render(**common))
-    put("html/sitemap.xml", env.get_template("sitemap.xml").render(**common))
+    put("html/feed.xml", page("feed.xml", **common))
+    put("html/sitemap.xml", page("sitemap.xml", **common))
 
     # ---- Jekyll tree
-    put("jekyll/_config.yml", env.get_template("jekyll/_config.yml").render(
+    put("jekyll/_config.yml", page("jekyll/_config.yml",
         **common, settings={
             "title": site.title, "description": site.description, "author": site.author,
             "url": site.url, "baseurl": base, "lang": site.lang,
@@ -442,7 +538,7 @@ def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
             "exclude": ["Gemfile", "Gemfile.lock", "vendor"],
         }))
     put("jekyll/_includes/mathjax.html",
-        env.get_template("jekyll/_includes/mathjax.html").render(**common))
+        page("jekyll/_includes/mathjax.html", **common))
     put("jekyll/assets/css/style.css", css)
     static = _static_dir(project)
     for path in sorted(static.rglob("*")):
@@ -450,7 +546,7 @@ def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
             put("jekyll/" + path.relative_to(static).as_posix(), path.read_bytes())
     for info in posts:
         r = rendered[info.slug]
-        put(f"jekyll/_posts/{info.jekyll_name}", env.get_template("jekyll/post.md").render(
+        put(f"jekyll/_posts/{info.jekyll_name}", page("jekyll/post.md",
             **common, front_matter=jekyll_front_matter(info),
             heading="# " + escape_markdown(info.title), body=r.jekyll_body))
 
@@ -489,31 +585,155 @@ def _static_dir(project: Project) -> Path:
 # --------------------------------------------------------------------------------------------
 # Writing: the one place that touches site/
 
+LOCK_NAME = "build.lock"
+
+
 @contextlib.contextmanager
 def build_lock(project: Project):
-    """One build at a time per project; the lock dies with the process, so it never goes stale."""
+    """One build at a time per project. A second build fails at once, naming the pid of the one
+    that runs, rather than waiting: a build can take minutes, and the person who started the
+    second one should decide. The lock is an flock on .cache/lora-site/build.lock, which the
+    kernel releases when its process exits (even on SIGKILL), so it never goes stale and the
+    file itself never needs removing."""
     import fcntl
 
-    project.cache.mkdir(parents=True, exist_ok=True)
-    path = project.cache / "build.lock"
-    with open(path, "a+") as fh:
+    path = project.cache / LOCK_NAME
+    try:
+        project.cache.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise BuildError(f"cannot create the build lock: {exc.strerror}", path=path,
+                         hint="check that the project folder is writable") from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BuildError("another build is running", path=path,
-                             hint="wait for it to finish") from None
+            fh.seek(0)
+            pid = fh.read().strip() or "unknown"
+            raise BuildError(f"another build is running (pid {pid})", path=path,
+                             hint=f"wait for it to finish, or stop process {pid}; the lock is "
+                                  "released when that process exits") from None
         try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+PAUSE_AT_ENV = "LORA_SITE_PAUSE_AT"
+PAUSE_FILE_ENV = "LORA_SITE_PAUSE_FILE"
+
+
+def failpoint(name: str) -> None:
+    """A test hook: with LORA_SITE_PAUSE_AT=<name> and LORA_SITE_PAUSE_FILE=<path> set, the build
+    writes its pid to <path> on reaching the point called <name>, then waits (up to two minutes)
+    until <path> is removed. Tests use it to interrupt a build at a known place or to start a
+    second build while the first holds the lock. Points: results, render, write."""
+    if os.environ.get(PAUSE_AT_ENV) != name:
+        return
+    import time
+
+    flag = Path(os.environ[PAUSE_FILE_ENV])
+    flag.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    deadline = time.monotonic() + 120
+    while flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """Temporary folders a killed build (SIGKILL, power loss) left beside ``out``."""
+    parent = out.parent
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir()
+                  if p.name.startswith((f".{out.name}.build-", f".{out.name}.old-")))
+
+
+def recover_output(out: Path) -> None:
+    """Undo what a killed build left behind; call with the build lock held.
+
+    A build killed between its two renames has moved the previous output into .<name>.old-*/
+    and not yet put the new one in place: that previous output is put back. Every other leftover
+    (a half-written .<name>.build-* folder) is removed."""
+    out = Path(out)
+    for leftover in _leftovers(out):
+        kept = leftover / "site"
+        if leftover.name.startswith(f".{out.name}.old-") and kept.exists() \
+                and not (out.exists() or out.is_symlink()):
+            os.rename(kept, out)
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def probe_output(out: Path) -> None:
+    """Fail before any work when the output folder cannot be written: the build writes a folder
+    beside ``out`` and renames it, so that is what is tried here."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BuildError("the output exists and is not a folder", path=out,
+                         hint="move that file away or choose another folder with --out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+    except OSError as exc:
+        raise BuildError(f"the output folder cannot be written: {exc.strerror or exc}",
+                         path=out, hint="choose a writable folder with --out or fix the "
+                                        "permissions of its parent") from None
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM until the block ends, then act on them: the swap of the output
+    folders and the cleanup after a failure must not stop halfway. Python runs signal handlers
+    in the main thread only, so elsewhere this does nothing."""
+    import signal
+
+    caught: list[int] = []
+    try:
+        old = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+               for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:              # not the main thread
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            if caught:
+                handler = old[caught[0]]
+                if callable(handler):
+                    handler(caught[0], None)
+                elif handler == signal.SIG_DFL:
+                    os.kill(os.getpid(), caught[0])
+
+
+def _undo(tmp: Path, old: Path | None, out: Path) -> None:
+    """After a failed write: drop the new tree, put the previous output back if it was moved."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    if old is None:
+        return
+    kept = old / "site"
+    if kept.exists() or kept.is_symlink():
+        if out.exists() or out.is_symlink():
+            return                  # cannot happen; keep both rather than lose one
+        os.rename(kept, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
     """Write ``files`` (relative path -> bytes) as the folder ``out``, atomically: everything goes
     into a temporary folder beside ``out``, which replaces ``out`` only once complete. On any
-    failure the temporary folder is removed and the previous ``out`` is left as it was."""
+    failure or interruption the temporary folder is removed and the previous ``out`` is left as
+    it was. (A build killed outright leaves its temporary folder; ``recover_output`` removes it
+    at the next build.)"""
     out = Path(out)
     parent = out.parent
+    if out.exists() and not out.is_dir():
+        raise BuildError("the output exists and is not a folder", path=out,
+                         hint="move that file away or choose another folder with --out")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=parent))
@@ -532,27 +752,20 @@ def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
         for d in sorted(p for p in tmp.rglob("*") if p.is_dir()):
             os.chmod(d, 0o755)
         os.chmod(tmp, 0o755)
-        if out.exists() or out.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            os.rename(out, old / "site")
-        try:
+        failpoint("write")
+        with signals_deferred():
+            if out.exists() or out.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+                os.rename(out, old / "site")
             os.rename(tmp, out)
-        except OSError:
-            if old is not None:
-                os.rename(old / "site", out)
-            raise
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with signals_deferred():
+            _undo(tmp, old, out)
         raise BuildError(f"cannot write the site: {exc.strerror or exc}", path=out,
                          hint="check free space and permissions") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and (old / "site").exists() and not out.exists():
-            os.rename(old / "site", out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with signals_deferred():
+            _undo(tmp, old, out)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -601,10 +814,14 @@ def build(project: Project, *, frozen: bool = False, force: bool = False,
     site = load_site_config(project, baseurl)        # fail fast, before any training
     for p in project.post_files():
         post_info(read_post(p), site)
+    probe_output(out)                                # an unwritable folder fails before training
     with build_lock(project):
+        recover_output(out)                          # what a killed build left behind
+        failpoint("results")
         results = pipeline.results_stage(project, frozen=frozen, force=force,
                                          progress_factory=progress_factory, explain=explain)
         figures = pipeline.figures_stage(project, results, force=force, explain=explain)
+        failpoint("render")
         files = render_site(project, results=results, figures=figures, site=site)
         if explain:
             explain(f"render: ran ({len(files)} files)")
