@@ -236,3 +236,48 @@ def render(root, quiet, explain, baseurl, out) -> None:
     report = build_site(_project(root), frozen=True, baseurl=baseurl,
                         explain=_explainer(explain), out=Path(out) if out else None)
     _report_build(report, quiet)
+
+
+@main.command()
+@root_option
+@quiet_option
+@click.option("--seeds", type=click.IntRange(1, None), default=200, show_default=True,
+              help="Seeds per setting (seeds 0..N-1); every claim is checked on each.")
+@click.option("--sweeps", type=click.Choice(["all", "default"]), default="all",
+              show_default=True,
+              help="'all': the default setting and every sweep (rank, d_model, update site, "
+                   "A init, token correlation); 'default': the default setting only.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Torch device for training: cpu, or cuda where present.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Audit JSON path (default: content/_freeze/audit/audit.json); the per-run "
+                   "statistics go beside it as .npz.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 unless every claim holds in the default setting.")
+def audit(root, quiet, seeds, sweeps, device, out, strict) -> None:
+    """Check every claim of the reference article over many seeds and settings."""
+    from .audit import format_table, min_seeds_to_hold, run_audit, save_audit
+
+    project = _project(root)
+    if seeds < min_seeds_to_hold() and not quiet:
+        click.echo(f"note: with fewer than {min_seeds_to_hold()} seeds no claim can be shown "
+                   "to hold at 95% confidence", err=True)
+    json_path = Path(out) if out else project.freeze / "audit" / "audit.json"
+    if _show_progress(quiet):
+        with click.progressbar(length=1, label="auditing", file=sys.stderr, show_pos=True,
+                               width=30) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+            result = run_audit(seeds, sweeps=sweeps, device=device, progress=progress)
+    else:
+        result = run_audit(seeds, sweeps=sweeps, device=device)
+    npz_path = save_audit(json_path, result)
+    if not quiet:
+        click.echo(format_table(result))
+        click.echo(f"audit of {seeds} seeds ({sweeps} sweeps) -> {json_path} and {npz_path.name}")
+    failed = result.failed_default()
+    if strict and failed:
+        click.echo(f"claims that do not hold in the default setting: {', '.join(failed)}",
+                   err=True)
+        raise SystemExit(1)

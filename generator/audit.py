@@ -1,0 +1,448 @@
+"""The claims audit: every claim over many seeds, in the default setting and in sweeps.
+
+``run_audit`` trains the runs (batched), computes per-run statistics, and returns the audit as
+plain data: a JSON-able summary (claims table, held fractions with Wilson intervals, quantiles
+of each statistic, geometry analyses) and a dict of per-run arrays for the .npz. It writes
+nothing; ``save_audit`` is the one place that writes the two files.
+
+A *setting* is the default experiment with one thing changed (rank, d_model, where the update
+goes, the A init, the token correlation). In every setting whose update is LoRA on W_Q, each
+seed is also trained with LoRA on W_K and with full fine-tuning of W_Q, because two claims
+compare against those runs of the same seed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .claims import CLAIMS, Claim, applies, claim_holds, claim_values
+from .config import ExperimentConfig
+
+FORMAT_VERSION = 1
+DEFAULT_SEEDS = 200
+QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+Z95 = 1.959963984540054          # the standard normal's 97.5% quantile
+# Verdicts from the Wilson interval of the held fraction.
+HOLDS_IF_LOWER_AT_LEAST = 0.9    # "holds": confidently in at least 90% of seeds
+FAILS_IF_UPPER_BELOW = 0.5       # "fails": confidently in fewer than half of them
+# Batches are split so one (S, d, d) float32 tensor stays under 16 MB.
+CHUNK_FLOATS = 1 << 22
+
+SWEEPS: dict[str, tuple[str, tuple]] = {
+    # sweep name: (what varies, values in order); the default's value is among them.
+    "rank": ("rank", (1, 2, 4, 8, 16, 32)),
+    "d_model": ("d_model", (16, 32, 64, 128, 256)),
+    "site": ("update site", ("q", "k", "v", "full")),
+    "a_init": ("A initialisation", ("gaussian", "kaiming")),
+    "tokens": ("token correlation", (0.0, 0.25, 0.5, 0.75)),
+}
+SWEEP_CHOICES = ("default", "all")
+
+# Per-run arrays kept in the .npz (the JSON holds their summaries).
+NPZ_STATS = (
+    "seed", "steps", "reached_stop_prob", "target_weight_before", "target_weight_after",
+    "tv_target", "tv_others_max", "tv_other_over_target", "dscore_target",
+    "dscore_offtarget_over_target", "dscore_rank", "cos_target", "cos_others_median",
+    "dq_ratio", "q_norm_ratio_target", "angle_target_deg", "leakage", "leakage_dot_pred",
+    "leakage_sign_pred", "sigma2_over_sigma1", "delta_w_singular_values", "amplification",
+    "amplification_top1",
+    "w_projection_over_random", "a_align_init", "a_align_final", "a_align_sign_final",
+    "max_weight_before", "target_weight_over_uniform",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str                         # "default", "rank=8", "site=full", "tokens=0.25", ...
+    overrides: tuple = ()             # (field, value) pairs applied to ExperimentConfig()
+    update: str = "lora"
+    sweep: str | None = None
+    value: Any = None
+
+    @property
+    def lora_q(self) -> bool:
+        return self.update == "lora" and dict(self.overrides).get("site", "q") == "q"
+
+    def config(self, seed: int) -> ExperimentConfig:
+        return ExperimentConfig(seed=seed, **dict(self.overrides))
+
+
+DEFAULT = Setting("default")
+
+
+def _setting_for(sweep: str, value: Any) -> Setting:
+    base = ExperimentConfig()
+    if sweep == "site":
+        if value == "q":
+            return DEFAULT
+        if value == "full":
+            return Setting("site=full", (), "full", sweep, value)
+        return Setting(f"site={value}", (("site", value),), "lora", sweep, value)
+    if sweep == "tokens":
+        if value == 0.0:
+            return DEFAULT
+        return Setting(f"tokens={value:g}", (("tokens", "correlated"), ("token_corr", value)),
+                       "lora", sweep, value)
+    if getattr(base, sweep) == value:
+        return DEFAULT
+    return Setting(f"{sweep}={value}", ((sweep, value),), "lora", sweep, value)
+
+
+def settings_for(which: str) -> list[Setting]:
+    """The settings of the default audit ("default") or of every sweep ("all"), in order."""
+    if which not in SWEEP_CHOICES:
+        from .errors import ConfigError
+        raise ConfigError(f"unknown sweep set {which!r}", field="--sweeps",
+                          hint=f"use one of {', '.join(SWEEP_CHOICES)}")
+    out = [DEFAULT]
+    if which == "all":
+        for sweep, (_, values) in SWEEPS.items():
+            for value in values:
+                s = _setting_for(sweep, value)
+                if s not in out:
+                    out.append(s)
+    return out
+
+
+# A run set: one setting's configs for every seed, as one update kind; roles "main", "lora_k",
+# "full_q". Run sets are deduplicated, so site=k's runs are the default's lora_k partners.
+@dataclass(frozen=True)
+class RunSet:
+    overrides: tuple
+    update: str
+
+    def specs(self, seeds: Sequence[int]):
+        from .batched import RunSpec
+        return [RunSpec(ExperimentConfig(seed=s, **dict(self.overrides)), self.update)
+                for s in seeds]
+
+
+def run_sets(setting: Setting) -> dict[str, RunSet]:
+    roles = {"main": RunSet(setting.overrides, setting.update)}
+    if setting.lora_q:
+        ov = dict(setting.overrides)
+        roles["lora_k"] = RunSet(tuple(sorted({**ov, "site": "k"}.items())), "lora")
+        roles["full_q"] = RunSet(setting.overrides, "full")
+    return roles
+
+
+def _canonical(rs: RunSet) -> RunSet:
+    return RunSet(tuple(sorted(rs.overrides)), rs.update)
+
+
+Progress = Callable[[int, int], None]
+
+
+def train_run_sets(sets: Sequence[RunSet], seeds: Sequence[int], *, device: str = "cpu",
+                   threads: int = 1, progress: Progress | None = None
+                   ) -> dict[RunSet, dict[str, np.ndarray]]:
+    """Per-run statistics of every run set, trained in batches (chunked to bound memory)."""
+    from .batched import torch_threads, train_batched
+    from .claims import run_statistics
+
+    total = len(sets) * len(seeds)
+    done = 0
+    out: dict[RunSet, dict[str, np.ndarray]] = {}
+    for rs in sets:
+        specs = rs.specs(seeds)
+        d = specs[0].config.d_model
+        size = max(1, CHUNK_FLOATS // (d * d))
+        parts = []
+        for start in range(0, len(specs), size):
+            chunk = specs[start:start + size]
+            batch = train_batched(chunk, device=device, threads=threads)
+            with torch_threads(threads):
+                parts.append(run_statistics(batch))
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        out[rs] = _concat(parts)
+    return out
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for name in parts[0]:
+        arrays = [p[name] for p in parts]
+        if arrays[0].ndim == 2:   # traces: pad to the longest chunk
+            width = max(a.shape[1] for a in arrays)
+            arrays = [np.pad(a.astype(np.float64), ((0, 0), (0, width - a.shape[1])),
+                             constant_values=np.nan) if a.shape[1] < width else a
+                      for a in arrays]
+        out[name] = np.concatenate(arrays)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion k/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # At k = 0 or k = n one end is exactly 0 or 1; say so rather than 1 - 1e-16.
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return (lo, hi)
+
+
+def min_seeds_to_hold(z: float = Z95) -> int:
+    """The fewest seeds with which a claim holding in every run gets the verdict "holds"."""
+    n = 1
+    while wilson(n, n, z)[0] < HOLDS_IF_LOWER_AT_LEAST:
+        n += 1
+    return n
+
+
+def verdict(lo: float, hi: float) -> str:
+    if lo >= HOLDS_IF_LOWER_AT_LEAST:
+        return "holds"
+    if hi < FAILS_IF_UPPER_BELOW:
+        return "fails"
+    return "fragile"
+
+
+def _num(x: float) -> float | None:
+    """Six significant digits, so the JSON reads well; NaN and inf become null."""
+    x = float(x)
+    if not math.isfinite(x):
+        return None
+    return float(f"{x:.6g}")
+
+
+def distribution(values: np.ndarray) -> dict[str, Any]:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    finite = v[np.isfinite(v)]
+    out: dict[str, Any] = {"count": int(v.size), "finite": int(finite.size)}
+    if finite.size:
+        qs = np.quantile(finite, QUANTILES)
+        out["quantiles"] = {f"{q:g}": _num(x) for q, x in zip(QUANTILES, qs)}
+        out["mean"] = _num(finite.mean())
+    else:
+        out["quantiles"] = {f"{q:g}": None for q in QUANTILES}
+        out["mean"] = None
+    return out
+
+
+def claim_summary(claim: Claim, stats: Mapping[str, np.ndarray],
+                  partner: Mapping[str, np.ndarray] | None) -> tuple[dict, np.ndarray]:
+    values = claim_values(claim, stats, partner)
+    held = claim_holds(claim, values, stats)
+    k, n = int(held.sum()), int(held.size)
+    lo, hi = wilson(k, n)
+    return ({"held": k, "n": n, "fraction": _num(k / n), "ci95": [_num(lo), _num(hi)],
+             "verdict": verdict(lo, hi), "statistic": distribution(values)}, values)
+
+
+def _nanmean_columns(x: np.ndarray) -> list[float | None]:
+    """Column means over finite entries; None for a column with none (no warning)."""
+    ok = np.isfinite(x)
+    count = ok.sum(0)
+    total = np.where(ok, x, 0.0).sum(0)
+    return [_num(t / c) if c else None for t, c in zip(total, count)]
+
+
+def _fit_through_origin(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 3 or not (x * x).sum() > 0:
+        return {"slope": None, "pearson_r": None, "median_ratio": None, "points": int(x.size)}
+    slope = (x * y).sum() / (x * x).sum()
+    r = np.corrcoef(x, y)[0, 1] if x.std() > 0 and y.std() > 0 else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.median(y[x > 0] / x[x > 0])
+    return {"slope": _num(slope), "pearson_r": _num(r), "median_ratio": _num(ratio),
+            "points": int(x.size)}
+
+
+def geometry_summary(setting: Setting, stats: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The geometry analyses of one setting's main runs (see claims.run_statistics)."""
+    cfg = setting.config(0)
+    n, d = cfg.seq_len, cfg.d_model
+    others = np.ones((len(stats["seed"]), n), dtype=bool)
+    others[:, cfg.query] = False
+    leak = stats["leakage"][others]
+    dot = stats["leakage_dot_pred"][others]
+    sign = stats["leakage_sign_pred"][others]
+    sv = stats["delta_w_singular_values"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spectrum = sv / sv[:, :1]
+    trace = stats["a_align_trace"]
+    active = np.isfinite(trace).sum(0)
+    trace_mean = _nanmean_columns(trace)
+    # Report the mean trace only over steps where at least half of the runs still train.
+    trace_mean = [m for m, a in zip(trace_mean, active) if a >= max(1, len(stats["seed"]) // 2)]
+    return {
+        "steps": distribution(stats["steps"]),
+        "reached_stop_prob": _num(np.mean(stats["reached_stop_prob"])),
+        "leakage": {
+            "mean": _nanmean_columns(leak[:, None])[0],
+            "dot_prediction_mean": _num(np.mean(dot)),
+            "sign_prediction_mean": _num(np.mean(sign)),
+            "gaussian_prediction": _num(math.sqrt(2.0 / (math.pi * d))),
+            "sign_gaussian_prediction": _num(1.0 / math.sqrt(d)),
+            "vs_dot": _fit_through_origin(dot, leak),
+            "vs_sign": _fit_through_origin(sign, leak),
+            "per_run_mean": distribution(stats["leakage_others_mean"]),
+        },
+        "spectrum": {
+            "sigma2_over_sigma1": distribution(stats["sigma2_over_sigma1"]),
+            "normalized_mean": _nanmean_columns(spectrum),
+        },
+        "alignment": {
+            "init": distribution(stats["a_align_init"]),
+            "final": distribution(stats["a_align_final"]),
+            "sign_final": distribution(stats["a_align_sign_final"]),
+            "random_prediction": _num(math.sqrt(cfg.rank / d)),
+            "trace_mean": trace_mean,
+        },
+        "queries": {
+            "norm_ratio_target": distribution(stats["q_norm_ratio_target"]),
+            "angle_target_deg": distribution(stats["angle_target_deg"]),
+            "cos_others_median": distribution(stats["cos_others_median"]),
+            "dq_ratio": distribution(stats["dq_ratio"]),
+        },
+        "amplification": distribution(stats["amplification"]),
+        "amplification_top1": distribution(stats["amplification_top1"]),
+        "w_projection_over_random": distribution(stats["w_projection_over_random"]),
+        "tv_other_over_target": distribution(stats["tv_other_over_target"]),
+    }
+
+
+@dataclass
+class AuditResult:
+    summary: dict[str, Any]                     # JSON-able
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)   # name -> per-run array
+
+    def table(self) -> list[dict[str, Any]]:
+        return self.summary["table"]
+
+    def failed_default(self) -> list[str]:
+        return [row["claim"] for row in self.table() if row["verdict"] != "holds"]
+
+
+def run_audit(seeds: int | Sequence[int] = DEFAULT_SEEDS, *, sweeps: str = "default",
+              device: str = "cpu", threads: int = 1,
+              progress: Progress | None = None) -> AuditResult:
+    """Train and summarise every setting of the chosen sweep set. Pure: writes nothing."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        from .errors import ConfigError
+        raise ConfigError("at least one seed is needed", field="--seeds")
+    settings = settings_for(sweeps)
+    roles = {s.name: {role: _canonical(rs) for role, rs in run_sets(s).items()}
+             for s in settings}
+    unique: list[RunSet] = []
+    for s in settings:
+        for rs in roles[s.name].values():
+            if rs not in unique:
+                unique.append(rs)
+    stats = train_run_sets(unique, seed_list, device=device, threads=threads,
+                           progress=progress)
+
+    summary_settings: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for s in settings:
+        main = stats[roles[s.name]["main"]]
+        cfg = s.config(seed_list[0]).to_dict()
+        cfg.pop("seed")
+        site = cfg["site"]
+        claims_out = {}
+        for claim in CLAIMS:
+            if not applies(claim, site, s.update):
+                claims_out[claim.name] = {"applies": False}
+                continue
+            partner = stats[roles[s.name][claim.partner]] if claim.partner else None
+            summary, values = claim_summary(claim, main, partner)
+            claims_out[claim.name] = {"applies": True, **summary}
+            arrays[f"{s.name}__claim__{claim.name}"] = values.astype(np.float32)
+        summary_settings[s.name] = {
+            "sweep": s.sweep, "value": s.value, "update": s.update, "config": cfg,
+            "runs": len(seed_list), "claims": claims_out,
+            "geometry": geometry_summary(s, main),
+        }
+        for role, rs in roles[s.name].items():
+            if role != "main" and s.name != "default":
+                continue      # partner runs are kept once, under the default setting
+            for name in NPZ_STATS:
+                value = stats[rs][name]
+                arrays[f"{s.name}__{role}__{name}"] = (
+                    value.astype(np.float32) if value.dtype.kind == "f" else value)
+        if s.lora_q:   # the only runs with an A whose row space is traced against x_q
+            arrays[f"{s.name}__main__a_align_trace"] = main["a_align_trace"].astype(np.float32)
+
+    default = summary_settings["default"]["claims"]
+    table = []
+    for claim in CLAIMS:
+        c = default[claim.name]
+        table.append({"claim": claim.name, "statistic": claim.statistic,
+                      "threshold": claim.threshold_text(), "held": c["held"], "n": c["n"],
+                      "fraction": c["fraction"], "ci95": c["ci95"], "verdict": c["verdict"],
+                      "median": c["statistic"]["quantiles"]["0.5"]})
+    sweeps_out = {}
+    if sweeps == "all":
+        for sweep, (label, values) in SWEEPS.items():
+            sweeps_out[sweep] = {"label": label, "points": [
+                {"value": v, "setting": _setting_for(sweep, v).name} for v in values]}
+    summary = {
+        "format": FORMAT_VERSION,
+        "seeds": {"first": seed_list[0], "last": seed_list[-1], "count": len(seed_list),
+                  "contiguous": seed_list == list(range(seed_list[0], seed_list[-1] + 1))},
+        "sweep_set": sweeps,
+        "device": device,
+        "threads": threads,
+        "verdict_rule": {"holds": f"95% Wilson lower bound >= {HOLDS_IF_LOWER_AT_LEAST:g}",
+                         "fails": f"95% Wilson upper bound < {FAILS_IF_UPPER_BELOW:g}",
+                         "fragile": "otherwise"},
+        "claims": [{"name": c.name, "sentence": c.sentence, "statistic": c.statistic,
+                    "key": c.key, "op": c.op,
+                    "threshold": list(c.threshold) if isinstance(c.threshold, tuple)
+                    else c.threshold,
+                    "threshold_text": c.threshold_text(), "why": c.why, "partner": c.partner,
+                    "query_only": c.query_only} for c in CLAIMS],
+        "table": table,
+        "settings": summary_settings,
+        "sweeps": sweeps_out,
+    }
+    return AuditResult(summary, arrays)
+
+
+def audit_json_bytes(result: AuditResult) -> bytes:
+    return (json.dumps(result.summary, sort_keys=True, indent=2, ensure_ascii=False,
+                       allow_nan=False) + "\n").encode("utf-8")
+
+
+def save_audit(json_path: Path, result: AuditResult) -> Path:
+    """Write audit.json and, beside it, the .npz of per-run statistics. Returns the npz path."""
+    from .fsio import npz_bytes, write_bytes_atomic
+
+    json_path = Path(json_path)
+    npz_path = json_path.with_suffix(".npz")
+    write_bytes_atomic(npz_path, npz_bytes(result.arrays))
+    write_bytes_atomic(json_path, audit_json_bytes(result))
+    return npz_path
+
+
+def format_table(result: AuditResult) -> str:
+    """The default setting's claims table as fixed-width text."""
+    rows = [("claim", "statistic (median)", "threshold", "held", "95% interval", "verdict")]
+    for r in result.table():
+        lo, hi = r["ci95"]
+        med = "n/a" if r["median"] is None else f"{r['median']:.3g}"
+        rows.append((r["claim"], med, r["threshold"], f"{r['held']}/{r['n']}",
+                     f"[{lo:.3f}, {hi:.3f}]", r["verdict"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
