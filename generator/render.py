@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import traceback
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -87,14 +88,22 @@ def argmin(values: Any, exclude: int | None = None) -> int:
     return argmax([-v for v in values], exclude)
 
 
-def make_env(template_dirs: Iterable[Path]) -> jinja2.Environment:
+def make_env(template_dirs: Iterable[Path],
+             bytecode_dir: Path | None = None) -> jinja2.Environment:
     """The environment for page templates (HTML, XML, Jekyll files).
 
     Autoescaping is on for .html and .xml, so a title with < or & is inert everywhere;
     StrictUndefined turns a misspelt variable into an error instead of an empty string.
+    bytecode_dir: where compiled templates are kept between builds (Jinja checks each against
+    its template's source), so a prose edit does not recompile the page templates.
     """
+    cache = None
+    if bytecode_dir is not None:
+        Path(bytecode_dir).mkdir(parents=True, exist_ok=True)
+        cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in template_dirs]),
+        bytecode_cache=cache,
         autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -141,6 +150,10 @@ def _template_line(exc: BaseException) -> int | None:
     return line
 
 
+_compiled: "weakref.WeakKeyDictionary[jinja2.Environment, dict[str, jinja2.Template]]" = \
+    weakref.WeakKeyDictionary()
+
+
 def render_body(env: jinja2.Environment, source: str, context: dict[str, Any], *,
                 path: Path, first_line: int = 1) -> str:
     """Render a post body (Jinja over Markdown). Errors name the post file and its line."""
@@ -148,7 +161,11 @@ def render_body(env: jinja2.Environment, source: str, context: dict[str, Any], *
         return None if line is None else first_line + line - 1
 
     try:
-        template = env.from_string(source)
+        # A body is rendered once per output (HTML, Jekyll): compile it once.
+        compiled = _compiled.setdefault(env, {})
+        template = compiled.get(source)
+        if template is None:
+            template = compiled[source] = env.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ContentError(f"template syntax error: {exc.message}", path=path,
                            line=where(exc.lineno), hint="fix the {{ }} or {% %} tag") from None
@@ -178,8 +195,93 @@ class HtmlDoc:
     toc: list[dict]     # [{'level', 'id', 'name', 'html', 'children': [...]}], from Python-Markdown
 
 
+_converters: dict[str, Any] = {}
+
+
 def _markdown():
+    """A Markdown converter, reset and ready. One is built per process and reused: building
+    one loads seven extensions, which costs more than converting a caption."""
+    md = _converters.get("md")
+    if md is None:
+        md = _converters["md"] = _new_markdown()
+    md.reset()
+    return md
+
+
+class HighlightCache:
+    """Highlighted code blocks kept between builds in a JSON file, keyed by the hash of
+    everything that decides one: the code, its fence options, its position, the highlighting
+    settings and the Pygments and pymdown-extensions versions.
+
+    Pygments compiles a lexer's rules on first use in every process, which costs more than the
+    rest of a prose-edit rebuild; the listings rarely change, so they are looked up instead.
+    Only entries used by the last build are written back, so the file never grows stale.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        self.path = Path(path)
+        try:
+            self.entries: dict[str, str] = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(self.entries, dict):
+                self.entries = {}
+        except (OSError, ValueError):
+            self.entries = {}
+        self.used: dict[str, str] = {}
+
+    def save(self) -> None:
+        import json
+
+        from .fsio import write_bytes_atomic
+
+        if self.used != self.entries:
+            text = json.dumps(self.used, sort_keys=True, indent=0)
+            write_bytes_atomic(self.path, text.encode("utf-8"))
+            self.entries = dict(self.used)
+
+
+_highlight_cache: HighlightCache | None = None
+
+
+def use_highlight_cache(path: Path | None) -> HighlightCache | None:
+    """Look highlighted code blocks up in ``path`` from now on (None: highlight every time)."""
+    global _highlight_cache
+    _highlight_cache = HighlightCache(path) if path is not None else None
+    return _highlight_cache
+
+
+def _highlight_fence(src: str, language: str, class_name: str, options: dict, md, **kwargs):
+    """superfences' default highlighting of a fenced block, through the HighlightCache."""
+    import hashlib
+    import json
+
+    pre = md.preprocessors["fenced_code_block"]
+    cache = _highlight_cache
+    if cache is None:
+        return pre.highlight(src=src, language=language, options=options, md=md, **kwargs)
+    import pygments
+    import pymdownx
+
+    count = pre.highlight_ext.pygments_code_block + 1
+    key = hashlib.sha256(json.dumps([
+        pygments.__version__, pymdownx.__version__, pre.highlight_ext.getConfigs(),
+        src, language, sorted(options.items()), kwargs.get("classes"), kwargs.get("id_value"),
+        sorted((kwargs.get("attrs") or {}).items()), count, pre.line_count,
+    ], default=str).encode("utf-8")).hexdigest()
+    html = cache.entries.get(key)
+    if html is None:
+        html = pre.highlight(src=src, language=language, options=options, md=md, **kwargs)
+    else:
+        # What highlight() would have counted, so later blocks are numbered the same.
+        pre.highlight_ext.pygments_code_block = count
+    cache.used[key] = html
+    return html
+
+
+def _new_markdown():
     import markdown
+    from pymdownx.superfences import highlight_validator
 
     return markdown.Markdown(
         extensions=["pymdownx.arithmatex", "pymdownx.superfences", "pymdownx.highlight",
@@ -187,6 +289,10 @@ def _markdown():
         extension_configs={
             # generic: emit \(..\) and \[..\] in class="arithmatex" for MathJax to find.
             "pymdownx.arithmatex": {"generic": True},
+            # '*' replaces the default fence: the same highlighting, through the cache.
+            "pymdownx.superfences": {"custom_fences": [
+                {"name": "*", "class": "highlight", "format": _highlight_fence,
+                 "validator": highlight_validator}]},
             "pymdownx.highlight": {"use_pygments": True, "css_class": "highlight",
                                    "guess_lang": False},
             "toc": {"permalink": False, "toc_depth": "2-3"},

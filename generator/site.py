@@ -486,7 +486,7 @@ def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
     from .render import escape_markdown, make_env, pygments_css
 
     dirs = template_dirs(project)
-    env = make_env(dirs)
+    env = make_env(dirs, bytecode_dir=project.cache / "jinja")
 
     def page(name: str, **ctx: Any) -> str:
         return render_template(env, dirs, name, **ctx)
@@ -791,11 +791,16 @@ def render_site(project: Project, *, results: Mapping[str, Any],
         raise ContentError("no posts", path=project.posts,
                            hint="add a Markdown file with front matter to content/posts/")
     infos = [post_info(p, site) for p in posts]
+    from .render import use_highlight_cache
+
+    highlights = use_highlight_cache(project.cache / "highlight.json")
     rendered = {}
     for info in infos:
         data = load_post_data(info, project, results)
         rendered[info.slug] = render_post(info, site, results, figures, data)
-    return render_pages(project, site, infos, rendered, figures)
+    pages = render_pages(project, site, infos, rendered, figures)
+    highlights.save()
+    return pages
 
 
 def build(project: Project, *, frozen: bool = False, force: bool = False,
