@@ -43,9 +43,90 @@ root_option = click.option("--root", type=click.Path(file_okay=False), default=N
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP), raised like Ctrl-C's KeyboardInterrupt so the same cleanup runs: a
+    BaseException, so no `except Exception` on the way can swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """While a command runs, SIGTERM and SIGHUP interrupt it as Ctrl-C does (their default
+    would end the process on the spot, leaving temporary folders behind)."""
+    import signal
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:          # not the main thread (an embedding application's worker)
+            break
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class LoraSiteGroup(click.Group):
+    """Every failure ends as one line on stderr and a non-zero exit, never a traceback, unless
+    --debug: errors the user can fix are LoraSiteError (they name the file, field and fix); an
+    interruption says nothing was left half-written; anything else is a bug, reported in one
+    line with the advice to re-run with --debug."""
+
+    def invoke(self, ctx: click.Context):
+        import signal
+        import traceback
+
+        from .errors import LoraSiteError
+
+        debug = bool(ctx.params.get("debug"))
+        try:
+            with _signals_interrupt():
+                return super().invoke(ctx)
+        except click.ClickException:
+            if debug:
+                traceback.print_exc()
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt as exc:
+            if debug:
+                raise
+            signum = getattr(exc, "signum", signal.SIGINT)
+            error = LoraSiteError(f"interrupted by {signal.Signals(signum).name}",
+                                  hint="nothing was left half-written: site/ and the results are "
+                                       "replaced only once complete")
+            error.exit_code = 128 + signum
+            raise error from None
+        except OSError as exc:
+            if debug:
+                raise
+            raise LoraSiteError(_one_line(exc.strerror or exc), path=exc.filename,
+                                hint="check that it exists and is writable; run with --debug "
+                                     "for the traceback") from None
+        except Exception as exc:
+            if debug:
+                raise
+            raise LoraSiteError(_one_line(f"unexpected error: {type(exc).__name__}: {exc}"),
+                                hint="run with --debug for the traceback") from None
+
+
+@click.group(cls=LoraSiteGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lora-site")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="LORA_SITE_DEBUG",
+              help="On an error, print the full traceback (also LORA_SITE_DEBUG=1).")
+def main(debug: bool) -> None:
     """Build a reproducible article about LoRA and attention: run the experiments, draw the
     figures, render a Jekyll post and a static HTML site."""
 
@@ -60,7 +141,7 @@ def main() -> None:
 def run(root, quiet, out, names) -> None:
     """Run the experiments the posts declare and save results.json + arrays.npz for each."""
     from .errors import ConfigError
-    from .pipeline import declared_experiments, run_one
+    from .pipeline import declared_experiments, declaring_post, run_one
 
     project = _project(root)
     experiments = declared_experiments(project)
@@ -72,7 +153,8 @@ def run(root, quiet, out, names) -> None:
     for name, cfg in experiments.items():
         if names and name not in names:
             continue
-        saved = run_one(name, cfg, out_dir, _progress_factory(quiet))
+        saved = run_one(name, cfg, out_dir, _progress_factory(quiet),
+                        source=declaring_post(project, name))
         if out_dir == project.freeze:
             # Results in content/_freeze are only trusted with a manifest entry of their inputs.
             from .freeze import record_run

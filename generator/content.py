@@ -1,4 +1,19 @@
-"""Read what an author writes: posts (YAML front matter + Markdown/Jinja body)."""
+"""Read what an author writes: posts (YAML front matter + Markdown/Jinja body).
+
+The front matter keys a post may use are a fixed, documented set (``FRONT_MATTER_KEYS``), so a
+misspelt key is an error with a suggestion rather than a setting silently ignored:
+
+  title        required; the post's title (one line of text)
+  date         required; 2026-01-11 10:00:00 +0530 (a date without a zone is UTC)
+  description  one line for the index, the feed and the meta tags
+  experiments  experiment name -> settings (generator/config.py: ExperimentConfig)
+  data         names of extra data loaders the body reads as data.<name>
+  slug         reserved; the URL slug is the file name
+  tag / tags   one tag or a list (`tags` may be a string split at spaces, as in Jekyll)
+  category / categories, layout, permalink, published, author, excerpt, excerpt_separator,
+  image, headerImage, last_modified_at, lang, comments, mathjax, toc
+               passed on unchanged to the Jekyll post's front matter
+"""
 from __future__ import annotations
 
 import re
@@ -8,10 +23,17 @@ from typing import Any
 
 import yaml
 
-from .config import ExperimentConfig, experiment_from_mapping
+from .config import ExperimentConfig, experiment_from_mapping, unknown_key_error
 from .errors import ConfigError, ContentError
 
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.S)
+# Keys that steer the build (site.BUILD_KEYS) and the Jekyll keys passed through to the post.
+BUILD_FRONT_MATTER_KEYS = ("title", "date", "description", "experiments", "data", "slug")
+JEKYLL_FRONT_MATTER_KEYS = ("tag", "tags", "category", "categories", "layout", "permalink",
+                            "published", "author", "excerpt", "excerpt_separator", "image",
+                            "headerImage", "last_modified_at", "lang", "comments", "mathjax",
+                            "toc")
+FRONT_MATTER_KEYS = BUILD_FRONT_MATTER_KEYS + JEKYLL_FRONT_MATTER_KEYS
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -25,17 +47,50 @@ class Post:
     experiments: dict[str, ExperimentConfig] = field(default_factory=dict)
 
 
-def _yaml_error(exc: yaml.YAMLError, path: Path, line_offset: int = 0) -> ContentError:
+def yaml_problem(exc: yaml.YAMLError, line_offset: int = 0) -> tuple[str, int | None]:
+    """A YAML error as (one-line message, file line). The line is where the parser stopped; when
+    the problem started earlier (an unclosed quote), the message says where."""
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 + line_offset if mark is not None else None
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return ContentError(f"YAML syntax error: {problem}", path=path, line=line,
+    context = getattr(exc, "context", None)
+    cmark = getattr(exc, "context_mark", None)
+    text = f"YAML syntax error: {problem}"
+    if context and cmark is not None and cmark.line + 1 + line_offset != line:
+        text += f" ({context} that starts on line {cmark.line + 1 + line_offset})"
+    return text, line
+
+
+def _yaml_error(exc: yaml.YAMLError, path: Path, line_offset: int = 0) -> ContentError:
+    text, line = yaml_problem(exc, line_offset)
+    return ContentError(text, path=path, line=line,
                         hint="fix the YAML (quote values that contain ': ' or start with a quote)")
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; bytes that are not UTF-8 are an error naming the line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ContentError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=path,
+                           line=line, hint="save the file as UTF-8") from None
+    # Windows line ends would end up in the Jekyll post and shift nothing else; normalise them.
+    return text.replace("\r\n", "\n")
+
+
+def _key_line(front: str, key: str) -> int | None:
+    """The file line of a top-level key in the front matter (which starts on line 2)."""
+    for i, line in enumerate(front.split("\n")):
+        if re.match(rf"^['\"]?{re.escape(key)}['\"]?\s*:", line):
+            return i + 2
+    return None
 
 
 def read_post(path: Path) -> Post:
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     m = _FRONT.match(text)
     if not m:
         raise ContentError("no front matter", path=path, line=1,
@@ -45,7 +100,14 @@ def read_post(path: Path) -> Post:
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, path, line_offset=1) from None
     if not isinstance(meta, dict):
-        raise ContentError("front matter must be a mapping of keys to values", path=path, line=2)
+        raise ContentError("front matter must be a mapping of keys to values", path=path, line=2,
+                           hint="write one 'key: value' per line")
+    for key in meta:
+        if str(key) not in FRONT_MATTER_KEYS:
+            err = unknown_key_error(str(key), FRONT_MATTER_KEYS, source=path)
+            raise ContentError(f"unknown front matter key '{key}'", path=path,
+                               line=_key_line(m.group(1), str(key)), field=str(key),
+                               hint=err.hint) from None
     body_line = text[: m.end()].count("\n") + 1
     experiments = {}
     raw = meta.get("experiments") or {}

@@ -18,16 +18,31 @@ def declared_experiments(project: Project) -> dict[str, ExperimentConfig]:
     return collect_experiments([read_post(p) for p in project.post_files()])
 
 
+def declaring_post(project: Project, name: str) -> Path | None:
+    """The post whose front matter declares experiment ``name`` (for error messages)."""
+    for path in project.post_files():
+        if name in read_post(path).experiments:
+            return path
+    return None
+
+
 def run_one(name: str, cfg: ExperimentConfig, out_dir: Path,
-            progress_factory: Callable | None = None) -> SavedResult:
-    """Train one experiment (imports torch) and save it under out_dir/name."""
+            progress_factory: Callable | None = None, *,
+            source: Path | None = None) -> SavedResult:
+    """Train one experiment (imports torch) and save it under out_dir/name. A training failure
+    (a non-finite loss) names ``source``, the post that declares the experiment."""
+    from .errors import ExperimentError
     from .experiment import run_experiment  # torch is imported only when something trains
 
-    if progress_factory is None:
-        result = run_experiment(cfg)
-    else:
-        with progress_factory(name, cfg) as progress:
-            result = run_experiment(cfg, progress=progress)
+    try:
+        if progress_factory is None:
+            result = run_experiment(cfg)
+        else:
+            with progress_factory(name, cfg) as progress:
+                result = run_experiment(cfg, progress=progress)
+    except ExperimentError as exc:
+        problem = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
+        raise ExperimentError(problem, path=source, field=f"experiments.{name}") from None
     save_result(out_dir / name, name, result)
     return load_result(out_dir / name)
 
@@ -122,7 +137,8 @@ def results_stage(project: Project, *, frozen: bool = False, force: bool = False
         # New results mean new figures: let the drawing workers import matplotlib on the other
         # core while this one imports torch and trains.
         start_draw_pool()
-        saved = run_one(name, cfg, project.freeze, progress_factory)
+        saved = run_one(name, cfg, project.freeze, progress_factory,
+                        source=declaring_post(project, name))
         manifest.record(name, inputs, folder)
         dirty = True
         say(f"run {name}: ran ({why}; key {_short(state.key)})")

@@ -102,9 +102,10 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"YAML syntax error: {getattr(exc, 'problem', None) or exc}",
-                          path=path, line=mark.line + 1 if mark else None,
+        from .content import yaml_problem
+
+        text, line = yaml_problem(exc)
+        raise ConfigError(text, path=path, line=line,
                           hint="fix the YAML on that line (quote values that contain ': ' "
                                "or start with a quote)") from None
     if not isinstance(data, dict):
