@@ -132,6 +132,12 @@ def test_prose_edit_rerenders_without_torch_or_drawing(built, tmp_path):
     err, _ = lora_site(root, "build", "--explain")
     assert "differs from what the last build wrote" in err and victim.is_file()
 
+    # Undoing the edit gives back the cold build's bytes, though every cache was used this time
+    # (compiled templates, highlighted code, figures, the frozen results).
+    post.write_text(text)
+    lora_site(root, "build", "--quiet")
+    assert site_hashes(root) == site_hashes(built)
+
 
 def test_plotting_edit_redraws_without_training(built, tmp_path):
     root = clone(built, tmp_path / "f")
