@@ -33,12 +33,12 @@ VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "met
         "track", "wbr"}
 
 
-@dataclass
+@dataclass(eq=False)                    # identity, not deep equality: nodes point at each other
 class Node:
     tag: str
     attrs: dict[str, str]
-    parent: "Node | None" = None
-    children: list["Node | str"] = field(default_factory=list)
+    parent: "Node | None" = field(default=None, repr=False)
+    children: list["Node | str"] = field(default_factory=list, repr=False)
 
     def iter(self, tag: str | None = None):
         """This node and every element below it, in document order."""
@@ -165,20 +165,13 @@ def extract_math_from_markdown(text: str) -> list[Math]:
     """
     text = markdown_without_code(text)
     found: list[Math] = []
-    i, n = 0, len(text)
-    while i < n:
+    i = 0
+    while i < len(text):
         c = text[i]
-        if c == "\\" and i + 1 < n:
-            nxt = text[i + 1]
-            if nxt in "([":
-                close = "\\)" if nxt == "(" else "\\]"
-                end = _find_closer(text, i + 2, close)
-                if end is not None:
-                    found.append(Math("inline" if nxt == "(" else "display",
-                                      normalise_tex(text[i + 2:end])))
-                    i = end + 2
-                    continue
-            i += 2                                    # an escaped character, e.g. \$ or \\
+        if c == "\\":
+            math, i = _bracket_math(text, i)
+            if math is not None:
+                found.append(math)
             continue
         if c == "$":
             double = text.startswith("$$", i)
@@ -196,6 +189,18 @@ def extract_math_from_markdown(text: str) -> list[Math]:
             continue
         i += 1
     return found
+
+
+def _bracket_math(text: str, i: int) -> tuple[Math | None, int]:
+    """At a backslash: the `\\(..\\)` or `\\[..\\]` starting there and the index after it, or
+    (None, the index after the escaped character, e.g. `\\$` or `\\\\`)."""
+    opener = text[i + 1:i + 2]
+    if opener in ("(", "["):
+        end = _find_closer(text, i + 2, "\\)" if opener == "(" else "\\]")
+        if end is not None:
+            kind = "inline" if opener == "(" else "display"
+            return Math(kind, normalise_tex(text[i + 2:end])), end + 2
+    return None, i + 2
 
 
 def _find_closer(text: str, start: int, closer: str, same_paragraph: bool = False) -> int | None:
@@ -234,18 +239,11 @@ def extract_math_from_html(page: str | Node) -> list[Math]:
     text = body.text(skip=NOT_PROSE)
     found = []
     i = 0
-    while i < len(text) - 1:
+    while i < len(text):
         if text[i] == "\\":
-            nxt = text[i + 1]
-            if nxt in "([":
-                close = "\\)" if nxt == "(" else "\\]"
-                end = _find_closer(text, i + 2, close)
-                if end is not None:
-                    found.append(Math("inline" if nxt == "(" else "display",
-                                      normalise_tex(text[i + 2:end])))
-                    i = end + 2
-                    continue
-            i += 2
+            math, i = _bracket_math(text, i)
+            if math is not None:
+                found.append(math)
             continue
         i += 1
     return found
