@@ -257,7 +257,8 @@ baseurl_option = click.option(
          "(overrides site.yml for this build).")
 explain_option = click.option("--explain", is_flag=True,
                               help="Print, for each stage, whether it ran or was reused and why.")
-out_option = click.option("--out", type=click.Path(file_okay=False), default=None,
+# Not click.Path(file_okay=False): the build's own check says what to do in one line.
+out_option = click.option("--out", type=click.Path(), default=None,
                           help="Output folder holding html/ and jekyll/ (default: site/).")
 
 

@@ -675,6 +675,10 @@ def probe_output(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise BuildError("the output exists and is not a folder", path=out,
                          hint="move that file away or choose another folder with --out")
+    blocker = next((a for a in out.parents if a.exists() or a.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise BuildError(f"the output folder cannot be written: {blocker} is not a folder",
+                         path=out, hint="choose another folder with --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))

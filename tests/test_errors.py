@@ -1,0 +1,466 @@
+"""Bad input and faults: each one exits non-zero with one line naming the file, the line or field
+and the fix, and leaves the site built before it byte-for-byte as it was.
+
+A good site is built once (module fixture) from a copy of the repository's content/ and
+templates/; every case copies that built project, breaks one thing and builds again through the
+real CLI (click's CliRunner on generator.cli.main, in this process).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO
+from generator import site as site_mod
+from generator.cli import main
+
+POST = "content/posts/lora-attention-geometry.md"
+SITE_YML = "content/site.yml"
+FREEZE = "content/_freeze/main"
+POST_HTML = "templates/html/post.html"
+
+
+# ---------------------------------------------------------------------------------------------
+# The built project and how to compare sites
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary folders a build left beside site/ (there must be none)."""
+    return sorted(p.name for p in root.iterdir() if p.name.startswith(".site."))
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A project copied from the repository and built once; the cases copy it."""
+    root = tmp_path_factory.mktemp("built") / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "content", root / "content")
+    shutil.copytree(REPO / "templates", root / "templates")
+    os.environ["LORA_SITE_DRAW_WORKERS"] = "0"      # draw in this process: no stray workers
+    result = invoke("build", "--root", str(root), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (root / "site" / "html" / "index.html").is_file()
+    return root
+
+
+@pytest.fixture
+def project(built, tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
+    root = tmp_path / "project"
+    shutil.copytree(built, root, symlinks=True)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# Ways to break a project
+
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {rel}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def line_of(root: Path, rel: str, needle: str) -> int:
+    lines = (root / rel).read_text(encoding="utf-8").split("\n")
+    found = [i + 1 for i, line in enumerate(lines) if needle in line]
+    assert len(found) == 1, (needle, found)
+    return found[0]
+
+
+def set_experiment(root: Path, settings: str) -> None:
+    edit(root, POST, "  main: {}", f"  main: {{{settings}}}")
+
+
+def add_body_line(root: Path, text: str) -> int:
+    """Append a paragraph to the post; returns its line in the file."""
+    with open(root / POST, "a", encoding="utf-8") as fh:
+        fh.write(f"\n{text}\n")
+    return line_of(root, POST, text)
+
+
+@dataclass
+class Case:
+    words: list[str]                          # each must appear in the error line
+    args: list[str] = field(default_factory=list)
+    code: int = 1
+
+
+def fm_yaml_syntax(root):
+    edit(root, POST, "category: blog\n", "category: blog: extra\n")
+    line = line_of(root, POST, "category: blog: extra")
+    return Case([f"lora-attention-geometry.md:{line}:", "YAML syntax error", "quote values"])
+
+
+def fm_yaml_unclosed_quote(root):
+    # The quoted scalar runs on to the end of the front matter; the message says where it began.
+    edit(root, POST, 'computed at build time."\n', "computed at build time.\n")
+    line = line_of(root, POST, 'description: "A geometric')
+    return Case(["lora-attention-geometry.md:", "YAML syntax error",
+                 f"starts on line {line}", "fix the YAML"])
+
+
+def site_yml_syntax(root):
+    edit(root, SITE_YML, "lang: en", "lang: en: x")
+    line = line_of(root, SITE_YML, "lang: en: x")
+    return Case([f"site.yml:{line}:", "YAML syntax error", "fix the YAML"])
+
+
+def fm_unknown_key(root):
+    edit(root, POST, "category: blog", "categroy: blog")
+    line = line_of(root, POST, "categroy: blog")
+    return Case([f"lora-attention-geometry.md:{line}: categroy:", "unknown front matter key",
+                 "did you mean 'category'?"])
+
+
+def site_unknown_key(root):
+    edit(root, SITE_YML, 'baseurl: ""', 'baseur: ""')
+    return Case(["site.yml: baseur:", "unknown key", "did you mean 'baseurl'?"])
+
+
+def experiment_unknown_key(root):
+    set_experiment(root, "rnak: 2")
+    return Case(["lora-attention-geometry.md: experiments.main.rnak:", "unknown key",
+                 "did you mean 'rank'?"])
+
+
+def fm_missing_title(root):
+    edit(root, POST, 'title: "How Low-Rank', 'subtitle: "How Low-Rank')
+    # 'subtitle' is not a known key either: the suggestion says what it should be.
+    return Case(["lora-attention-geometry.md:2: subtitle:", "did you mean 'title'?"])
+
+
+def fm_title_removed(root):
+    path = root / POST
+    lines = path.read_text(encoding="utf-8").split("\n")
+    path.write_text("\n".join(line for line in lines if not line.startswith("title:")),
+                    encoding="utf-8")
+    return Case(["lora-attention-geometry.md: title:", "title is required", "add a line"])
+
+
+def fm_missing_date(root):
+    path = root / POST
+    lines = path.read_text(encoding="utf-8").split("\n")
+    path.write_text("\n".join(line for line in lines if not line.startswith("date:")),
+                    encoding="utf-8")
+    return Case(["lora-attention-geometry.md: date:", "missing", "write it as"])
+
+
+def fm_bad_date(root):
+    edit(root, POST, "date: 2026-01-11 10:00:00 +0530", "date: next tuesday")
+    return Case(["lora-attention-geometry.md: date:", "is not a date", "write it as"])
+
+
+def site_missing_title(root):
+    path = root / SITE_YML
+    lines = path.read_text(encoding="utf-8").split("\n")
+    path.write_text("\n".join(line for line in lines if not line.startswith("title:")),
+                    encoding="utf-8")
+    return Case(["site.yml: title:", "is required", "add a line such as 'title:"])
+
+
+def site_bad_url(root):
+    edit(root, SITE_YML, 'url: "https://lora-site.github.io"', 'url: "lora-site.github.io/x"')
+    return Case(["site.yml: url:", "must be an origin", "put the path in baseurl"])
+
+
+def bad_value(settings: str, field_name: str, *words: str):
+    def case(root):
+        set_experiment(root, settings)
+        return Case([f"lora-attention-geometry.md: experiments.main.{field_name}:", *words])
+    case.__name__ = f"experiment_{settings}"
+    return case
+
+
+def undefined_variable(root):
+    line = add_body_line(root, "Steps: {{ main.metrics.no_such_metric }}.")
+    return Case([f"lora-attention-geometry.md:{line}:", "undefined value", "no_such_metric",
+                 "check the name"])
+
+
+def undefined_top_level(root):
+    line = add_body_line(root, "Value: {{ mian.config.rank }}.")
+    return Case([f"lora-attention-geometry.md:{line}:", "undefined value", "'mian'"])
+
+
+def template_syntax(root):
+    line = add_body_line(root, "{% if %}broken{% endif %}")
+    return Case([f"lora-attention-geometry.md:{line}:", "template syntax error", "fix the"])
+
+
+def missing_figure(root):
+    line = add_body_line(root, "{{ figure('no_such_figure', 'A caption') }}")
+    return Case([f"lora-attention-geometry.md:{line}:", "figure 'no_such_figure' does not exist",
+                 "use one of", "before_lora"])
+
+
+def missing_listing(root):
+    line = add_body_line(root, "{{ listing('lora', 'NoSuchClass') }}")
+    return Case([f"lora-attention-geometry.md:{line}:", "NoSuchClass", "generator/lora.py",
+                 "check the name"])
+
+
+def listing_outside_package(root):
+    line = add_body_line(root, "{{ listing('../../etc/passwd', 'x') }}")
+    return Case([f"lora-attention-geometry.md:{line}:", "not a module of the generator package"])
+
+
+def listing_missing_module(root):
+    line = add_body_line(root, "{{ listing('no_such_module', 'x') }}")
+    return Case([f"lora-attention-geometry.md:{line}:", "no module generator/no_such_module.py"])
+
+
+def non_finite_loss(root):
+    set_experiment(root, "d_model: 8, seq_len: 4, key: 2, lr: 1.0e+30, alpha: 1.0e+30, "
+                         "max_steps: 50, stop_prob: 0.999999")
+    return Case(["lora-attention-geometry.md: experiments.main:", "non-finite loss",
+                 "at step", "lower lr"])
+
+
+def unwritable_output(root):
+    # Root ignores permission bits, so "unwritable" is a path no one can create: its parent is
+    # a regular file.
+    (root / "a-file").write_text("not a folder")
+    return Case(["a-file/site", "cannot be written", "a-file is not a folder", "--out"],
+                args=["--out", str(root / "a-file" / "site")])
+
+
+def output_is_a_file(root):
+    (root / "out-file").write_text("precious")
+    return Case(["out-file", "exists and is not a folder", "move that file away"],
+                args=["--out", str(root / "out-file")])
+
+
+def truncated_arrays_frozen(root):
+    path = root / FREEZE / "arrays.npz"
+    path.write_bytes(path.read_bytes()[:1000])
+    return Case(["_freeze/main/arrays.npz", "stale", "edited or truncated", "rebuild without"],
+                args=["--frozen"])
+
+
+def edited_results_frozen(root):
+    path = root / FREEZE / "results.json"
+    doc = json.loads(path.read_text())
+    doc["metrics"]["steps"] = doc["metrics"]["steps"] + 1
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return Case(["_freeze/main/results.json", "edited or truncated", "rebuild without"],
+                args=["--frozen"])
+
+
+def truncated_manifest(root):
+    path = root / "content" / "_freeze" / "manifest.json"
+    path.write_bytes(path.read_bytes()[:200])
+    return Case(["_freeze/manifest.json", "cannot read the freeze manifest", "delete it"])
+
+
+def stale_freeze_frozen(root):
+    set_experiment(root, "max_steps: 499")
+    return Case(["experiment 'main' are stale", "config max_steps 500 -> 499"],
+                args=["--frozen"])
+
+
+def page_template_undefined(root):
+    edit(root, POST_HTML, "<h1>{{ post.title }}</h1>", "<h1>{{ post.no_such_field }}</h1>")
+    line = line_of(root, POST_HTML, "post.no_such_field")
+    return Case([f"post.html:{line}:", "undefined value", "no_such_field"])
+
+
+def page_template_syntax(root):
+    edit(root, POST_HTML, "<h1>{{ post.title }}</h1>", "<h1>{{ post.title }</h1>")
+    line = line_of(root, POST_HTML, "{{ post.title }</h1>")
+    return Case([f"post.html:{line}:", "template syntax error", "fix the"])
+
+
+def not_utf8(root):
+    path = root / POST
+    data = path.read_bytes().replace(b"## Introduction", b"## Introduction \xff", 1)
+    path.write_bytes(data)
+    line = data[:data.index(b"\xff")].count(b"\n") + 1
+    return Case([f"lora-attention-geometry.md:{line}:", "not UTF-8", "save the file as UTF-8"])
+
+
+def control_character_in_title(root):
+    edit(root, POST, 'title: "How Low-Rank', 'title: "How\\vLow-Rank')
+    return Case(["lora-attention-geometry.md: title:", "control character U+000B", "remove it"])
+
+
+def bad_tags(root):
+    edit(root, POST, "tag:\n", "tag: {a: 1}\ntags:\n")
+    return Case(["lora-attention-geometry.md: tag:", "list of tags"])
+
+
+def experiments_not_a_mapping(root):
+    edit(root, POST, "  main: {}", "  - main")
+    return Case(["lora-attention-geometry.md: experiments:", "must map experiment names"])
+
+
+def experiment_conflict(root):
+    text = (root / POST).read_text(encoding="utf-8")
+    head = text.split("\n---\n", 1)[0].replace("  main: {}", "  main: {rank: 2}")
+    (root / "content" / "posts" / "second.md").write_text(head + "\n---\nA second post.\n",
+                                                          encoding="utf-8")
+    return Case(["experiments.main:", "declared twice", "give one of them a new name"])
+
+
+def no_front_matter(root):
+    (root / "content" / "posts" / "notes.md").write_text("Just some notes.\n", encoding="utf-8")
+    return Case(["notes.md:1:", "no front matter", "start the file with a '---' line"])
+
+
+def bad_slug(root):
+    shutil.copy(root / POST, root / "content" / "posts" / "My Post.md")
+    return Case(["My Post.md", "does not make a URL slug", "lower-case letters"])
+
+
+def unknown_data_loader(root):
+    edit(root, POST, "category: blog\n", "category: blog\ndata: [no_such_loader]\n")
+    return Case(["lora-attention-geometry.md: data:", "no data loader named 'no_such_loader'"])
+
+
+def bad_cli_baseurl(root):
+    return Case(["--baseurl", "is not a URL path", "use a path such as /repo"],
+                args=["--baseurl", "/a b"])
+
+
+def missing_site_yml(root):
+    (root / SITE_YML).unlink()
+    return Case(["site.yml", "missing site settings", "create it"])
+
+
+CASES: list[Callable[[Path], Case]] = [
+    fm_yaml_syntax, fm_yaml_unclosed_quote, site_yml_syntax,
+    fm_unknown_key, site_unknown_key, experiment_unknown_key,
+    fm_missing_title, fm_title_removed, fm_missing_date, fm_bad_date, site_missing_title,
+    site_bad_url, missing_site_yml,
+    bad_value("rank: 0", "rank", "between 1 and d_model=64", "got 0"),
+    bad_value("rank: 65", "rank", "between 1 and d_model=64", "got 65"),
+    bad_value("rank: four", "rank", "must be an integer"),
+    bad_value("key: 10", "key", "must index a token of the sequence (0..9)", "got 10"),
+    bad_value("query: -1", "query", "must index a token of the sequence", "got -1"),
+    bad_value("seq_len: 1", "seq_len", "must be >= 2"),
+    bad_value("lr: 0", "lr", "must be a positive finite number"),
+    bad_value("lr: -0.01", "lr", "must be a positive finite number"),
+    bad_value("lr: .nan", "lr", "must be a positive finite number", "nan"),
+    bad_value("lr: .inf", "lr", "must be a positive finite number", "inf"),
+    bad_value("lr: fast", "lr", "must be a number", "'fast'"),
+    bad_value("max_steps: 0", "max_steps", "must be >= 1"),
+    bad_value("stop_prob: 1.0", "stop_prob", "strictly between 0 and 1"),
+    bad_value("stop_prob: 0", "stop_prob", "strictly between 0 and 1"),
+    bad_value("stop_prob: 1.5", "stop_prob", "strictly between 0 and 1"),
+    undefined_variable, undefined_top_level, template_syntax,
+    missing_figure, missing_listing, listing_outside_package, listing_missing_module,
+    non_finite_loss, unwritable_output, output_is_a_file,
+    truncated_arrays_frozen, edited_results_frozen, truncated_manifest, stale_freeze_frozen,
+    page_template_undefined, page_template_syntax, not_utf8, control_character_in_title,
+    bad_tags, experiments_not_a_mapping, experiment_conflict, no_front_matter, bad_slug,
+    unknown_data_loader, bad_cli_baseurl,
+]
+
+
+def assert_one_line_error(result, words: list[str], code: int = 1) -> str:
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    # The CLI handled it: CliRunner saw a clean exit, not an exception escaping main.
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("Error: ")
+    for word in words:
+        assert word in line, f"{word!r} not in {line!r}"
+    return line
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
+def test_bad_input_is_one_clear_line_and_the_site_is_untouched(project, case):
+    before = tree_hashes(project / "site")
+    assert before
+    expect = case(project)
+    result = invoke("build", "--root", str(project), "--quiet", *expect.args)
+    assert_one_line_error(result, expect.words, expect.code)
+    assert tree_hashes(project / "site") == before
+    assert leftovers(project) == []
+
+
+def test_the_table_covers_enough_bad_inputs():
+    assert len(CASES) >= 15
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults that are not bad input: recomputation, bugs, --debug
+
+
+def test_truncated_results_are_recomputed_without_frozen(project):
+    """Without --frozen a damaged freeze is not an error: it is re-run, and the same site
+    (bit-identical training) comes out."""
+    before = tree_hashes(project / "site")
+    good = (project / FREEZE / "arrays.npz").read_bytes()
+    (project / FREEZE / "arrays.npz").write_bytes(good[:1000])
+    result = invoke("build", "--root", str(project), "--quiet", "--explain")
+    assert result.exit_code == 0, result.output
+    assert "run main: ran (arrays.npz was edited or truncated" in result.stderr
+    assert (project / FREEZE / "arrays.npz").read_bytes() == good
+    assert tree_hashes(project / "site") == before
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(project, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("something\nbroke")
+    monkeypatch.setattr(site_mod, "render_site", boom)
+    before = tree_hashes(project / "site")
+    line = assert_one_line_error(invoke("build", "--root", str(project), "--quiet"),
+                                 ["unexpected error: RuntimeError: something broke",
+                                  "run with --debug for the traceback"])
+    assert line
+    assert tree_hashes(project / "site") == before
+    result = invoke("--debug", "build", "--root", str(project), "--quiet")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RuntimeError)      # re-raised: Python prints it
+    assert tree_hashes(project / "site") == before
+
+
+def test_debug_prints_the_traceback_of_a_user_error_too(project):
+    set_experiment(project, "rank: 0")
+    result = invoke("--debug", "build", "--root", str(project), "--quiet")
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_an_os_error_is_one_line_naming_the_file(project, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(project / "content" / "x"))
+    monkeypatch.setattr(site_mod, "render_site", denied)
+    assert_one_line_error(invoke("build", "--root", str(project), "--quiet"),
+                          ["content/x: Permission denied", "--debug"])
+
+
+def test_error_lines_map_into_the_post_for_every_body_line(project):
+    """The reported line is the post file's line, wherever in the body the error sits."""
+    path = project / POST
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for at in (lines.index("## Introduction"), lines.index("## References")):
+        broken = lines[:at] + ["{{ nope_" + str(at) + " }}"] + lines[at:]
+        path.write_text("\n".join(broken), encoding="utf-8")
+        result = invoke("build", "--root", str(project), "--quiet")
+        message = assert_one_line_error(result, [f"nope_{at}"])
+        reported = int(re.search(r"lora-attention-geometry\.md:(\d+):", message).group(1))
+        assert broken[reported - 1] == "{{ nope_" + str(at) + " }}"
