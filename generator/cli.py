@@ -63,6 +63,8 @@ def _signals_interrupt():
 
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) != signal.SIG_DFL:
+            continue                # ignored on purpose (nohup) or handled by an embedding app
         try:
             previous[sig] = signal.signal(sig, handler)
         except ValueError:          # not the main thread (an embedding application's worker)

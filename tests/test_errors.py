@@ -11,6 +11,10 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -464,3 +468,150 @@ def test_error_lines_map_into_the_post_for_every_body_line(project):
         message = assert_one_line_error(result, [f"nope_{at}"])
         reported = int(re.search(r"lora-attention-geometry\.md:(\d+):", message).group(1))
         assert broken[reported - 1] == "{{ nope_" + str(at) + " }}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Interrupted builds and concurrent builds (real processes, paused at a known point)
+
+NEW_SENTENCE = "A sentence the interrupted build would have added."
+
+
+def start_build(root: Path, pause_at: str | None, flag: Path) -> subprocess.Popen:
+    """`python -m generator build` in a fresh process; with pause_at it stops at that
+    failpoint, writes its pid to ``flag`` and waits until ``flag`` is removed."""
+    env = dict(os.environ, LORA_SITE_DRAW_WORKERS="0", PYTHONPATH=str(REPO))
+    env.pop(site_mod.PAUSE_AT_ENV, None)
+    if pause_at:
+        env[site_mod.PAUSE_AT_ENV] = pause_at
+        env[site_mod.PAUSE_FILE_ENV] = str(flag)
+    # SIGINT must reach Python as Ctrl-C does even if this test runs as a background job
+    # (which starts with SIGINT ignored, and Python keeps an ignored SIGINT ignored).
+    return subprocess.Popen(
+        [sys.executable, "-m", "generator", "build", "--root", str(root), "--quiet"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_paused(proc: subprocess.Popen, flag: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not (flag.exists() and flag.read_text().strip()):
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the build ended before its pause point: {proc.returncode} {err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the build never reached its pause point")
+        time.sleep(0.02)
+    assert int(flag.read_text()) == proc.pid
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("pause_at,signum", [
+    ("render", signal.SIGINT),      # after training and drawing, before a page is rendered
+    ("write", signal.SIGINT),       # every new file written to the temporary folder
+    ("write", signal.SIGTERM),
+])
+def test_an_interrupted_build_leaves_the_previous_site_and_no_temporary_folder(
+        project, tmp_path, pause_at, signum):
+    before = tree_hashes(project / "site")
+    add_body_line(project, NEW_SENTENCE)
+    flag = tmp_path / "paused"
+    proc = start_build(project, pause_at, flag)
+    wait_paused(proc, flag)
+    if pause_at == "write":
+        # Really mid-way: the new site is complete in its temporary folder, not yet swapped in.
+        (tmp,) = [project / name for name in leftovers(project)]
+        assert NEW_SENTENCE in (tmp / "html" / "lora-attention-geometry" / "index.html").read_text()
+    proc.send_signal(signum)
+    code, out, err = finish(proc)
+    assert code == 128 + signum
+    line = one_error_line(err)
+    assert f"interrupted by {signal.Signals(signum).name}" in line
+    assert "nothing was left half-written" in line
+    assert tree_hashes(project / "site") == before
+    assert leftovers(project) == []
+
+
+def test_a_killed_build_is_cleaned_up_by_the_next_one(project, tmp_path):
+    """SIGKILL cannot be caught: the temporary folder stays, site/ is still the old one, and the
+    next build removes the leftover and writes the new site."""
+    before = tree_hashes(project / "site")
+    add_body_line(project, NEW_SENTENCE)
+    flag = tmp_path / "paused"
+    proc = start_build(project, "write", flag)
+    wait_paused(proc, flag)
+    proc.kill()
+    proc.communicate()
+    assert tree_hashes(project / "site") == before
+    assert len(leftovers(project)) == 1
+    result = invoke("build", "--root", str(project), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert leftovers(project) == []
+    page = project / "site" / "html" / "lora-attention-geometry" / "index.html"
+    assert NEW_SENTENCE in page.read_text(encoding="utf-8")
+
+
+def test_an_interruption_in_process_cleans_up_too(project, monkeypatch):
+    before = tree_hashes(project / "site")
+    add_body_line(project, NEW_SENTENCE)
+
+    def ctrl_c(name):
+        if name == "write":
+            assert len(leftovers(project)) == 1
+            raise KeyboardInterrupt
+    monkeypatch.setattr(site_mod, "failpoint", ctrl_c)
+    assert_one_line_error(invoke("build", "--root", str(project), "--quiet"),
+                          ["interrupted by SIGINT", "nothing was left half-written"], code=130)
+    assert tree_hashes(project / "site") == before
+    assert leftovers(project) == []
+
+
+def test_a_build_killed_between_the_two_renames_gets_its_site_back(tmp_path):
+    """The one moment site/ does not exist: moved aside, the new one not yet in place. The next
+    build (under the lock) puts the previous site back before anything else."""
+    out = tmp_path / "site"
+    site_mod.write_tree(out, {"html/index.html": b"previous"})
+    aside = tmp_path / ".site.old-x1"
+    aside.mkdir()
+    os.rename(out, aside / "site")
+    (tmp_path / ".site.build-x2" / "html").mkdir(parents=True)
+    site_mod.recover_output(out)
+    assert (out / "html" / "index.html").read_bytes() == b"previous"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_second_build_at_the_same_time_fails_naming_the_first(project, tmp_path):
+    before = tree_hashes(project / "site")
+    add_body_line(project, NEW_SENTENCE)
+    flag = tmp_path / "paused"
+    first = start_build(project, "results", flag)        # holds the lock, paused
+    wait_paused(first, flag)
+    second = start_build(project, None, tmp_path / "unused")
+    code, out, err = finish(second)
+    assert code == 1
+    line = one_error_line(err)
+    assert f"another build is running (pid {first.pid})" in line
+    assert str(project / ".cache" / "lora-site" / "build.lock") in line
+    assert "wait for it to finish" in line
+    assert tree_hashes(project / "site") == before
+    flag.unlink()                                         # let the first one finish
+    code, out, err = finish(first)
+    assert code == 0, err
+    page = project / "site" / "html" / "lora-attention-geometry" / "index.html"
+    assert NEW_SENTENCE in page.read_text(encoding="utf-8")
+    assert leftovers(project) == []
