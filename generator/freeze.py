@@ -10,7 +10,6 @@ Standard library only at import time: checking freshness must never load torch o
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -51,30 +50,35 @@ def digest(inputs: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Which project modules a module imports
 
-def _imported_modules(source: str, filename: str) -> set[str]:
-    """generator.* module names that a module's source imports, at any depth in the file."""
+_FROM = re.compile(r"^[ \t]*from[ \t]+(\.+|generator\b)[ \t]*([\w.]*)[ \t]+import[ \t]+"
+                   r"(\([^)]*\)|[^\n#;]*)", re.M)
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n#;]*)", re.M)
+
+
+def _imported_modules(source: str, filename: str = "") -> set[str]:
+    """generator.* module names that a module's source imports, at any depth in the file.
+
+    A line scan rather than a parse: parsing every module on every build costs more than the
+    rest of the cache check. It can only err one way: an import statement quoted inside a string
+    counts too, which re-runs more often, never less."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source, filename=filename)):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == PACKAGE and len(parts) > 1:
-                    found.add(parts[1])
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                parts = (node.module or "").split(".")
-                if parts[0] != PACKAGE:
-                    continue
-                rest = parts[1:]
-            elif node.level == 1:
-                rest = (node.module or "").split(".") if node.module else []
-            else:
-                continue            # no sub-packages: nothing lives above the package
-            if rest:
-                found.add(rest[0])
-            else:
-                # `from . import lora, config`: the names are modules
-                found.update(alias.name for alias in node.names)
+    for dots, module, names in _FROM.findall(source):
+        if dots.startswith(".") and len(dots) > 1:
+            continue                # no sub-packages: nothing lives above the package
+        rest = [p for p in module.lstrip(".").split(".") if p]
+        if rest:
+            found.add(rest[0])
+        else:
+            # `from . import lora, config` / `from generator import (a, b)`: names are modules
+            for name in re.sub(r"#[^\n]*", "", names).strip("() \t\n").split(","):
+                name = name.split(" as ")[0].strip(" \t\n\\")
+                if name.isidentifier():
+                    found.add(name)
+    for names in _IMPORT.findall(source):
+        for item in names.split(","):
+            parts = item.split(" as ")[0].strip().split(".")
+            if parts[0] == PACKAGE and len(parts) > 1:
+                found.add(parts[1])
     return found
 
 

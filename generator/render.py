@@ -280,23 +280,31 @@ def _highlight_fence(src: str, language: str, class_name: str, options: dict, md
 
 
 def _new_markdown():
+    # Extensions as objects, not names: by name, Markdown first reads every installed
+    # package's entry points to find them, which costs more than a prose-edit render.
     import markdown
-    from pymdownx.superfences import highlight_validator
+    from markdown.extensions.attr_list import AttrListExtension
+    from markdown.extensions.md_in_html import MarkdownInHtmlExtension
+    from markdown.extensions.tables import TableExtension
+    from markdown.extensions.toc import TocExtension
+    from pymdownx.arithmatex import ArithmatexExtension
+    from pymdownx.highlight import HighlightExtension
+    from pymdownx.superfences import SuperFencesCodeExtension, highlight_validator
 
     return markdown.Markdown(
-        extensions=["pymdownx.arithmatex", "pymdownx.superfences", "pymdownx.highlight",
-                    "toc", "tables", "attr_list", "md_in_html"],
-        extension_configs={
+        extensions=[
             # generic: emit \(..\) and \[..\] in class="arithmatex" for MathJax to find.
-            "pymdownx.arithmatex": {"generic": True},
+            ArithmatexExtension(generic=True),
             # '*' replaces the default fence: the same highlighting, through the cache.
-            "pymdownx.superfences": {"custom_fences": [
+            SuperFencesCodeExtension(custom_fences=[
                 {"name": "*", "class": "highlight", "format": _highlight_fence,
-                 "validator": highlight_validator}]},
-            "pymdownx.highlight": {"use_pygments": True, "css_class": "highlight",
-                                   "guess_lang": False},
-            "toc": {"permalink": False, "toc_depth": "2-3"},
-        },
+                 "validator": highlight_validator}]),
+            HighlightExtension(use_pygments=True, css_class="highlight", guess_lang=False),
+            TocExtension(permalink=False, toc_depth="2-3"),
+            TableExtension(),
+            AttrListExtension(),
+            MarkdownInHtmlExtension(),
+        ],
         output_format="html",
     )
 

@@ -79,12 +79,15 @@ def test_closure_follows_every_import_form(tmp_path):
     (pkg / "__init__.py").write_text("from .unused import x\n")
     (pkg / "a.py").write_text("from . import b\nimport os\n")
     (pkg / "b.py").write_text("from .c import thing\n")
-    (pkg / "c.py").write_text("def f():\n    import generator.d\n    from generator.e import y\n")
-    (pkg / "d.py").write_text("import numpy\n")
-    (pkg / "e.py").write_text("")
-    (pkg / "unused.py").write_text("")
+    (pkg / "c.py").write_text("def f():\n    import os, generator.d as dee\n"
+                              "    from generator.e import y\n")
+    (pkg / "d.py").write_text("import numpy\nfrom generator import (f,  # a note\n    g as gee)\n")
+    (pkg / "e.py").write_text("from ..elsewhere import z\nimport generatorx.h\n")
+    for name in ("f", "g", "h", "unused"):
+        (pkg / f"{name}.py").write_text("")
     assert freeze.module_closure("a", pkg) == [
-        "generator/a.py", "generator/b.py", "generator/c.py", "generator/d.py", "generator/e.py"]
+        "generator/a.py", "generator/b.py", "generator/c.py", "generator/d.py", "generator/e.py",
+        "generator/f.py", "generator/g.py"]
 
 
 def test_editing_lora_changes_run_inputs_but_not_figure_inputs(package_copy):
