@@ -139,9 +139,10 @@ def run_build(cmd: list[str], cwd: Path, log: Callable[[str], None]) -> str | No
     """Run one build; None on success, else its last error line (the site stays as it was)."""
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=_child_env(), capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        log(f"  {line}")
     if proc.returncode == 0:
+        # --explain writes to stderr: which stages ran, and why.
+        for line in proc.stderr.splitlines() + proc.stdout.splitlines():
+            log(f"  {line}")
         log(f"built in {time.perf_counter() - started:.2f} s")
         return None
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
