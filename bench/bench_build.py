@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="runs of the cold build, which trains (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copy")
     args = ap.parse_args(argv)
+    # A terminated benchmark still removes its temporary copy (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = child_env()
     tmp = Path(tempfile.mkdtemp(prefix="lora-site-bench-"))
     rows: dict[str, list[tuple[float, float]]] = {}
