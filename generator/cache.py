@@ -16,6 +16,7 @@ from typing import Any
 from .fsio import sha256_bytes, sha256_file, write_bytes_atomic
 
 INDEX = "index.json"
+KEEP_FIGURE_SETS = 12
 
 
 def figures_root(cache_dir: Path) -> Path:
@@ -55,6 +56,20 @@ def store_figures(cache_dir: Path, key: str, images: dict[str, bytes]) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    prune_figures(cache_dir)
+
+
+def prune_figures(cache_dir: Path, keep: int = KEEP_FIGURE_SETS) -> list[str]:
+    """Remove all but the ``keep`` most recently stored figure sets (each is about a megabyte;
+    the committed freeze holds the current ones anyway). Returns the keys removed."""
+    root = figures_root(cache_dir)
+    sets = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    removed = []
+    for old in sets[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old.name)
+    return removed
 
 
 def last_inputs(cache_dir: Path, stage: str, name: str) -> dict[str, Any] | None:

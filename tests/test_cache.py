@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -283,3 +284,12 @@ def test_draw_pool_gives_the_bytes_of_drawing_in_process(project, monkeypatch):
     finally:
         pool.close()
     assert pool.procs == []
+
+
+def test_old_figure_sets_are_pruned(tmp_path):
+    for i in range(5):
+        cache.store_figures(tmp_path, f"key{i}", {"a.png": bytes([i])})
+        os.utime(tmp_path / "figures" / f"key{i}", ns=(i * 10**9, i * 10**9))
+    assert cache.prune_figures(tmp_path, keep=2) == ["key2", "key1", "key0"]
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["key3", "key4"]
+    assert cache.load_figures(tmp_path, "key4") == {"a.png": b"\x04"}
