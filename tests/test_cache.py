@@ -17,6 +17,12 @@ TINY = "  main: {d_model: 8, seq_len: 4, key: 2, max_steps: 15}\n"
 PACKAGE = Path(freeze.__file__).resolve().parent
 
 
+@pytest.fixture(autouse=True)
+def draw_in_process(monkeypatch):
+    """Training here would start figure workers (drawpool) that most of these tests never use."""
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
+
+
 @pytest.fixture
 def project(tmp_path) -> Project:
     write_post(tmp_path, experiments=TINY)

@@ -19,6 +19,12 @@ from generator.results import load_result, save_result
 TINY = "  main: {d_model: 8, seq_len: 4, key: 2, max_steps: 15}\n"
 
 
+@pytest.fixture(autouse=True)
+def draw_in_process(monkeypatch):
+    """Training here would start figure workers (drawpool) that most of these tests never use."""
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
+
+
 @pytest.fixture
 def frozen_project(tmp_path) -> Project:
     """A project whose content/_freeze holds a fresh result of its one tiny experiment."""
