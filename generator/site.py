@@ -100,14 +100,22 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
         raise ConfigError("missing site settings", path=path,
                           hint="create it with title, description, author and url")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        source = path.read_text(encoding="utf-8")
+        from .content import load_yaml
+
+        data = load_yaml(source) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", path=path,
+                          line=exc.object[:exc.start].count(b"\n") + 1,
+                          hint="save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         from .content import yaml_problem
 
-        text, line = yaml_problem(exc)
+        text, line = yaml_problem(exc, source=source)
         raise ConfigError(text, path=path, line=line,
-                          hint="fix the YAML on that line (quote values that contain ': ' "
-                               "or start with a quote)") from None
+                          hint="keep one of them" if "written twice" in text else
+                          "fix the YAML on that line (quote values that contain ': ' "
+                          "or start with a quote)") from None
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping of settings", path=path)
     names = [f.name for f in fields(SiteConfig)]

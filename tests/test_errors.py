@@ -306,6 +306,21 @@ def control_character_in_title(root):
     return Case(["lora-attention-geometry.md: title:", "control character U+000B", "remove it"])
 
 
+def raw_control_character(root):
+    # Typed (or pasted) as the character itself, YAML refuses it before the build sees it.
+    edit(root, POST, "category: blog", "category: bl\x0bog")
+    line = line_of(root, POST, "category: bl")
+    return Case([f"lora-attention-geometry.md:{line}:", "YAML cannot hold the character U+000B",
+                 "remove it"])
+
+
+def site_yml_not_utf8(root):
+    line = line_of(root, SITE_YML, "lang: en")
+    path = root / SITE_YML
+    path.write_bytes(path.read_bytes().replace(b"lang: en", b"lang: \xe9n"))
+    return Case([f"site.yml:{line}:", "not UTF-8", "save the file as UTF-8"])
+
+
 def bad_tags(root):
     edit(root, POST, "tag:\n", "tag: {a: 1}\ntags:\n")
     return Case(["lora-attention-geometry.md: tag:", "list of tags"])
@@ -334,9 +349,30 @@ def bad_slug(root):
     return Case(["My Post.md", "does not make a URL slug", "lower-case letters"])
 
 
+def extra_post(root: Path, meta: str, body: str = "Another post.\n") -> str:
+    (root / "content" / "posts" / "extra.md").write_text(
+        f"---\ntitle: Extra\ndate: 2026-02-01\n{meta}---\n{body}", encoding="utf-8")
+    return "extra.md"
+
+
 def unknown_data_loader(root):
-    edit(root, POST, "category: blog\n", "category: blog\ndata: [no_such_loader]\n")
-    return Case(["lora-attention-geometry.md: data:", "no data loader named 'no_such_loader'"])
+    name = extra_post(root, "data: [no_such_loader]\n")
+    return Case([f"{name}: data:", "no data loader named 'no_such_loader'", "known:"])
+
+
+def duplicate_front_matter_key(root):
+    edit(root, POST, "category: blog\n", "category: blog\ndate: 2026-02-02\n")
+    first = line_of(root, POST, "date: 2026-01-11")
+    again = line_of(root, POST, "date: 2026-02-02")
+    return Case([f"lora-attention-geometry.md:{again}:", "the key 'date' is written twice",
+                 f"first on line {first}", "keep one of them"])
+
+
+def duplicate_site_key(root):
+    with open(root / SITE_YML, "a", encoding="utf-8") as fh:
+        fh.write('title: "Another title"\n')
+    first = line_of(root, SITE_YML, 'title: "lora-site')
+    return Case(["site.yml:", "the key 'title' is written twice", f"first on line {first}"])
 
 
 def bad_cli_baseurl(root):
@@ -373,9 +409,10 @@ CASES: list[Callable[[Path], Case]] = [
     missing_figure, missing_listing, listing_outside_package, listing_missing_module,
     non_finite_loss, unwritable_output, output_is_a_file,
     truncated_arrays_frozen, edited_results_frozen, truncated_manifest, stale_freeze_frozen,
-    page_template_undefined, page_template_syntax, not_utf8, control_character_in_title,
+    page_template_undefined, page_template_syntax, not_utf8, site_yml_not_utf8,
+    control_character_in_title, raw_control_character,
     bad_tags, experiments_not_a_mapping, experiment_conflict, no_front_matter, bad_slug,
-    unknown_data_loader, bad_cli_baseurl,
+    unknown_data_loader, duplicate_front_matter_key, duplicate_site_key, bad_cli_baseurl,
 ]
 
 
