@@ -106,6 +106,7 @@ class Case:
     words: list[str]                          # each must appear in the error line
     args: list[str] = field(default_factory=list)
     code: int = 1
+    after: Callable[[], bool] | None = None  # a further check once the build has failed
 
 
 def fm_yaml_syntax(root):
@@ -269,6 +270,41 @@ def edited_results_frozen(root):
                 args=["--frozen"])
 
 
+class _Payload:
+    """Unpickling this creates a file: proof, if the file appears, that a pickle was loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def pickled_arrays(root):
+    """An archive holding a pickled object, with every hash updated to match (as an attacker
+    would): it is refused, not unpickled."""
+    import hashlib
+
+    import numpy as np
+
+    marker = root / "unpickled"
+    npz = root / FREEZE / "arrays.npz"
+    np.savez(npz, X=np.array([_Payload(marker)], dtype=object))
+    sha = hashlib.sha256(npz.read_bytes()).hexdigest()
+    results = root / FREEZE / "results.json"
+    doc = json.loads(results.read_text())
+    doc["arrays_sha256"] = sha
+    results.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    manifest = root / "content" / "_freeze" / "manifest.json"
+    man = json.loads(manifest.read_text())
+    man["experiments"]["main"]["files"] = {
+        "arrays.npz": sha, "results.json": hashlib.sha256(results.read_bytes()).hexdigest()}
+    manifest.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
+    return Case(["_freeze/main/arrays.npz", "cannot read arrays",
+                 "Object arrays cannot be loaded when allow_pickle=False", "re-run"],
+                after=lambda: not marker.exists())
+
+
 def truncated_manifest(root):
     path = root / "content" / "_freeze" / "manifest.json"
     path.write_bytes(path.read_bytes()[:200])
@@ -409,6 +445,7 @@ CASES: list[Callable[[Path], Case]] = [
     missing_figure, missing_listing, listing_outside_package, listing_missing_module,
     non_finite_loss, unwritable_output, output_is_a_file,
     truncated_arrays_frozen, edited_results_frozen, truncated_manifest, stale_freeze_frozen,
+    pickled_arrays,
     page_template_undefined, page_template_syntax, not_utf8, site_yml_not_utf8,
     control_character_in_title, raw_control_character,
     bad_tags, experiments_not_a_mapping, experiment_conflict, no_front_matter, bad_slug,
@@ -439,6 +476,7 @@ def test_bad_input_is_one_clear_line_and_the_site_is_untouched(project, case):
     assert_one_line_error(result, expect.words, expect.code)
     assert tree_hashes(project / "site") == before
     assert leftovers(project) == []
+    assert expect.after is None or expect.after()
 
 
 def test_the_table_covers_enough_bad_inputs():

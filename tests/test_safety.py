@@ -1,0 +1,69 @@
+"""Safety rules that hold for the whole package: nothing is unpickled, the preview server is
+local by default, listings read only the package's own source."""
+from __future__ import annotations
+
+import ast
+import socket
+from pathlib import Path
+
+import pytest
+
+from generator import listings, serve
+from generator.cli import main
+from generator.errors import ContentError
+from generator.project import Project
+
+PACKAGE = Path(listings.__file__).resolve().parent
+
+
+def calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            owner = ast.unparse(f.value) if isinstance(f, ast.Attribute) else ""
+            yield owner, name, {k.arg: k.value for k in node.keywords}
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in PACKAGE.glob("*.py")))
+def test_no_module_can_unpickle(module):
+    """np.load only with allow_pickle=False, torch.load only with weights_only=True, and no
+    pickle, marshal or shelve at all: a results or cache file can never run code."""
+    source = (PACKAGE / module).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+            assert not {"pickle", "cPickle", "marshal", "shelve", "dill", "joblib"} & \
+                {n.split(".")[0] for n in names}, f"{module} imports an unpickler"
+    for owner, name, kw in calls(tree):
+        if name == "load" and owner in ("np", "numpy"):
+            assert "allow_pickle" in kw and ast.literal_eval(kw["allow_pickle"]) is False, module
+        if name == "load" and owner == "torch":
+            assert "weights_only" in kw and ast.literal_eval(kw["weights_only"]) is True, module
+
+
+def test_serve_listens_on_loopback_by_default(tmp_path):
+    option = next(p for p in main.commands["serve"].params if p.name == "host")
+    assert option.default == "127.0.0.1"
+    server = serve.PreviewServer(Project(tmp_path), port=0, log=lambda line: None)
+    try:
+        host, _ = server.httpd.socket.getsockname()[:2]
+        assert host == "127.0.0.1"
+        assert server.httpd.socket.family == socket.AF_INET
+    finally:
+        server.httpd.server_close()
+
+
+def test_listing_follows_no_symlink_out_of_the_package(tmp_path, monkeypatch):
+    """A module file that is a symlink to a file elsewhere is refused like a path would be."""
+    fake_pkg = tmp_path / "generator"
+    fake_pkg.mkdir()
+    secret = tmp_path / "secret.py"
+    secret.write_text("def leak():\n    return 'secret'\n")
+    (fake_pkg / "innocent.py").symlink_to(secret)
+    (fake_pkg / "real.py").write_text("def ok():\n    return 1\n")
+    monkeypatch.setattr(listings, "PACKAGE_DIR", fake_pkg.resolve())
+    assert "return 1" in listings.listing("real", "ok")
+    with pytest.raises(ContentError, match="no module generator/innocent.py"):
+        listings.listing("innocent", "leak")
