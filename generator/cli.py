@@ -152,20 +152,25 @@ def run(root, quiet, out, names) -> None:
             raise ConfigError(f"no experiment named '{name}'", field="--only",
                               hint=f"declared: {', '.join(experiments) or 'none'}")
     out_dir = Path(out) if out else project.freeze
-    for name, cfg in experiments.items():
-        if names and name not in names:
-            continue
-        saved = run_one(name, cfg, out_dir, _progress_factory(quiet),
-                        source=declaring_post(project, name))
-        if out_dir == project.freeze:
-            # Results in content/_freeze are only trusted with a manifest entry of their inputs.
-            from .freeze import record_run
-            record_run(project, name, cfg)
-        if not quiet:
-            m = saved.metrics
-            click.echo(f"{name}: {m['steps']} steps, target weight "
-                       f"{m['target_weight_before']:.3f} -> {m['target_weight_after']:.3f} "
-                       f"-> {saved.path}")
+    from .site import build_lock
+
+    # The build's lock: a build reading content/_freeze never sees this run half-way.
+    with build_lock(project):
+        for name, cfg in experiments.items():
+            if names and name not in names:
+                continue
+            saved = run_one(name, cfg, out_dir, _progress_factory(quiet),
+                            source=declaring_post(project, name))
+            if out_dir == project.freeze:
+                # Results in content/_freeze are only trusted with a manifest entry of their
+                # inputs.
+                from .freeze import record_run
+                record_run(project, name, cfg)
+            if not quiet:
+                m = saved.metrics
+                click.echo(f"{name}: {m['steps']} steps, target weight "
+                           f"{m['target_weight_before']:.3f} -> "
+                           f"{m['target_weight_after']:.3f} -> {saved.path}")
 
 
 @main.command()

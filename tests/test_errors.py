@@ -690,3 +690,15 @@ def test_a_second_build_at_the_same_time_fails_naming_the_first(project, tmp_pat
     page = project / "site" / "html" / "lora-attention-geometry" / "index.html"
     assert NEW_SENTENCE in page.read_text(encoding="utf-8")
     assert leftovers(project) == []
+
+
+def test_run_waits_for_no_one_either(project):
+    """`lora-site run` writes content/_freeze, which a build reads: it takes the same lock."""
+    from generator.project import Project
+
+    before = tree_hashes(project / "content" / "_freeze")
+    with site_mod.build_lock(Project(project)):
+        result = invoke("run", "--root", str(project), "--quiet")
+    assert_one_line_error(result, [f"another build is running (pid {os.getpid()})",
+                                   "build.lock"])
+    assert tree_hashes(project / "content" / "_freeze") == before
