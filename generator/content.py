@@ -160,7 +160,8 @@ def read_post(path: Path) -> Post:
     experiments = {}
     raw = meta.get("experiments") or {}
     if not isinstance(raw, dict):
-        raise ConfigError("must map experiment names to settings", path=path, field="experiments")
+        raise ConfigError("must map experiment names to settings", path=path, field="experiments",
+                          hint="write 'experiments:' and below it lines such as '  main: {rank: 4}'")
     for name, settings in raw.items():
         if not _NAME.match(str(name)):
             raise ConfigError(f"experiment name {name!r} must be lower-case letters, digits, - or _",

@@ -41,8 +41,9 @@ def run_one(name: str, cfg: ExperimentConfig, out_dir: Path,
             with progress_factory(name, cfg) as progress:
                 result = run_experiment(cfg, progress=progress)
     except ExperimentError as exc:
-        problem = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
-        raise ExperimentError(problem, path=source, field=f"experiments.{name}") from None
+        from .located import located
+
+        raise located(exc, path=source, field=f"experiments.{name}") from None
     save_result(out_dir / name, name, result)
     return load_result(out_dir / name)
 

@@ -172,8 +172,9 @@ def render_body(env: jinja2.Environment, source: str, context: dict[str, Any], *
     try:
         return template.render(context)
     except ContentError as exc:
-        raise ContentError(exc.message, path=path, line=where(_template_line(exc)),
-                           hint=exc.hint) from None
+        from .located import located
+
+        raise located(exc, path=path, line=where(_template_line(exc))) from None
     except jinja2.UndefinedError as exc:
         raise ContentError(f"undefined value: {exc.message}", path=path,
                            line=where(_template_line(exc)),

@@ -136,9 +136,10 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
     try:
         base = normalize_baseurl(baseurl if baseurl is not None else data.get("baseurl", ""))
     except ConfigError as exc:
-        raise ConfigError(exc.message, path=None if baseurl is not None else path,
-                          field="--baseurl" if baseurl is not None else "baseurl",
-                          hint=exc.hint) from None
+        from .located import located
+
+        raise located(exc, path=None if baseurl is not None else path,
+                      field="--baseurl" if baseurl is not None else "baseurl") from None
     mathjax = data.get("mathjax_url", SiteConfig.mathjax_url)
     if not re.match(r"^(https://|/)[^\s\"'<>]+$", mathjax):
         raise ConfigError(f"mathjax_url {mathjax!r} must be an https:// URL or a root path",
@@ -416,7 +417,9 @@ def render_post(info: PostInfo, site: SiteConfig, results, figures, data) -> Ren
     try:
         jekyll = to_kramdown(out["jekyll"])
     except ContentError as exc:
-        raise ContentError(exc.message, path=post.path, hint=exc.hint) from None
+        from .located import located
+
+        raise located(exc, path=post.path) from None
     return RenderedPost(info=info, html_body=doc.html, toc=doc.toc, jekyll_body=jekyll,
                         figures_used=used)
 

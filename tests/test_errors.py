@@ -464,6 +464,10 @@ def assert_one_line_error(result, words: list[str], code: int = 1) -> str:
     assert line.startswith("Error: ")
     for word in words:
         assert word in line, f"{word!r} not in {line!r}"
+    # Said once: no hint in parentheses repeated (an error re-raised at a better location once
+    # carried its hint twice).
+    hints = re.findall(r"\([^()]*\)", line)
+    assert len(hints) == len(set(hints)), line
     return line
 
 
@@ -692,7 +696,7 @@ def test_a_second_build_at_the_same_time_fails_naming_the_first(project, tmp_pat
     assert leftovers(project) == []
 
 
-def test_run_waits_for_no_one_either(project):
+def test_run_is_refused_while_a_build_holds_the_lock(project):
     """`lora-site run` writes content/_freeze, which a build reads: it takes the same lock."""
     from generator.project import Project
 
@@ -702,3 +706,18 @@ def test_run_waits_for_no_one_either(project):
     assert_one_line_error(result, [f"another build is running (pid {os.getpid()})",
                                    "build.lock"])
     assert tree_hashes(project / "content" / "_freeze") == before
+
+
+def test_located_moves_an_error_without_repeating_it():
+    from generator.errors import ConfigError, ContentError
+    from generator.located import located, problem
+
+    inner = ContentError("figure 'x' does not exist", hint="use one of a, b")
+    assert problem(inner) == "figure 'x' does not exist"
+    moved = located(inner, path="post.md", line=12)
+    assert isinstance(moved, ContentError)
+    assert moved.message == "post.md:12: figure 'x' does not exist (use one of a, b)"
+    full = ConfigError("bad value", path="a  b.yml", line=3, field="rank", hint="fix  it")
+    assert problem(full) == "bad value"
+    assert located(full, path=None, line=None, field="--rank").message == \
+        "--rank: bad value (fix it)"
