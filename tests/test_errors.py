@@ -58,8 +58,9 @@ def built(tmp_path_factory) -> Path:
     root.mkdir()
     shutil.copytree(REPO / "content", root / "content")
     shutil.copytree(REPO / "templates", root / "templates")
-    os.environ["LORA_SITE_DRAW_WORKERS"] = "0"      # draw in this process: no stray workers
-    result = invoke("build", "--root", str(root), "--quiet")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORA_SITE_DRAW_WORKERS", "0")     # draw in this process: no stray workers
+        result = invoke("build", "--root", str(root), "--quiet")
     assert result.exit_code == 0, result.output
     assert (root / "site" / "html" / "index.html").is_file()
     return root
