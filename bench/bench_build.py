@@ -35,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 COPY = ("content", "templates", "generator", "requirements.lock", "pyproject.toml")
 POST_GLOB = "content/posts/*.md"
+PROSE = ("This article looks at LoRA", "This article examines LoRA")
 # Which heavy modules a run imported is recorded by a wrapper around the CLI.
 WATCH_MODULES = ("torch", "matplotlib", "numpy", "jinja2", "markdown")
 WRAPPER = """
@@ -93,9 +94,13 @@ class Project:
                                 ignore=shutil.ignore_patterns("__pycache__", ".*.tmp"))
             elif src.is_file():
                 shutil.copy2(src, root / name)
-        posts = sorted(root.glob(POST_GLOB))
+        # The article whose prose and experiment 'main' the edits change.
+        posts = [p for p in sorted(root.glob(POST_GLOB))
+                 if PROSE[0] in p.read_text(encoding="utf-8")
+                 and re.search(r"^  main: \{.*\}$", p.read_text(encoding="utf-8"), re.M)]
         if not posts:
-            raise SystemExit(f"no post in {REPO / 'content/posts'}")
+            raise SystemExit(f"no post in {REPO / 'content/posts'} has the sentence "
+                             f"{PROSE[0]!r} and a '  main: {{...}}' experiment line")
         self.post = posts[0]
         self.figures = root / "generator" / "figures.py"
         self.toggles = {"prose": 0, "plot": 0, "setting": 0}
@@ -127,7 +132,7 @@ class Project:
     def edit_prose(self) -> None:
         """Change one sentence of the body: a real edit every time (it alternates)."""
         text = self.post.read_text(encoding="utf-8")
-        a, b = "This article looks at LoRA", "This article examines LoRA"
+        a, b = PROSE
         if a not in text and b not in text:
             raise SystemExit(f"prose edit: the sentence to change is gone from {self.post}")
         old, new = (a, b) if self._flip("prose") else (b, a)
