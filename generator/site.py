@@ -144,13 +144,17 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
     if not re.match(r"^(https://|/)[^\s\"'<>]+$", mathjax):
         raise ConfigError(f"mathjax_url {mathjax!r} must be an https:// URL or a root path",
                           path=path, field="mathjax_url")
+    lang = data.get("lang", "en")
+    if not re.match(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$", lang):
+        raise ConfigError(f"lang {lang!r} is not a language tag", path=path, field="lang",
+                          hint="use a tag such as en, de or pt-BR")
     extra = data.get("extra") or {}
     if not isinstance(extra, dict):
         raise ConfigError("must be a mapping", path=path, field="extra")
     text = {k: plain_text(data[k], path=path, field=k) for k in ("title", "description", "author")}
     return SiteConfig(title=text["title"], description=text["description"],
                       author=text["author"], url=url, baseurl=base, mathjax_url=mathjax,
-                      lang=data.get("lang", "en"), extra=extra)
+                      lang=lang, extra=extra)
 
 
 # --------------------------------------------------------------------------------------------

@@ -417,6 +417,11 @@ def bad_cli_baseurl(root):
                 args=["--baseurl", "/a b"])
 
 
+def site_bad_lang(root):
+    edit(root, SITE_YML, "lang: en", "lang: 'en\" onload=\"alert(1)'")
+    return Case(["site.yml: lang:", "is not a language tag", "pt-BR"])
+
+
 def missing_site_yml(root):
     (root / SITE_YML).unlink()
     return Case(["site.yml", "missing site settings", "create it"])
@@ -426,7 +431,7 @@ CASES: list[Callable[[Path], Case]] = [
     fm_yaml_syntax, fm_yaml_unclosed_quote, site_yml_syntax,
     fm_unknown_key, site_unknown_key, experiment_unknown_key,
     fm_missing_title, fm_title_removed, fm_missing_date, fm_bad_date, site_missing_title,
-    site_bad_url, missing_site_yml,
+    site_bad_url, site_bad_lang, missing_site_yml,
     bad_value("rank: 0", "rank", "between 1 and d_model=64", "got 0"),
     bad_value("rank: 65", "rank", "between 1 and d_model=64", "got 65"),
     bad_value("rank: four", "rank", "must be an integer"),
