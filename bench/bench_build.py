@@ -10,7 +10,8 @@ temporary copy of the project; the working tree is never touched. Scenarios:
   plotting edit  a rebuild after changing generator/figures.py
   setting edit   a rebuild after changing an experiment setting in the front matter
   floor: import  `python -c "import torch, matplotlib.pyplot"`
-  floor: compute the experiments' own training time (provenance wall_time_s of the cold runs)
+  floor: compute the experiments' own compute time: every declared experiment, and the claims
+                 audit when a post reads it, timed in one process after torch is imported
 
 Each timed run is a fresh `python -m generator build` process; wall time is measured around it
 and peak memory is that child's ru_maxrss from os.wait4 (so one run's peak never hides another's).
@@ -47,6 +48,30 @@ atexit.register(_report)
 sys.argv = ["lora-site"] + {args!r}
 import runpy
 runpy.run_module("generator", run_name="__main__", alter_sys=True)
+"""
+# The experiments' own compute: torch and the package are imported before the clock starts.
+COMPUTE = """
+import json, time
+from pathlib import Path
+import numpy, torch
+from generator.content import read_post
+from generator.experiment import run_experiment
+from generator.pipeline import declared_experiments
+from generator.project import Project
+project = Project(Path.cwd())
+times = {{}}
+for name, cfg in declared_experiments(project).items():
+    t = time.perf_counter()
+    run_experiment(cfg)
+    times[name] = time.perf_counter() - t
+if any("audit" in (read_post(p).meta.get("data") or []) for p in project.post_files()):
+    from generator import audit, audit_site as a
+    t = time.perf_counter()
+    audit.run_audit(a.BUILD_SEEDS, sweeps=a.BUILD_SWEEPS, device=a.BUILD_DEVICE,
+                    threads=a.BUILD_THREADS)
+    times["audit"] = time.perf_counter() - t
+with open({out!r}, "w") as fh:
+    json.dump(times, fh)
 """
 TARGETS = {
     "no-op": "< 0.3 s",
@@ -158,11 +183,13 @@ class Project:
             settings = ", ".join(s for s in (settings, "lr: 0.012") if s)
         self.post.write_text(text[:m.start(1)] + settings + text[m.end(1):], encoding="utf-8")
 
-    def compute_seconds(self) -> float:
-        total = 0.0
-        for path in sorted((self.root / "content" / "_freeze").glob("*/results.json")):
-            total += json.loads(path.read_text())["provenance"]["wall_time_s"]
-        return total
+    def compute_seconds(self, env) -> dict[str, float]:
+        """name -> seconds of compute, measured in a fresh process once the imports are done."""
+        out = self.root / ".bench-compute.json"
+        subprocess.run([sys.executable, "-c", COMPUTE.format(out=str(out))], cwd=self.root,
+                       env={**env, "PYTHONPATH": str(self.root)}, check=True,
+                       stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
 
 
 def median_row(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
@@ -200,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         p.build("warm-up", env)
         for _ in range(args.cold_runs):
             run("cold", lambda: p.remove("content/_freeze", ".cache", "site"), 1)
-            compute.append(p.compute_seconds())
+            parts = p.compute_seconds(env)
+            compute.append(sum(parts.values()))
+            detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+            print(f"  compute: {compute[-1]:.3f} s ({detail})", file=sys.stderr)
         run("clean (valid freeze)", lambda: p.remove(".cache", "site"), args.runs)
         run("no-op", lambda: None, args.runs)
         run("prose edit", p.edit_prose, args.runs)
@@ -232,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<34} {med:>9.3f} {lo:>7.3f} {hi:>7.3f} {peak:>9.1f}  {mods or 'none':<30} "
               f"{target}")
     print(f"{'floor: experiments compute':<34} {compute_s:>9.3f} {min(compute):>7.3f} "
-          f"{max(compute):>7.3f} {'':>9}  {'(provenance wall_time_s)':<30}")
+          f"{max(compute):>7.3f} {'':>9}  {'(timed after the imports)':<30}")
     print()
     cold = statistics.median(w for w, _ in rows["cold"])
     print(f"cold / (import floor + compute) = {cold:.2f} / ({floor_s:.2f} + {compute_s:.2f}) "
