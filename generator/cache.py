@@ -187,11 +187,12 @@ class BuildFingerprint:
             reasons.append(f"{self.out} differs from what the last build wrote")
         return reasons
 
-    def experiments(self) -> list[str]:
+    def stages(self) -> list[str]:
+        """The stages the last build reported ('run main', 'figures main', 'render', ...)."""
         last = self._last() or {}
-        return list(last.get("experiments", []))
+        return list(last.get("stages", []))
 
-    def record(self, experiments: list[str]) -> bool:
+    def record(self, stages: list[str]) -> bool:
         """Remember this build. Inputs are re-read now: the build may have refreshed
         content/_freeze; but if a *source* changed while it ran, nothing is recorded, so the next
         build does not skip that edit."""
@@ -203,7 +204,111 @@ class BuildFingerprint:
         if before_src != after_src:
             return False
         doc = {"key": after.key, "inputs": after.inputs, "outputs": tree_hashes(self.out),
-               "experiments": sorted(experiments)}
+               "stages": list(stages)}
         write_bytes_atomic(self.record_path,
                            (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))
         return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendered post bodies: a post whose inputs did not change is not rendered again
+
+POSTS_DIR = "posts"
+_code_hashes: dict[str, str] | None = None
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON data for hashing; a value with no faithful JSON form raises TypeError (and
+    that post is then simply rendered, not cached)."""
+    import dataclasses
+    import datetime as dt
+
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_jsonable(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return value.as_posix()
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def _package_code() -> dict[str, str]:
+    """sha256 of every source file of the running generator package (rendering reads listings
+    from them and its behaviour is theirs), computed once per process."""
+    global _code_hashes
+    if _code_hashes is None:
+        from .freeze import package_dir
+
+        _code_hashes = {k: v for k, v in tree_hashes(package_dir()).items() if k.endswith(".py")}
+    return _code_hashes
+
+
+def post_render_key(post_text: bytes, info: Any, site: Any, results: Any, figures: Any,
+                    data: Any) -> str | None:
+    """The hash of everything a post's rendering reads, or None when some input has no faithful
+    JSON form (then the post is rendered every time)."""
+    import sys
+
+    from .freeze import digest, installed_distributions
+
+    try:
+        declared = getattr(info.post, "experiments", {}) or {}
+        parts = {
+            "format": 1,
+            "post": sha256_bytes(post_text),
+            "info": {f: _jsonable(getattr(info, f)) for f in sorted(vars(info)) if f != "post"},
+            "site": _jsonable(site),
+            "results": {name: {"config": _jsonable(results[name].config),
+                               "metrics": _jsonable(results[name].metrics),
+                               "provenance": _jsonable(results[name].provenance),
+                               "arrays": results[name].arrays_sha256}
+                        for name in sorted(declared) if name in results},
+            "figures": {exp: sorted(files) for exp, files in sorted(figures.items())},
+            "data": _jsonable(data),
+            "code": _package_code(),
+            "libraries": installed_distributions(),
+            "python": sys.version,
+        }
+        return digest(parts)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+class PostCache:
+    """.cache/lora-site/posts/<key>.json: the rendered parts of a post. Entries the current build
+    did not use are removed at the end (a post's old renderings are never needed again)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.folder = Path(cache_dir) / POSTS_DIR
+        self.used: set[str] = set()
+
+    def get(self, key: str | None) -> dict[str, Any] | None:
+        if key is None:
+            return None
+        try:
+            doc = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        self.used.add(key)
+        return doc if isinstance(doc, dict) else None
+
+    def put(self, key: str | None, parts: dict[str, Any]) -> None:
+        if key is None:
+            return
+        text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
+        write_bytes_atomic(self.folder / f"{key}.json", text.encode("utf-8"))
+        self.used.add(key)
+
+    def prune(self) -> None:
+        if self.folder.is_dir():
+            for path in sorted(self.folder.glob("*.json")):
+                if path.stem not in self.used:
+                    path.unlink(missing_ok=True)

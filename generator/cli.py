@@ -293,11 +293,11 @@ def build(root, quiet, frozen, force, explain, baseurl, out) -> None:
     if not changes:
         if say:
             why = f"no input changed since the last build, fingerprint {fingerprint.key[:12]}"
-            for name in fingerprint.experiments():
-                say(f"run {name}: reused ({why})")
-                say(f"figures {name}: reused ({why})")
-            say(f"render: reused ({why})")
-            say(f"write: skipped ({out_dir} holds exactly what the last build wrote)")
+            for stage in fingerprint.stages():
+                if stage == "write":
+                    say(f"write: skipped ({out_dir} holds exactly what the last build wrote)")
+                else:
+                    say(f"{stage}: reused ({why})")
         if not quiet:
             click.echo(f"up to date: {out_dir / 'html'}, {out_dir / 'jekyll'}")
         return
@@ -305,11 +305,17 @@ def build(root, quiet, frozen, force, explain, baseurl, out) -> None:
         say(f"build: {'; '.join(changes)}")
     from .site import build as build_site
 
+    stages: list[str] = []
+
+    def explain_and_note(line: str) -> None:
+        stages.append(line.split(":", 1)[0])        # 'run main', 'figures main', 'render', ...
+        if say:
+            say(line)
+
     report = build_site(project, frozen=frozen, force=force, baseurl=baseurl,
-                        explain=say, progress_factory=_progress_factory(quiet),
+                        explain=explain_and_note, progress_factory=_progress_factory(quiet),
                         out=Path(out) if out else None)
-    from .pipeline import declared_experiments
-    fingerprint.record(list(declared_experiments(project)))
+    fingerprint.record(stages)
     _report_build(report, quiet)
 
 

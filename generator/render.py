@@ -216,8 +216,11 @@ class HighlightCache:
 
     Pygments compiles a lexer's rules on first use in every process, which costs more than the
     rest of a prose-edit rebuild; the listings rarely change, so they are looked up instead.
-    Only entries used by the last build are written back, so the file never grows stale.
+    The stylesheet's Pygments rules are kept here too. The newest MAX_ENTRIES entries are kept
+    (a post reused from the post cache highlights nothing, yet its blocks will be wanted again).
     """
+
+    MAX_ENTRIES = 400
 
     def __init__(self, path: Path) -> None:
         import json
@@ -236,10 +239,14 @@ class HighlightCache:
 
         from .fsio import write_bytes_atomic
 
-        if self.used != self.entries:
-            text = json.dumps(self.used, sort_keys=True, indent=0)
+        new = {k: v for k, v in self.used.items() if k not in self.entries}
+        if new:
+            # Oldest first, so the cap drops what has not been used for longest.
+            kept = {k: v for k, v in self.entries.items() if k not in self.used}
+            merged = list(kept.items()) + list(self.used.items())
+            self.entries = dict(merged[-self.MAX_ENTRIES:])
+            text = json.dumps(self.entries, indent=0)
             write_bytes_atomic(self.path, text.encode("utf-8"))
-            self.entries = dict(self.used)
 
 
 _highlight_cache: HighlightCache | None = None
@@ -331,14 +338,26 @@ def inline_markdown_to_html(source: str) -> str:
 def pygments_css(light: str = "default", dark: str = "github-dark") -> str:
     """Highlighting rules for both colour schemes, each inside its own media query so no rule of
     one scheme leaks into the other."""
+    cache = _highlight_cache
+    key = None
+    if cache is not None:
+        import pygments
+
+        key = f"css:{pygments.__version__}:{light}:{dark}"
+        if key in cache.entries:
+            cache.used[key] = cache.entries[key]
+            return cache.entries[key]
     from pygments.formatters import HtmlFormatter
 
     def rules(style: str) -> str:
         css = HtmlFormatter(style=style).get_style_defs(".highlight")
         return "\n".join("  " + line for line in css.splitlines() if line.strip())
 
-    return (f"/* Pygments '{light}' */\n@media (prefers-color-scheme: light) {{\n{rules(light)}\n}}\n"
-            f"/* Pygments '{dark}' */\n@media (prefers-color-scheme: dark) {{\n{rules(dark)}\n}}\n")
+    css = (f"/* Pygments '{light}' */\n@media (prefers-color-scheme: light) {{\n{rules(light)}\n}}\n"
+           f"/* Pygments '{dark}' */\n@media (prefers-color-scheme: dark) {{\n{rules(dark)}\n}}\n")
+    if cache is not None:
+        cache.used[key] = css
+    return css
 
 
 # --------------------------------------------------------------------------------------------

@@ -428,6 +428,27 @@ def render_post(info: PostInfo, site: SiteConfig, results, figures, data) -> Ren
                         figures_used=used)
 
 
+def cached_render_post(cache, info: PostInfo, site: SiteConfig, results, figures,
+                       data) -> RenderedPost:
+    """render_post, or its parts from an earlier build whose inputs were exactly these
+    (cache.post_render_key): an edit to one post does not re-render the others."""
+    from dataclasses import fields as dc_fields
+
+    from .cache import post_render_key
+
+    names = [f.name for f in dc_fields(RenderedPost) if f.name != "info"]
+    key = post_render_key(info.post.path.read_bytes(), info, site, results, figures,
+                          {"data": data, "fields": names})
+    doc = cache.get(key)
+    if doc is not None and sorted(doc) == sorted(names):
+        if "figures_used" in doc:
+            doc["figures_used"] = [tuple(x) for x in doc["figures_used"]]
+        return RenderedPost(info=info, **doc)
+    rendered = render_post(info, site, results, figures, data)
+    cache.put(key, {name: getattr(rendered, name) for name in names})
+    return rendered
+
+
 def jekyll_front_matter(info: PostInfo) -> str:
     """The Jekyll front matter: layout first, then the author's keys in their order, minus the
     keys that only steer this build. safe_dump quotes whatever needs quoting."""
@@ -813,13 +834,18 @@ def render_site(project: Project, *, results: Mapping[str, Any],
     infos = [post_info(p, site) for p in posts]
     from .render import use_highlight_cache
 
+    from .cache import PostCache
+
     highlights = use_highlight_cache(project.cache / "highlight.json")
+    posts_cache = PostCache(project.cache)
     rendered = {}
     for info in infos:
         data = load_post_data(info, project, results)
-        rendered[info.slug] = render_post(info, site, results, figures, data)
+        rendered[info.slug] = cached_render_post(posts_cache, info, site, results, figures, data)
     pages = render_pages(project, site, infos, rendered, figures)
     highlights.save()
+    use_highlight_cache(None)
+    posts_cache.prune()
     return pages
 
 
