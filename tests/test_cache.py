@@ -299,3 +299,76 @@ def test_old_figure_sets_are_pruned(tmp_path):
     assert cache.prune_figures(tmp_path, keep=2) == ["key2", "key1", "key0"]
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["key3", "key4"]
     assert cache.load_figures(tmp_path, "key4") == {"a.png": b"\x04"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendered posts
+
+SITE_YML = ('title: "Cache test"\ndescription: "d"\nauthor: "A"\nurl: "https://example.org"\n')
+
+
+def two_posts(root: Path) -> None:
+    (root / "content" / "posts").mkdir(parents=True)
+    (root / "content" / "site.yml").write_text(SITE_YML)
+    for slug, day in (("alpha", 11), ("beta", 12)):
+        (root / "content" / "posts" / f"{slug}.md").write_text(
+            f"---\ntitle: Post {slug}\ndate: 2026-01-{day} 10:00:00 +0530\n---\n"
+            f"Body of {slug}, with $x_1$ and\n\n```python\ndef {slug}():\n    return 1\n```\n")
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_only_the_edited_post_is_rendered_again(tmp_path, monkeypatch):
+    from generator import site as site_mod
+
+    two_posts(tmp_path)
+    project = Project(tmp_path)
+    site_mod.build(project)
+    calls: list[str] = []
+    real = site_mod.render_post
+    monkeypatch.setattr(site_mod, "render_post",
+                        lambda info, *a: calls.append(info.slug) or real(info, *a))
+    before = tree(project.site)
+
+    alpha = project.posts / "alpha.md"
+    alpha.write_text(alpha.read_text().replace("Body of alpha", "New body of alpha"))
+    site_mod.build(project)
+    assert calls == ["alpha"]
+    after = tree(project.site)
+    assert b"New body of alpha" in after["html/alpha/index.html"]
+    assert after["html/beta/index.html"] == before["html/beta/index.html"]
+
+    calls.clear()
+    site_mod.build(project)                     # nothing changed: nothing rendered
+    assert calls == [] and tree(project.site) == after
+    # Without the cache every post renders, to the same bytes.
+    shutil.rmtree(project.cache / "posts")
+    site_mod.build(project)
+    assert calls == ["alpha", "beta"] and tree(project.site) == after
+    assert len(list((project.cache / "posts").glob("*.json"))) == 2
+    # A site setting reaches every post: both render again, and old entries are pruned.
+    calls.clear()
+    (project.content / "site.yml").write_text(SITE_YML.replace("Cache test", "Renamed"))
+    site_mod.build(project)
+    assert calls == ["alpha", "beta"]
+    assert len(list((project.cache / "posts").glob("*.json"))) == 2
+
+
+def test_post_key_covers_results_and_refuses_opaque_data(tmp_path):
+    from generator.site import load_site_config, post_info
+
+    two_posts(tmp_path)
+    project = Project(tmp_path)
+    site = load_site_config(project)
+    from generator.content import read_post
+    info = post_info(read_post(project.posts / "alpha.md"), site)
+    text = (project.posts / "alpha.md").read_bytes()
+    base = cache.post_render_key(text, info, site, {}, {}, {"d": [1, 2]})
+    assert base == cache.post_render_key(text, info, site, {}, {}, {"d": (1, 2)})
+    assert base != cache.post_render_key(text + b" ", info, site, {}, {}, {"d": [1, 2]})
+    assert base != cache.post_render_key(text, info, site, {}, {"main": ["a.png"]}, {"d": [1, 2]})
+    assert base != cache.post_render_key(text, info, site, {}, {}, {"d": [1, 3]})
+    assert cache.post_render_key(text, info, site, {}, {}, {"d": object()}) is None
