@@ -178,3 +178,41 @@ def test_frozen_build_fails_naming_the_stale_experiment(built, tmp_path):
     assert res.returncode == 1
     assert "frozen results of experiment 'main' are stale: generator/metrics.py changed" in \
         res.stderr
+
+
+NO_TORCH = """
+import sys
+class _NoTorch:
+    # As on the publishing machine: torch is not installed at all.
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'")
+sys.meta_path.insert(0, _NoTorch())
+import generator.freeze as freeze
+real = freeze.installed_version
+freeze.installed_version = lambda name: None if name == "torch" else real(name)
+"""
+
+
+def test_frozen_build_works_where_torch_is_not_installed(built, tmp_path):
+    """The Pages workflow installs the lock minus torch: the freeze is then held to the lock's
+    torch pin, and nothing tries to import torch."""
+    other = copy_project(tmp_path / "publish", src=built, freeze=True)
+    code = NO_TORCH + ("sys.argv = ['lora-site', 'build', '--frozen', '--explain', '--root', "
+                       f"{str(other)!r}]\nimport runpy\n"
+                       "runpy.run_module('generator', run_name='__main__', alter_sys=True)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(other)
+    res = subprocess.run([sys.executable, "-c", code], cwd=other, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "run main: reused frozen results (inputs unchanged" in res.stderr
+    assert site_hashes(other) == site_hashes(built)
+    # With a lock that pins another torch, the same build refuses the freeze.
+    lock = other / "requirements.lock"
+    lock.write_text(lock.read_text().replace("torch==2.13.0", "torch==2.12.0"))
+    res = subprocess.run([sys.executable, "-c", code], cwd=other, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 1
+    assert "frozen results of experiment 'main' are stale: torch 2.13.0+cpu -> pinned:2.12.0" \
+        in res.stderr
