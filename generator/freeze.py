@@ -3,8 +3,9 @@
 A result is keyed by its *inputs*: the experiment config, the source of every project module the
 experiment imports (found statically, so a change to generator/lora.py re-runs), the torch and
 numpy versions and the thread count. content/_freeze/manifest.json records, per experiment, those
-inputs and the sha256 of results.json and arrays.npz; comparing the recorded inputs with the
-current ones says not only *that* a result is stale but *which* input changed.
+inputs and the sha256 of results.json and arrays.npz (and, under "figures", the same for the
+frozen figures); comparing the recorded inputs with the current ones says not only *that* a
+result is stale but *which* input changed.
 
 Standard library only at import time: checking freshness must never load torch or numpy.
 """
@@ -55,7 +56,7 @@ _FROM = re.compile(r"^[ \t]*from[ \t]+(\.+|generator\b)[ \t]*([\w.]*)[ \t]+impor
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n#;]*)", re.M)
 
 
-def _imported_modules(source: str, filename: str = "") -> set[str]:
+def _imported_modules(source: str) -> set[str]:
     """generator.* module names that a module's source imports, at any depth in the file.
 
     A line scan rather than a parse: parsing every module on every build costs more than the
@@ -100,7 +101,7 @@ def module_closure(root: str, pkg_dir: Path | None = None) -> list[str]:
         if not path.is_file():
             continue                # a name imported from the package itself, not a module
         seen.add(name)
-        todo.extend(_imported_modules(path.read_text(encoding="utf-8"), str(path)))
+        todo.extend(_imported_modules(path.read_text(encoding="utf-8")))
     return [f"{PACKAGE}/{name}.py" for name in sorted(seen)]
 
 
