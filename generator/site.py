@@ -717,7 +717,10 @@ def probe_output(out: Path) -> None:
                          path=out, hint="choose another folder with --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+        probe = tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent)
+        # A running build's clean-up of leftovers may have removed it already: no matter.
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(probe)
     except OSError as exc:
         raise BuildError(f"the output folder cannot be written: {exc.strerror or exc}",
                          path=out, hint="choose a writable folder with --out or fix the "
