@@ -404,7 +404,11 @@ def run_audit(seeds: int | Sequence[int] = DEFAULT_SEEDS, *, sweeps: str = "defa
         "threads": threads,
         "verdict_rule": {"holds": f"95% Wilson lower bound >= {HOLDS_IF_LOWER_AT_LEAST:g}",
                          "fails": f"95% Wilson upper bound < {FAILS_IF_UPPER_BELOW:g}",
-                         "fragile": "otherwise"},
+                         "fragile": "otherwise",
+                         "holds_if_lower_at_least": HOLDS_IF_LOWER_AT_LEAST,
+                         "fails_if_upper_below": FAILS_IF_UPPER_BELOW,
+                         "confidence": 0.95, "min_seeds_to_hold": min_seeds_to_hold()},
+        "runs_trained": len(unique) * len(seed_list),
         "claims": [{"name": c.name, "sentence": c.sentence, "statistic": c.statistic,
                     "key": c.key, "op": c.op,
                     "threshold": list(c.threshold) if isinstance(c.threshold, tuple)

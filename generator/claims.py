@@ -37,14 +37,22 @@ class Claim:
         if self.op == "between":
             lo, hi = self.threshold
             return f"in [{lo:g}, {hi:g}]"
-        value = self.threshold if isinstance(self.threshold, str) else f"{self.threshold:g}"
-        return f"{self.op} {value}"
+        if isinstance(self.threshold, str):
+            value = THRESHOLD_NAMES.get(self.threshold, self.threshold)
+        else:
+            value = f"{self.threshold:g}"
+        return f"{OP_TEXT[self.op]} {value}"
+
+
+# How thresholds read in tables (plain text that is safe in a Markdown table cell).
+OP_TEXT = {"<=": "≤", "<": "<", ">=": "≥"}
+THRESHOLD_NAMES = {"stop_prob": "stop probability", "rank": "r"}
 
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("diffuse_before",
           "For query 0, attention mass is spread across many keys (e.g. A[0,5] ≈ 0.11)",
-          "n · A_before[q, k]: the target weight in units of the uniform weight 1/n",
+          "target weight before training, in units of the uniform weight 1/n",
           "target_weight_over_uniform", "between", (0.5, 2.0),
           "'near 1/n' read as within a factor 2 of uniform"),
     Claim("no_key_dominates_before",
@@ -54,54 +62,54 @@ CLAIMS: tuple[Claim, ...] = (
           "'dominates' read as holding a majority of a row's mass"),
     Claim("reaches_target",
           "LoRA introduces a targeted reallocation of attention mass",
-          "target weight A_after[q, k] when training stops",
+          "target weight when training stops",
           "target_weight_after", ">=", "stop_prob",
-          "training is meant to stop at stop_prob; a run that hits max_steps first fails"),
+          "training is meant to stop at the stop probability; a run that hits the step cap first fails"),
     Claim("only_target_row",
           "Only the intended query changes behavior; the rest of the attention structure is "
           "preserved",
-          "largest total-variation change of any other row / TV change of the target row",
+          "largest total-variation change of another row, over that of the target row",
           "tv_other_over_target", "<=", 0.1,
           "'only' read as every other row moving less than a tenth as much as the target row"),
     Claim("score_change_localized",
           "A strong, localized increase appears at (query=0, key=5); most other entries remain "
           "similar to the pre-LoRA matrix",
-          "largest |ΔS| off the target cell / ΔS at the target cell (inf if it decreased)",
+          "largest absolute score change off the target cell, over the target cell's increase",
           "dscore_offtarget_over_target", "<=", 0.5,
           "'localized' read as no other cell changing by more than half the target's increase"),
     Claim("target_cosine_drops",
           "Token 0 exhibits a large drop in cosine similarity",
-          "cos(q_before, q_after) of the target query",
+          "cosine between the target query before and after training",
           "cos_target", "<=", 0.9,
           "'large drop' read as a rotation of at least 25.8 degrees (cos <= 0.9)",
           query_only=True),
     Claim("other_cosines_near_one",
           "Most other tokens remain close to 1.0",
-          "median over the other queries of cos(q_before, q_after)",
+          "median over the other queries of the cosine before/after",
           "cos_others_median", ">=", 0.95,
           "'most' read as the median, 'close to 1' as cos >= 0.95 (within 18.2 degrees)",
           query_only=True),
     Claim("target_update_dominates",
-          "Token 0 shows a significantly larger |ΔQ|; other tokens have near-zero updates",
-          "|Δq_target| / mean |Δq_i| over the other queries",
+          "Token 0 shows a significantly larger ‖ΔQ‖; other tokens have near-zero updates",
+          "norm of the target query's update, over the mean norm of the others'",
           "dq_ratio", ">=", 10.0,
           "'near-zero' read as the others moving at most a tenth as much on average",
           query_only=True),
     Claim("update_is_rotation",
           "LoRA performs controlled rotations of specific query vectors",
-          "|q_after| / |q_before| of the target query",
+          "length of the target query after training, over its length before",
           "q_norm_ratio_target", "between", (0.9, 1.1),
           "a rotation keeps the norm: within 10% of 1",
           query_only=True),
     Claim("score_change_low_rank",
           "It introduces a structured, low-rank perturbation",
-          "numerical rank of ΔS = S_after - S_before",
+          "numerical rank of the score change ΔS",
           "dscore_rank", "<=", "rank",
-          "ΔS = ΔQ K^T / sqrt(d) cannot exceed the rank r of ΔW; numerical rank as numpy's "
-          "matrix_rank"),
+          "ΔS = ΔQ Kᵀ / √d cannot exceed the rank r of ΔW; numerical rank as numpy's "
+          "matrix rank"),
     Claim("queries_disturb_less_than_keys",
           "Keys serve as anchors; excessive modification destabilizes similarity structure",
-          "largest TV change of a non-target row with LoRA on Q / the same with LoRA on K "
+          "largest other-row TV change with LoRA on Q, over the same with LoRA on K "
           "(same seed, same stopping rule)",
           "tv_others_max", "<", 1.0,
           "adapting queries should disturb the other rows less than adapting keys",
@@ -109,10 +117,10 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("lora_more_local_than_full",
           "LoRA enables localized control over attention routing rather than wholesale "
           "retraining",
-          "largest TV change of a non-target row with LoRA on Q / the same with full "
-          "fine-tuning of W_Q stopped at the same target weight (same seed)",
+          "largest other-row TV change with LoRA on Q, over the same with full "
+          "fine-tuning of WQ stopped at the same target weight (same seed)",
           "tv_others_max", "<", 1.0,
-          "LoRA should be more local than updating all of W_Q",
+          "LoRA should be more local than updating all of WQ",
           partner="full_q"),
 )
 

@@ -368,7 +368,12 @@ def audit(root, quiet, seeds, sweeps, device, out, strict) -> None:
             result = run_audit(seeds, sweeps=sweeps, device=device, progress=progress)
     else:
         result = run_audit(seeds, sweeps=sweeps, device=device)
-    npz_path = save_audit(json_path, result)
+    if out:
+        npz_path = save_audit(json_path, result)
+    else:
+        # content/_freeze/audit: recorded as the build's audit when it used the build's settings.
+        from .audit_site import save_to_freeze
+        npz_path = save_to_freeze(project, result, seeds=seeds, sweeps=sweeps, device=device)
     if not quiet:
         click.echo(format_table(result))
         click.echo(f"audit of {seeds} seeds ({sweeps} sweeps) -> {json_path} and {npz_path.name}")

@@ -196,3 +196,23 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
     if dirty:
         manifest.write()
     return out
+
+
+def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool = False,
+                force: bool = False, explain: Callable[[str], None] | None = None
+                ) -> dict[str, dict[str, bytes]]:
+    """{'audit': {file: PNG bytes}} when a post reads data.audit, else {} (nothing imported).
+
+    The claims audit is reused from content/_freeze/audit while fresh, else recomputed (see
+    audit_site.audit_stage); its figures join the experiments' under the name 'audit'.
+    """
+    if not any("audit" in (read_post(p).meta.get("data") or []) for p in project.post_files()):
+        return {}
+    from .audit_site import SET_NAME, audit_stage as run_audit_stage
+    from .errors import ConfigError
+
+    if SET_NAME in results:
+        raise ConfigError(f"experiment name '{SET_NAME}' is taken by the claims audit",
+                          path=declaring_post(project, SET_NAME), field=f"experiments.{SET_NAME}",
+                          hint="rename the experiment")
+    return {SET_NAME: run_audit_stage(project, frozen=frozen, force=force, explain=explain)}

@@ -324,6 +324,7 @@ def markdown_to_html(source: str) -> HtmlDoc:
     # keyboard, or keyboard users cannot scroll it (axe: scrollable-region-focusable).
     html = html.replace('<div class="highlight"><pre>', '<div class="highlight"><pre tabindex="0">')
     html = html.replace('<div class="arithmatex">', '<div class="arithmatex" tabindex="0">')
+    html = html.replace('<table>', '<table tabindex="0">')      # tables scroll sideways too
     return HtmlDoc(html=html, toc=list(getattr(md, "toc_tokens", [])))
 
 

@@ -61,7 +61,11 @@ def register_data(name: str) -> Callable[[DataLoader], DataLoader]:
 
 # Modules that register loaders with @register_data, imported only when a post asks for data (so
 # a build that does not need them never pays for their imports).
-LOADER_MODULES = ("generator.audit",)
+LOADER_MODULES = ("generator.audit_site",)
+
+# Figure sets that are not experiments (the claims audit's): set name -> {figure: alt text}.
+# Their PNGs come in the figures mapping under the set's name, like an experiment's.
+FIGURE_SETS: dict[str, Mapping[str, str]] = {}
 
 
 def _load_optional_loaders() -> None:
@@ -323,15 +327,16 @@ class FigureHelper:
                                    hint="pass a caption or use {% call figure(...) %}")
             caption = " ".join(str(caller()).split())
 
-        if experiment not in self.experiments:
+        if experiment not in self.experiments and experiment not in FIGURE_SETS:
             raise ContentError(f"figure {name!r}: the post declares no experiment {experiment!r}",
                                hint="add it under experiments: in the front matter")
-        if name not in ALT_TEXT or image_filename(name, 1) not in self.figures.get(experiment, {}):
+        alt_texts = FIGURE_SETS.get(experiment, ALT_TEXT)
+        if name not in alt_texts or image_filename(name, 1) not in self.figures.get(experiment, {}):
             raise ContentError(f"figure {name!r} does not exist",
-                               hint=f"use one of {', '.join(ALT_TEXT)}")
+                               hint=f"use one of {', '.join(alt_texts)}")
         self.count += 1
         self.used.append((experiment, name))
-        alt = alt or ALT_TEXT[name]
+        alt = alt or alt_texts[name]
         src = f"{self.site.baseurl}/{image_dir(experiment)}/{image_filename(name, 1)}"
         if self.target == "jekyll":
             md_alt = alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
@@ -591,7 +596,7 @@ def render_pages(project: Project, site: SiteConfig, infos: list[PostInfo],
     for exp in sorted(figures):
         for filename in sorted(figures[exp]):
             put(f"html/{image_dir(exp)}/{filename}", figures[exp][filename])
-        for name in FIGURE_NAMES:
+        for name in FIGURE_NAMES + tuple(FIGURE_SETS.get(exp, ())):
             one = image_filename(name, 1)
             if one in figures[exp]:
                 put(f"jekyll/{image_dir(exp)}/{one}", figures[exp][one])
@@ -875,6 +880,8 @@ def build(project: Project, *, frozen: bool = False, force: bool = False,
         results = pipeline.results_stage(project, frozen=frozen, force=force,
                                          progress_factory=progress_factory, explain=explain)
         figures = pipeline.figures_stage(project, results, force=force, explain=explain)
+        figures = {**figures, **pipeline.audit_stage(project, results, frozen=frozen,
+                                                     force=force, explain=explain)}
         failpoint("render")
         files = render_site(project, results=results, figures=figures, site=site)
         if explain:

@@ -16,6 +16,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 ARTICLE = REPO / "content" / "posts" / "lora-attention-geometry.md"
+COMPANION = REPO / "content" / "posts" / "lora-attention-claims-audit.md"
+AUDIT_FREEZE = REPO / "content" / "_freeze" / "audit"
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
@@ -233,7 +235,15 @@ def make_project(root: Path, *, post_text: str | None = None, slug: str | None =
     if post_text is None:
         # The article alone: other posts (with their own experiments) have their own tests.
         shutil.copy(ARTICLE, root / "content" / "posts" / ARTICLE.name)
+        # ...except the companion audit post, which the article's conclusion links to.
+        shutil.copy(COMPANION, root / "content" / "posts" / COMPANION.name)
     else:
         (root / "content" / "posts" / f"{slug or 'post'}.md").write_text(post_text,
                                                                       encoding="utf-8")
+    # A post reading data.audit gets the repository's frozen claims audit: while it is fresh
+    # the build reuses it rather than training the audit's thousands of runs again.
+    reads_audit = post_text is None or re.search(r"^data:\s*\n(\s*-\s*\w+\s*\n)*\s*-\s*audit\s*$",
+                                                 post_text, re.M)
+    if reads_audit and AUDIT_FREEZE.is_dir():
+        shutil.copytree(AUDIT_FREEZE, root / "content" / "_freeze" / "audit", dirs_exist_ok=True)
     return root

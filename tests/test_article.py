@@ -464,7 +464,9 @@ def test_other_branches_of_the_text_follow_other_numbers(article):
     )
     saved = SimpleNamespace(config=c, metrics=m, provenance={})
     figures = {"main": {image_filename(f, s): b"" for f in FIGURE_NAMES for s in (1, 2)}}
-    r = render_post(info, site, {"main": saved}, figures, {})
+    from generator.audit_site import audit_data    # the conclusion quotes the claims audit
+
+    r = render_post(info, site, {"main": saved}, figures, {"audit": audit_data(project, {})})
     text = " ".join(re.sub(r"<[^>]+>", " ", r.html_body).split())
     assert f"stopped at the limit of {m['steps']} steps" in text
     assert f"Its length changed only by a factor of {fmt(1.02, 2)}" in text

@@ -203,3 +203,180 @@ def test_audit_help_does_not_import_torch():
             "assert r.exit_code == 0 and '--strict' in r.output\n"
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit's figures, and the audit in the build (audit_site)
+
+import shutil  # noqa: E402
+import struct  # noqa: E402
+import zlib  # noqa: E402
+
+from generator import audit_site  # noqa: E402
+from generator.audit_figures import FIGURE_NAMES as AUDIT_FIGURES  # noqa: E402
+from generator.audit_figures import render_audit_figures  # noqa: E402
+from generator.errors import ResultsError  # noqa: E402
+from generator.figures import SCALES, image_filename, image_size  # noqa: E402
+from generator.project import Project  # noqa: E402
+
+REPO_SITE_YML = __import__("pathlib").Path(__file__).resolve().parents[1] / "content" / "site.yml"
+
+
+@pytest.fixture(scope="module")
+def all_audit():
+    return run_audit(2, sweeps="all")
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == \
+            zlib.crc32(kind + body)
+        chunks.append((kind, body))
+        pos += 12 + length
+    return chunks
+
+
+def test_audit_figures_are_deterministic_pngs_of_the_article_size(all_audit):
+    images = render_audit_figures(all_audit.summary, all_audit.arrays)
+    assert sorted(images) == sorted(image_filename(n, s) for n in AUDIT_FIGURES for s in SCALES)
+    again = render_audit_figures(all_audit.summary, all_audit.arrays)
+    assert images == again
+    for name in AUDIT_FIGURES:
+        for scale in SCALES:
+            chunks = _png_chunks(images[image_filename(name, scale)])
+            kinds = [k for k, _ in chunks]
+            assert not {b"tEXt", b"iTXt", b"zTXt", b"tIME"} & set(kinds)
+            width, height = struct.unpack(">II", chunks[0][1][:8])
+            assert (width, height) == image_size(scale)
+
+
+def test_audit_figures_need_the_sweeps(small_audit):
+    with pytest.raises(ResultsError, match="sweeps"):
+        render_audit_figures(small_audit.summary, small_audit.arrays)
+
+
+@pytest.fixture
+def audit_project(tmp_path, monkeypatch):
+    """A project whose build audit is 2 seeds (the real one trains 200 per setting). Drawing is
+    replaced by stand-in bytes that name the audit they came from: these tests are about what
+    is reused, recomputed and written (the drawing has its own test above)."""
+    import generator.audit_figures as audit_figures
+
+    def fake_render(summary, arrays):
+        tag = json.dumps(summary["seeds"], sort_keys=True).encode()
+        return {image_filename(n, s): b"PNG " + n.encode() + tag
+                for n in AUDIT_FIGURES for s in SCALES}
+
+    monkeypatch.setattr(audit_site, "BUILD_SEEDS", 2)
+    monkeypatch.setattr(audit_figures, "render_audit_figures", fake_render)
+    (tmp_path / "content" / "posts").mkdir(parents=True)
+    shutil.copy(REPO_SITE_YML, tmp_path / "content" / "site.yml")
+    shutil.copy(REPO_SITE_YML.parents[1] / "requirements.lock", tmp_path / "requirements.lock")
+    return Project(tmp_path)
+
+
+def test_stage_computes_then_reuses_and_frozen_refuses_stale(audit_project):
+    project = audit_project
+    with pytest.raises(ResultsError, match="no up-to-date frozen results"):
+        audit_site.audit_stage(project, frozen=True)
+    said: list[str] = []
+    images = audit_site.audit_stage(project, explain=said.append)
+    assert said[0].startswith("audit: ran (no record") and said[1].startswith("audit figures: drew")
+    folder = audit_site.audit_dir(project)
+    for name in ("audit.json", "audit.npz", "record.json"):
+        assert (folder / name).is_file()
+    assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(images)
+    record = json.loads((folder / "record.json").read_text())
+    assert record["results"]["inputs"]["seeds"] == 2
+    assert "generator/batched.py" in record["results"]["inputs"]
+    said.clear()
+    assert audit_site.audit_stage(project, frozen=True, explain=said.append) == images
+    assert said == ["audit: reused", "audit figures: reused"]
+    # An edited audit is stale: a frozen build says so, a normal one recomputes.
+    (folder / "audit.json").write_text("{}")
+    with pytest.raises(ResultsError, match="edited"):
+        audit_site.audit_stage(project, frozen=True)
+    said.clear()
+    assert audit_site.audit_stage(project, explain=said.append) == images
+    assert said[0].startswith("audit: ran (audit.json or audit.npz missing or edited")
+    # A deleted figure is redrawn, even in a frozen build (drawing needs no training).
+    (folder / "figures" / image_filename("audit_spectrum", 1)).unlink()
+    said.clear()
+    assert audit_site.audit_stage(project, frozen=True, explain=said.append) == images
+    assert said[1].startswith("audit figures: drew (figure files missing")
+
+
+def test_cli_audit_records_the_build_audit_only_with_the_build_settings(audit_project):
+    root = str(audit_project.root)
+    ok = CliRunner().invoke(main, ["audit", "--root", root, "--seeds", "2", "-q"])
+    assert ok.exit_code == 0, ok.output
+    said: list[str] = []
+    audit_site.audit_stage(audit_project, frozen=True, explain=said.append)
+    assert said[0] == "audit: reused"
+    other = CliRunner().invoke(main, ["audit", "--root", root, "--seeds", "2", "-q",
+                                      "--sweeps", "default"])
+    assert other.exit_code == 0, other.output
+    assert not (audit_site.audit_dir(audit_project) / "record.json").exists()
+    with pytest.raises(ResultsError, match="no up-to-date frozen results"):
+        audit_site.audit_stage(audit_project, frozen=True)
+    # ...and the data loader refuses an audit without the sweeps the article needs.
+    with pytest.raises(ResultsError, match="sweeps"):
+        audit_site.audit_data(audit_project, {})
+
+
+def test_data_loader_without_an_audit_names_the_file(audit_project):
+    with pytest.raises(ResultsError) as err:
+        audit_site.audit_data(audit_project, {})
+    assert "audit.json" in err.value.message and "lora-site audit" in err.value.message
+
+
+AUDIT_POST = """---
+title: Audit post
+date: 2026-01-12 10:00:00 +0530
+data:
+  - audit
+---
+{{ data.audit.seeds.count }} seeds; {{ data.audit.table | length }} claims.
+
+{{ figure('audit_leakage', 'Leakage.', experiment='audit') }}
+"""
+
+
+def test_a_post_reading_the_audit_builds_with_its_figures_in_both_trees(audit_project):
+    from generator.site import build
+
+    (audit_project.posts / "audit-post.md").write_text(AUDIT_POST, encoding="utf-8")
+    out = audit_project.root / "out"
+    build(audit_project, out=out)
+    html = (out / "html" / "audit-post" / "index.html").read_text()
+    assert f"2 seeds; {len(CLAIMS)} claims." in html
+    assert 'src="/assets/images/audit/audit_leakage.png"' in html
+    for name in AUDIT_FIGURES:
+        assert (out / "html" / "assets" / "images" / "audit" / image_filename(name, 2)).is_file()
+        assert (out / "jekyll" / "assets" / "images" / "audit" / image_filename(name, 1)).is_file()
+    jekyll = next((out / "jekyll" / "_posts").glob("*-audit-post.md")).read_text()
+    assert "(/assets/images/audit/audit_leakage.png)" in jekyll
+    # The frozen audit is enough for a frozen rebuild with the same bytes.
+    build(audit_project, frozen=True, out=audit_project.root / "again")
+    for path in sorted((out / "html").rglob("*")):
+        if path.is_file():
+            twin = audit_project.root / "again" / "html" / path.relative_to(out / "html")
+            assert twin.read_bytes() == path.read_bytes(), path
+
+
+def test_no_post_reads_the_audit_no_stage_and_a_clashing_experiment_is_refused(audit_project):
+    from generator.pipeline import audit_stage
+
+    (audit_project.posts / "plain.md").write_text(
+        "---\ntitle: t\ndate: 2026-01-12\n---\nHello.\n", encoding="utf-8")
+    assert audit_stage(audit_project, {}) == {}
+    assert not audit_site.audit_dir(audit_project).exists()
+    (audit_project.posts / "plain.md").write_text(
+        "---\ntitle: t\ndate: 2026-01-12\nexperiments:\n  audit: {}\ndata:\n  - audit\n---\nHi.\n",
+        encoding="utf-8")
+    with pytest.raises(ConfigError, match="taken by the claims audit"):
+        audit_stage(audit_project, {"audit": object()})

@@ -179,3 +179,11 @@ def test_claim_values_on_real_runs_match_their_statistic(stats):
     rank_claim = CLAIMS_BY_NAME["score_change_low_rank"]
     held = claim_holds(rank_claim, claim_values(rank_claim, stats), stats)
     assert held.tolist() == (stats["dscore_rank"] <= 4).tolist()
+
+
+def test_claim_texts_are_safe_in_a_markdown_table_cell():
+    # The companion article prints them in a table: a pipe would split the cell, and _ * `
+    # would start emphasis or code in one of the two Markdown dialects.
+    for c in CLAIMS:
+        for text in (c.sentence, c.statistic, c.why, c.threshold_text()):
+            assert not set("|_*`") & set(text), (c.name, text)
