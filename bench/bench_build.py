@@ -91,8 +91,9 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of one process."""
+def measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in MiB, CPU seconds user+sys) of one process (and its children:
+    the figure workers' CPU counts, and their peak if it is the highest)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env={**env, "PYTHONPATH": str(cwd)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -104,7 +105,7 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, floa
         proc.stderr.close()
     if proc.returncode != 0:
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_maxrss / 1024.0
+    return wall, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
 class Project:
@@ -137,10 +138,10 @@ class Project:
         self._imports_file, self._scenario = out, scenario
         return [sys.executable, "-c", code]
 
-    def build(self, scenario: str, env) -> tuple[float, float]:
-        wall, peak = measure(self.build_cmd(scenario), self.root, env)
+    def build(self, scenario: str, env) -> tuple[float, float, float]:
+        sample = measure(self.build_cmd(scenario), self.root, env)
         self.imports[scenario] = json.loads(self._imports_file.read_text())
-        return wall, peak
+        return sample
 
     def remove(self, *names: str) -> None:
         for name in names:
@@ -192,10 +193,10 @@ class Project:
         return json.loads(out.read_text())
 
 
-def median_row(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
-    walls = [w for w, _ in samples]
-    peaks = [p for _, p in samples]
-    return statistics.median(walls), min(walls), max(walls), statistics.median(peaks)
+def median_row(samples: list[tuple[float, float, float]]) -> tuple[float, ...]:
+    walls = [w for w, _, _ in samples]
+    return (statistics.median(walls), min(walls), max(walls),
+            statistics.median(p for _, p, _ in samples), statistics.median(c for _, _, c in samples))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = child_env()
     tmp = Path(tempfile.mkdtemp(prefix="lora-site-bench-"))
-    rows: dict[str, list[tuple[float, float]]] = {}
+    rows: dict[str, list[tuple[float, float, float]]] = {}
     compute: list[float] = []
+    load_start = os.getloadavg()[0]
     try:
         p = Project(tmp / "project")
         print(f"benchmarking a copy of {REPO} in {p.root} "
@@ -246,27 +248,28 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    floor_s = statistics.median(w for w, _ in rows["floor: import torch, matplotlib"])
+    floor_s = statistics.median(w for w, _, _ in rows["floor: import torch, matplotlib"])
     compute_s = statistics.median(compute)
     print()
-    print(f"{'scenario':<34} {'median s':>9} {'min s':>7} {'max s':>7} {'peak MiB':>9}  "
-          f"{'imports':<30} target")
-    print("-" * 118)
+    print(f"{'scenario':<31} {'median s':>8} {'min s':>7} {'max s':>7} {'cpu s':>7} "
+          f"{'peak MiB':>8}  {'heavy imports':<39} target")
+    print("-" * 140)
     for name, samples in rows.items():
-        med, lo, hi, peak = median_row(samples)
+        med, lo, hi, peak, cpu = median_row(samples)
         mods = ",".join(imports.get(name, [])) if name in imports else "-"
         target = TARGETS.get(name, "")
         if name == "cold":
-            limit = 1.3 * (floor_s + compute_s)
-            target = f"<= 1.3 x (floor + compute) = {limit:.2f} s"
-        print(f"{name:<34} {med:>9.3f} {lo:>7.3f} {hi:>7.3f} {peak:>9.1f}  {mods or 'none':<30} "
-              f"{target}")
-    print(f"{'floor: experiments compute':<34} {compute_s:>9.3f} {min(compute):>7.3f} "
-          f"{max(compute):>7.3f} {'':>9}  {'(timed after the imports)':<30}")
+            target = f"<= 1.3 x (floor + compute) = {1.3 * (floor_s + compute_s):.2f} s"
+        print(f"{name:<31} {med:>8.3f} {lo:>7.3f} {hi:>7.3f} {cpu:>7.3f} {peak:>8.1f}  "
+              f"{mods or 'none':<39} {target}")
+    print(f"{'floor: experiments compute':<31} {compute_s:>8.3f} {min(compute):>7.3f} "
+          f"{max(compute):>7.3f} {'':>7} {'':>8}  {'(timed after the imports)':<39}")
     print()
-    cold = statistics.median(w for w, _ in rows["cold"])
+    cold = statistics.median(w for w, _, _ in rows["cold"])
     print(f"cold / (import floor + compute) = {cold:.2f} / ({floor_s:.2f} + {compute_s:.2f}) "
           f"= {cold / (floor_s + compute_s):.2f}")
+    print(f"load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}; "
+          f"wall times include waiting for the CPU, cpu s does not")
     return 0
 
 
