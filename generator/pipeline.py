@@ -150,16 +150,19 @@ def results_stage(project: Project, *, frozen: bool = False, force: bool = False
 
 
 def figures_stage(project: Project, results: dict[str, SavedResult], *, force: bool = False,
-                  explain: Callable[[str], None] | None = None) -> dict[str, dict[str, bytes]]:
+                  explain: Callable[[str], None] | None = None,
+                  frozen: bool = False) -> dict[str, dict[str, bytes]]:
     """experiment name -> {file name -> PNG bytes} for the six figures at 1x and 2x.
 
     Figures are keyed by the arrays' hash, the config, the plotting source and the plotting
     libraries' versions (freeze.figure_inputs). They are looked up in .cache/lora-site/figures/
     <key>/, then in content/_freeze/<name>/figures/ (frozen with the results, so a clean
     checkout builds without matplotlib), and drawn only when neither holds them. A hit reads PNG
-    bytes without importing matplotlib or numpy.
+    bytes without importing matplotlib or numpy. frozen: a frozen figure whose bytes no longer
+    match the manifest is an error naming the file (as for frozen results), not redrawn.
     """
     from . import cache, freeze
+    from .errors import ResultsError
 
     say = explain or (lambda line: None)
     lock = project.root / "requirements.lock"
@@ -170,6 +173,12 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
         inputs = freeze.figure_inputs(saved.config, saved.arrays_sha256, lock=lock)
         key = freeze.digest(inputs)
         frozen_images, stale = freeze.load_frozen_figures(name, inputs, manifest, project.freeze)
+        damaged = [r for r in stale if r.startswith(f"{freeze.FIGURES_DIR}/")]
+        if frozen and damaged:
+            bad, _, what = damaged[0].partition(" ")
+            raise ResultsError(f"frozen figure of experiment '{name}' {what}",
+                               path=project.freeze / name / bad,
+                               hint="rebuild without --frozen, then commit content/_freeze")
         images = None if force else cache.load_figures(project.cache, key)
         if images is not None:
             say(f"figures {name}: reused (inputs unchanged, key {_short(key)})")

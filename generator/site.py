@@ -879,7 +879,8 @@ def build(project: Project, *, frozen: bool = False, force: bool = False,
         failpoint("results")
         results = pipeline.results_stage(project, frozen=frozen, force=force,
                                          progress_factory=progress_factory, explain=explain)
-        figures = pipeline.figures_stage(project, results, force=force, explain=explain)
+        figures = pipeline.figures_stage(project, results, force=force, explain=explain,
+                                         frozen=frozen)
         figures = {**figures, **pipeline.audit_stage(project, results, frozen=frozen,
                                                      force=force, explain=explain)}
         failpoint("render")

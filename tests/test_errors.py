@@ -306,6 +306,14 @@ def pickled_arrays(root):
                 after=lambda: not marker.exists())
 
 
+def edited_figure_frozen(root):
+    figures = root / FREEZE / "figures"
+    name = sorted(p.name for p in figures.iterdir())[0]
+    (figures / name).write_bytes(b"\x89PNG not really")
+    return Case([f"_freeze/main/figures/{name}", "frozen figure of experiment 'main'",
+                 "was edited or truncated", "rebuild without --frozen"], args=["--frozen"])
+
+
 def truncated_manifest(root):
     path = root / "content" / "_freeze" / "manifest.json"
     path.write_bytes(path.read_bytes()[:200])
@@ -451,7 +459,7 @@ CASES: list[Callable[[Path], Case]] = [
     missing_figure, missing_listing, listing_outside_package, listing_missing_module,
     non_finite_loss, unwritable_output, output_is_a_file,
     truncated_arrays_frozen, edited_results_frozen, truncated_manifest, stale_freeze_frozen,
-    pickled_arrays,
+    pickled_arrays, edited_figure_frozen,
     page_template_undefined, page_template_syntax, not_utf8, site_yml_not_utf8,
     control_character_in_title, raw_control_character,
     bad_tags, experiments_not_a_mapping, experiment_conflict, no_front_matter, bad_slug,
