@@ -233,9 +233,10 @@ def figure_builders(summary: Mapping[str, Any],
     return out
 
 
-def render_audit_figures(summary: Mapping[str, Any],
-                         arrays: Mapping[str, np.ndarray]) -> dict[str, bytes]:
-    """Every audit figure at every scale: file name -> PNG bytes (deterministic)."""
+def render_audit_figures(summary: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                         names: tuple[str, ...] = FIGURE_NAMES) -> dict[str, bytes]:
+    """The audit figures ``names`` (default: all) at every scale: file name -> PNG bytes
+    (deterministic; a subset draws the same bytes, so workers can share the figures)."""
     from .errors import ResultsError
 
     if summary.get("sweep_set") != "all":
@@ -246,7 +247,7 @@ def render_audit_figures(summary: Mapping[str, Any],
     with matplotlib.rc_context(rc=matplotlib.rcParamsDefault):
         matplotlib.rcParams["svg.hashsalt"] = "lora-site"
         builders = figure_builders(summary, arrays)
-        for name in FIGURE_NAMES:
+        for name in names:
             fig = builders[name]()
             for i, scale in enumerate(SCALES):
                 out[image_filename(name, scale)] = png_bytes(fig, DPI_1X * scale,

@@ -156,7 +156,10 @@ def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
                                hint="run `lora-site audit` (or `lora-site build`) and commit "
                                     "content/_freeze/audit")
         from .audit import run_audit
+        from .pipeline import start_draw_pool
 
+        # New results mean new figures: the workers import matplotlib while the audit trains.
+        start_draw_pool()
         result = run_audit(BUILD_SEEDS, sweeps=BUILD_SWEEPS, device=BUILD_DEVICE,
                            threads=BUILD_THREADS, progress=progress)
         freeze_results(project, result)
@@ -177,11 +180,12 @@ def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
         _explain(explain, "audit figures: reused")
         return {name: (folder / FIGURES / name).read_bytes() for name in sorted(frec["files"])}
 
-    from .audit_figures import render_audit_figures
-    from .fsio import load_npz
+    from .audit_figures import FIGURE_NAMES
+    from .pipeline import draw_with_pool
 
-    summary = json.loads((folder / AUDIT_JSON).read_text(encoding="utf-8"))
-    images = render_audit_figures(summary, load_npz(folder / AUDIT_NPZ))
+    # In parallel by the figure workers when there are some; here otherwise.
+    images = (draw_with_pool(folder, FIGURE_NAMES, "generator.audit_site:draw_figures")
+              or draw_figures(folder, FIGURE_NAMES))
     for old in sorted((folder / FIGURES).glob("*.png")) if (folder / FIGURES).is_dir() else []:
         if old.name not in images:
             old.unlink()
@@ -192,6 +196,15 @@ def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
     write_bytes_atomic(folder / RECORD, _record_bytes(record))
     _explain(explain, "audit figures: drew (" + "; ".join(fig_reasons) + ")")
     return images
+
+
+def draw_figures(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The audit figures ``names`` from the audit saved in ``folder`` (matplotlib)."""
+    from .audit_figures import render_audit_figures
+    from .fsio import load_npz
+
+    summary = json.loads((folder / AUDIT_JSON).read_text(encoding="utf-8"))
+    return render_audit_figures(summary, load_npz(folder / AUDIT_NPZ), names)
 
 
 @register_data(SET_NAME)

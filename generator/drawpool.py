@@ -1,15 +1,19 @@
-"""Draw figures in worker processes, on every core, started before they are needed.
+"""Draw figures in a worker, on every core, started before the figures are needed.
 
-Drawing twelve PNGs costs about as much as training, and importing matplotlib about a second.
-A cold build therefore starts the workers *before* it imports torch: they import matplotlib on
-the other core while the build trains, then each draws a share of the figures from the saved
-results. Each worker is a fresh interpreter (`python -m generator.drawpool`), not a fork, so no
-lock or thread of the parent can leak into it.
+Drawing the PNGs costs about as much as training, and importing matplotlib about a second. A
+build that trains therefore starts the worker *before* it imports torch: the worker imports
+matplotlib on the other core while the build trains. The worker is a fresh interpreter
+(`python -m generator.drawpool`), not a fork of the build, so no lock or thread of the build can
+leak into it; once matplotlib is loaded it forks helpers (one per extra core), which share that
+import instead of repeating it, and each job's figures are split among them.
 
-Protocol, over the worker's stdin/stdout: the parent writes one JSON line per job
-``{"folder": <saved result folder>, "names": [<figure names>]}``; the worker answers one JSON line
-``{"files": [[filename, size], ...]}`` followed by the PNG bytes in that order, or
-``{"error": <traceback>}``. EOF on stdin ends the worker. Nothing is pickled.
+Protocol between the build and the worker, over the worker's stdin/stdout (and the same between
+the worker and its helpers, over pipes): one JSON line per job
+``{"draw": "generator.<module>:<function>", "folder": <path>, "names": [<figure names>]}``; the
+function is called as ``function(Path(folder), names)`` and returns {file name: PNG bytes}; the
+answer is one JSON line ``{"files": [[filename, size], ...]}`` followed by the bytes in that
+order, or ``{"error": <traceback>}``. EOF ends a worker. Nothing is pickled, and only functions
+of the generator package can be named.
 
 A figure's bytes depend only on its own inputs, so the split never changes the output.
 """
@@ -20,15 +24,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
-# Two groups of similar cost: two heatmaps and one bar chart each.
 ENV_WORKERS = "LORA_SITE_DRAW_WORKERS"
 
 
 def worker_count() -> int:
-    """How many workers to use: one per core (at most one per figure pair), 0 for in-process.
+    """How many processes draw: one per core, 0 (draw in the build itself) on one core.
 
-    LORA_SITE_DRAW_WORKERS=0 draws in the build process itself."""
+    LORA_SITE_DRAW_WORKERS=N sets it; 0 draws in the build process."""
     raw = os.environ.get(ENV_WORKERS)
     if raw is not None:
         try:
@@ -36,98 +40,212 @@ def worker_count() -> int:
         except ValueError:
             return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(cores or 1, 3) if (cores or 1) > 1 else 0
+    return min(cores or 1, 4) if (cores or 1) > 1 else 0
 
 
 def split(names: tuple[str, ...], parts: int) -> list[tuple[str, ...]]:
-    """Round-robin shares: figure i goes to worker i mod parts (before/after pairs separate)."""
+    """Round-robin shares: figure i goes to process i mod parts (before/after pairs separate)."""
     shares = [tuple(names[i::parts]) for i in range(parts)]
     return [s for s in shares if s]
 
 
+# ---------------------------------------------------------------------------------------------
+# Framing, shared by every end of every pipe
+
+def send_job(out: BinaryIO, drawer: str, folder: Path | str, names: tuple[str, ...]) -> None:
+    job = {"draw": drawer, "folder": str(folder), "names": list(names)}
+    out.write((json.dumps(job) + "\n").encode())
+    out.flush()
+
+
+def send_images(out: BinaryIO, images: dict[str, bytes]) -> None:
+    names = sorted(images)
+    out.write((json.dumps({"files": [[n, len(images[n])] for n in names]}) + "\n").encode())
+    for n in names:
+        out.write(images[n])
+    out.flush()
+
+
+def send_error(out: BinaryIO, text: str) -> None:
+    out.write((json.dumps({"error": text}) + "\n").encode())
+    out.flush()
+
+
+def read_images(inp: BinaryIO) -> dict[str, bytes] | str:
+    """The images of one answer, or the error text (a short read is an error too)."""
+    line = inp.readline()
+    if not line:
+        return "the worker ended"
+    header = json.loads(line)
+    if "files" not in header:
+        return str(header.get("error", "no answer"))
+    out = {}
+    for filename, size in header["files"]:
+        data = inp.read(size)
+        if len(data) != size:
+            return "the worker ended mid-answer"
+        out[filename] = data
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The build's side
+
 class DrawPool:
-    def __init__(self, workers: int) -> None:
+    """One worker process that draws with ``processes`` processes."""
+
+    def __init__(self, processes: int) -> None:
         env = dict(os.environ)
         # Import the same generator package as this process, whatever the working directory.
         package_parent = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH"))
                                             if p)
         env.setdefault("MPLBACKEND", "Agg")
-        self.procs = [subprocess.Popen([sys.executable, "-m", "generator.drawpool"],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       env=env)
-                      for _ in range(workers)]
+        self.proc: subprocess.Popen | None = subprocess.Popen(
+            [sys.executable, "-m", "generator.drawpool", str(max(1, processes))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.last_error: str | None = None
 
-    def draw(self, folder: Path, names: tuple[str, ...]) -> dict[str, bytes] | None:
-        """All figures ``names`` of the saved result in ``folder``; None if a worker failed
-        (the caller then draws in-process, where a real error shows its traceback)."""
-        shares = split(names, len(self.procs))
-        live = self.procs[:len(shares)]
-        try:
-            for proc, share in zip(live, shares):
-                proc.stdin.write((json.dumps({"folder": str(folder), "names": list(share)})
-                                  + "\n").encode())
-                proc.stdin.flush()
-            out: dict[str, bytes] = {}
-            for proc in live:
-                header = json.loads(proc.stdout.readline() or b"{}")
-                if "files" not in header:
-                    return None
-                for filename, size in header["files"]:
-                    data = proc.stdout.read(size)
-                    if len(data) != size:
-                        return None
-                    out[filename] = data
-            return out
-        except (OSError, ValueError):
+    def draw(self, folder: Path, names: tuple[str, ...],
+             drawer: str = "generator.drawpool:draw_saved_result") -> dict[str, bytes] | None:
+        """Figures ``names`` drawn by ``drawer`` (a 'generator.module:function' taking the folder
+        and a tuple of names) from ``folder``; None if the worker failed (the caller then draws
+        in-process, where a real error shows its traceback)."""
+        if self.proc is None:
             return None
+        try:
+            send_job(self.proc.stdin, drawer, folder, names)
+            answer = read_images(self.proc.stdout)
+        except (OSError, ValueError) as exc:
+            answer = f"{type(exc).__name__}: {exc}"
+        if isinstance(answer, str):
+            self.last_error = answer
+            return None
+        return answer
 
     def close(self) -> None:
-        for proc in self.procs:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout:
-                proc.stdout.close()
-        self.procs = []
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
 
 
-def worker_main() -> int:
-    """The worker: import matplotlib now, then draw whatever is asked until stdin closes."""
-    import traceback
+# ---------------------------------------------------------------------------------------------
+# The worker's side
 
-    from .figures import _pyplot, render_figures
+def draw_saved_result(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The experiment figures ``names`` of the result saved in ``folder``."""
+    from .figures import render_figures
     from .results import load_result
 
-    _pyplot()
-    import numpy  # noqa: F401  (loaded now, while the parent is busy)
+    saved = load_result(folder)
+    return render_figures(saved.config, saved.arrays(), names)
 
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    for line in stdin:
+
+def _drawer(spec: str):
+    import importlib
+
+    module, _, function = spec.partition(":")
+    if not module.startswith("generator.") or not function.isidentifier():
+        raise ValueError(f"not a generator drawing function: {spec!r}")
+    return getattr(importlib.import_module(module), function)
+
+
+def _serve_jobs(inp: BinaryIO, out: BinaryIO, helpers: list[tuple[BinaryIO, BinaryIO]]) -> None:
+    """Answer jobs from ``inp`` until EOF, drawing one share here and one in each helper."""
+    import traceback
+
+    for line in inp:
         try:
             job = json.loads(line)
-            saved = load_result(Path(job["folder"]))
-            images = render_figures(saved.config, saved.arrays(), tuple(job["names"]))
-            names = sorted(images)
-            stdout.write((json.dumps({"files": [[n, len(images[n])] for n in names]})
-                          + "\n").encode())
-            for n in names:
-                stdout.write(images[n])
+            names = tuple(job["names"])
+            shares = split(names, 1 + len(helpers))
+            busy = helpers[:len(shares) - 1]
+            for (h_in, _), share in zip(busy, shares[1:]):
+                send_job(h_in, job["draw"], job["folder"], share)
+            images = _drawer(job["draw"])(Path(job["folder"]), shares[0] if shares else ())
+            errors = []
+            for _, h_out in busy:
+                answer = read_images(h_out)
+                if isinstance(answer, str):
+                    errors.append(answer)
+                else:
+                    images.update(answer)
+            if errors:
+                send_error(out, "; ".join(errors))
+            else:
+                send_images(out, images)
         except Exception:
-            stdout.write((json.dumps({"error": traceback.format_exc()}) + "\n").encode())
-        stdout.flush()
+            send_error(out, traceback.format_exc())
+
+
+def _fork_helper(siblings: list[tuple[BinaryIO, BinaryIO]]) -> tuple[BinaryIO, BinaryIO] | None:
+    """A helper process forked from this (single-threaded, matplotlib already loaded) worker."""
+    if not hasattr(os, "fork"):
+        return None
+    job_r, job_w = os.pipe()
+    ans_r, ans_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                            # the helper
+        os.close(job_w)
+        os.close(ans_r)
+        # Hold no other pipe open: each end must see EOF when its owner closes it.
+        for h_in, h_out in siblings:
+            os.close(h_in.fileno())
+            os.close(h_out.fileno())
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        code = 0
+        try:
+            with os.fdopen(job_r, "rb") as inp, os.fdopen(ans_w, "wb") as out:
+                _serve_jobs(inp, out, [])
+        except BaseException:               # noqa: BLE001 (nothing may escape a fork)
+            code = 1
+        os._exit(code)
+    os.close(job_r)
+    os.close(ans_w)
+    return os.fdopen(job_w, "wb"), os.fdopen(ans_r, "rb")
+
+
+def worker_main(processes: int) -> int:
+    """Import matplotlib now, fork the helpers, then draw whatever is asked until stdin closes."""
+    from .figures import _pyplot
+
+    _pyplot()
+    import numpy  # noqa: F401  (loaded now, while the build is busy)
+
+    helpers: list[tuple[BinaryIO, BinaryIO]] = []
+    for _ in range(processes - 1):
+        helper = _fork_helper(helpers)
+        if helper is not None:
+            helpers.append(helper)
+    try:
+        _serve_jobs(sys.stdin.buffer, sys.stdout.buffer, helpers)
+    finally:
+        for h_in, h_out in helpers:
+            h_in.close()                    # EOF: the helper ends
+            h_out.close()
+        for _ in helpers:
+            try:
+                os.wait()
+            except ChildProcessError:
+                break
     return 0
 
 
 if __name__ == "__main__":
     try:
-        sys.exit(worker_main())
+        sys.exit(worker_main(int(sys.argv[1]) if len(sys.argv) > 1 else 1))
     except KeyboardInterrupt:
         sys.exit(130)

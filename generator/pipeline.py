@@ -81,13 +81,22 @@ def draw_figures(saved: SavedResult) -> dict[str, bytes]:
     a worker fails (so a plotting error shows its own traceback here)."""
     from .figures import FIGURE_NAMES, render_figures
 
-    pool = start_draw_pool()
-    if pool is not None:
-        images = pool.draw(saved.path, FIGURE_NAMES)
-        if images is not None:
-            return images
-        close_draw_pool()
+    images = draw_with_pool(saved.path, FIGURE_NAMES, "generator.drawpool:draw_saved_result")
+    if images is not None:
+        return images
     return render_figures(saved.config, saved.arrays())
+
+
+def draw_with_pool(folder: Path, names: tuple[str, ...], drawer: str) -> dict[str, bytes] | None:
+    """Figures drawn in parallel by the worker pool (see drawpool.DrawPool.draw), or None when
+    there is no pool or it failed: the caller then draws in this process."""
+    pool = start_draw_pool()
+    if pool is None:
+        return None
+    images = pool.draw(folder, names, drawer)
+    if images is None:
+        close_draw_pool()
+    return images
 
 
 def _short(key: str) -> str:
@@ -201,7 +210,6 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
         if cache.last_inputs(project.cache, "figures", name) != inputs:
             cache.remember_inputs(project.cache, "figures", name, inputs)
         out[name] = images
-    close_draw_pool()
     if dirty:
         manifest.write()
     return out
@@ -215,6 +223,15 @@ def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bo
     The claims audit is reused from content/_freeze/audit while fresh, else recomputed (see
     audit_site.audit_stage); its figures join the experiments' under the name 'audit'.
     """
+    try:
+        return _audit_stage(project, results, frozen=frozen, force=force, explain=explain)
+    finally:
+        # The last stage that draws: the figure workers are done.
+        close_draw_pool()
+
+
+def _audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool,
+                 force: bool, explain: Callable[[str], None] | None) -> dict[str, dict[str, bytes]]:
     if not any("audit" in (read_post(p).meta.get("data") or []) for p in project.post_files()):
         return {}
     from .audit_site import SET_NAME, audit_stage as run_audit_stage

@@ -276,20 +276,26 @@ def test_draw_pool_gives_the_bytes_of_drawing_in_process(project, monkeypatch):
     from generator.drawpool import DrawPool, split
     from generator.figures import FIGURE_NAMES, render_figures
 
-    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "2")
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "3")
     saved = pipeline.results_stage(project)["main"]
     pooled = pipeline.draw_figures(saved)
-    assert pipeline._pool is not None, "two workers were asked for"
+    assert pipeline._pool is not None, "three drawing processes were asked for"
     pipeline.close_draw_pool()
     assert pooled == render_figures(saved.config, saved.arrays())
     assert split(FIGURE_NAMES, 2) == [FIGURE_NAMES[0::2], FIGURE_NAMES[1::2]]
-    # A worker that cannot do the job says so (None), and the caller draws in-process.
-    pool = DrawPool(1)
+    # A worker that cannot do the job says so (None, and why), and the caller draws in-process.
+    pool = DrawPool(2)
     try:
         assert pool.draw(project.root / "no-such-result", FIGURE_NAMES) is None
+        assert "no results here" in pool.last_error
+        assert pool.draw(project.root, FIGURE_NAMES, "os:system") is None
+        assert "not a generator drawing function" in pool.last_error
+        assert sorted(pool.draw(saved.path, FIGURE_NAMES[:1])) == [
+            f"{FIGURE_NAMES[0]}.png", f"{FIGURE_NAMES[0]}@2x.png"]     # still serving
+        proc = pool.proc
     finally:
         pool.close()
-    assert pool.procs == []
+    assert pool.proc is None and proc.returncode == 0
 
 
 def test_old_figure_sets_are_pruned(tmp_path):
