@@ -98,7 +98,10 @@ def _run(cfg: ExperimentConfig, progress: Progress | None) -> Result:
                 field="experiment",
                 hint="lower lr or alpha, or reduce a_std; the update has diverged")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # With LoRA on V the scores do not depend on A or B: the loss has no gradient, Adam skips
+        # parameters without one, and the run honestly ends at max_steps without reaching the target.
+        if loss.requires_grad:
+            loss.backward()
         opt.step()
         steps += 1
         losses.append(float(loss.detach()))

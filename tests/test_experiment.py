@@ -87,3 +87,18 @@ def test_unknown_key_suggests_a_fix():
     with pytest.raises(ConfigError) as exc:
         experiment_from_mapping({"rnak": 4}, source="post.md")
     assert "did you mean 'rank'" in exc.value.message and "post.md" in exc.value.message
+
+
+def test_lora_on_values_cannot_move_attention():
+    """Scores do not depend on W_V: training runs to max_steps, changes nothing, reaches nothing."""
+    r = run_experiment(ExperimentConfig(site="v", max_steps=5, d_model=16))
+    assert r.metrics["steps"] == 5 and r.metrics["reached_stop_prob"] is False
+    assert np.array_equal(r.arrays["weights_before"], r.arrays["weights_after"])
+    assert np.count_nonzero(r.arrays["B"]) == 0
+
+
+def test_lora_on_keys_reaches_the_target_and_leaves_queries_alone():
+    r = run_experiment(ExperimentConfig(site="k", d_model=32))
+    assert r.metrics["reached_stop_prob"] is True
+    assert np.array_equal(r.arrays["Q_before"], r.arrays["Q_after"])
+    assert not np.array_equal(r.arrays["K_before"], r.arrays["K_after"])
