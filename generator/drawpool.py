@@ -105,30 +105,55 @@ class DrawPool:
             [sys.executable, "-m", "generator.drawpool", str(max(1, processes))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.last_error: str | None = None
+        self._next = 0
+        self._waiting: list[int] = []                   # tickets sent, answers not yet read
+        self._answers: dict[int, dict[str, bytes] | str] = {}
 
-    def draw(self, folder: Path, names: tuple[str, ...],
-             drawer: str = "generator.drawpool:draw_saved_result") -> dict[str, bytes] | None:
-        """Figures ``names`` drawn by ``drawer`` (a 'generator.module:function' taking the folder
-        and a tuple of names) from ``folder``; None if the worker failed (the caller then draws
-        in-process, where a real error shows its traceback)."""
-        if self.proc is None:
-            return None
+    def submit(self, folder: Path, names: tuple[str, ...],
+               drawer: str = "generator.drawpool:draw_saved_result") -> int:
+        """Send a job and return at once with its ticket: figures ``names`` drawn by ``drawer``
+        (a 'generator.module:function' taking the folder and a tuple of names) from
+        ``folder``. The worker answers jobs in the order they were sent."""
+        ticket, self._next = self._next, self._next + 1
         try:
+            if self.proc is None:
+                raise OSError("the worker is closed")
             send_job(self.proc.stdin, drawer, folder, names)
-            answer = read_images(self.proc.stdout)
+            self._waiting.append(ticket)
         except (OSError, ValueError) as exc:
-            answer = f"{type(exc).__name__}: {exc}"
+            self._answers[ticket] = f"{type(exc).__name__}: {exc}"
+        return ticket
+
+    def result(self, ticket: int) -> dict[str, bytes] | None:
+        """The images of a submitted job (waiting for them if need be); None if the worker
+        failed (the caller then draws in-process, where a real error shows its traceback)."""
+        while ticket not in self._answers and self._waiting:
+            oldest = self._waiting.pop(0)
+            try:
+                self._answers[oldest] = read_images(self.proc.stdout)
+            except (OSError, ValueError, AttributeError) as exc:
+                self._answers[oldest] = f"{type(exc).__name__}: {exc}"
+        answer = self._answers.pop(ticket, "no such job")
         if isinstance(answer, str):
             self.last_error = answer
             return None
         return answer
 
+    def draw(self, folder: Path, names: tuple[str, ...],
+             drawer: str = "generator.drawpool:draw_saved_result") -> dict[str, bytes] | None:
+        """submit, then wait for the result."""
+        return self.result(self.submit(folder, names, drawer))
+
     def close(self) -> None:
+        """End the worker. Answers not yet read are discarded (read them first to keep them)."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
         try:
             proc.stdin.close()
+            # A worker blocked writing an unread answer must be able to finish and see EOF.
+            while proc.stdout.read(1 << 16):
+                pass
         except OSError:
             pass
         try:

@@ -5,6 +5,8 @@ can be run, cached and tested alone.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable
 
@@ -68,10 +70,61 @@ def start_draw_pool():
 
 
 def close_draw_pool() -> None:
+    """Collect every figure still being drawn, then end the workers."""
     global _pool
+    for pending in list(_pending):
+        pending.images()
     if _pool is not None:
         _pool.close()
         _pool = None
+
+
+_pending: list["PendingFigures"] = []
+
+
+class PendingFigures(Mapping):
+    """file name -> PNG bytes of figures a worker is still drawing. The names are known at once
+    (enough to render pages), the bytes arrive on first use, so the build goes on meanwhile
+    (for instance training the claims audit on this core while the worker draws on the other)."""
+
+    def __init__(self, names: tuple[str, ...], resolve: Callable[[], dict[str, bytes]]) -> None:
+        self._names, self._resolve = tuple(names), resolve
+        self._images: dict[str, bytes] | None = None
+        _pending.append(self)
+
+    def images(self) -> dict[str, bytes]:
+        if self._images is None:
+            self._images = self._resolve()
+            _pending.remove(self)
+        return self._images
+
+    def __getitem__(self, name: str) -> bytes:
+        return self.images()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def draw_figures_later(saved: SavedResult) -> Callable[[], dict[str, bytes]] | None:
+    """Hand one saved result's figures to the worker and return a function that waits for them
+    (drawing in-process if the worker failed); None when there is no worker."""
+    from .figures import FIGURE_NAMES, render_figures
+
+    pool = start_draw_pool()
+    if pool is None:
+        return None
+    ticket = pool.submit(saved.path, FIGURE_NAMES, "generator.drawpool:draw_saved_result")
+
+    def wait() -> dict[str, bytes]:
+        images = pool.result(ticket)
+        return images if images is not None else render_figures(saved.config, saved.arrays())
+    return wait
 
 
 def draw_figures(saved: SavedResult) -> dict[str, bytes]:
@@ -199,9 +252,18 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
             why = "--force" if force else "; ".join(freeze.changed_inputs(
                 cache.last_inputs(project.cache, "figures", name) or
                 manifest.experiments.get(name, {}).get("figures", {}).get("inputs"), inputs))
+            say(f"figures {name}: drew ({why or 'not in the cache'}; key {_short(key)})")
+            wait = draw_figures_later(saved)
+            if wait is not None:
+                # Stored (cache, freeze, manifest) when they arrive; the build goes on meanwhile.
+                images = PendingFigures(_figure_files(), functools.partial(
+                    _keep_drawn, project, name, inputs, key, frozen_images, wait))
+                out[name] = images
+                if cache.last_inputs(project.cache, "figures", name) != inputs:
+                    cache.remember_inputs(project.cache, "figures", name, inputs)
+                continue
             images = draw_figures(saved)
             cache.store_figures(project.cache, key, images)
-            say(f"figures {name}: drew ({why or 'not in the cache'}; key {_short(key)})")
         if frozen_images != images:
             # Freeze what the site shows, so a checkout builds the same pages without drawing.
             freeze.store_frozen_figures(name, images, project.freeze)
@@ -213,6 +275,28 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
     if dirty:
         manifest.write()
     return out
+
+
+def _figure_files() -> tuple[str, ...]:
+    from .figures import FIGURE_NAMES, SCALES, image_filename
+
+    return tuple(image_filename(n, s) for n in FIGURE_NAMES for s in SCALES)
+
+
+def _keep_drawn(project: Project, name: str, inputs: dict, key: str,
+                frozen_images: dict[str, bytes] | None,
+                wait: Callable[[], dict[str, bytes]]) -> dict[str, bytes]:
+    """Figures that arrived from the worker: into the cache and the freeze, as drawn ones are."""
+    from . import cache, freeze
+
+    images = wait()
+    cache.store_figures(project.cache, key, images)
+    if frozen_images != images:
+        freeze.store_frozen_figures(name, images, project.freeze)
+        manifest = freeze.Manifest.read(project.freeze)
+        manifest.record_figures(name, inputs, images)
+        manifest.write()
+    return images
 
 
 def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool = False,

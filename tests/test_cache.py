@@ -378,3 +378,28 @@ def test_post_key_covers_results_and_refuses_opaque_data(tmp_path):
     assert base != cache.post_render_key(text, info, site, {}, {"main": ["a.png"]}, {"d": [1, 2]})
     assert base != cache.post_render_key(text, info, site, {}, {}, {"d": [1, 3]})
     assert cache.post_render_key(text, info, site, {}, {}, {"d": object()}) is None
+
+
+def test_figures_drawn_by_the_worker_arrive_while_the_build_goes_on(project, monkeypatch):
+    from generator.figures import render_figures
+
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "2")
+    results = pipeline.results_stage(project)
+    figs = pipeline.figures_stage(project, results)
+    pending = figs["main"]
+    assert isinstance(pending, pipeline.PendingFigures)
+    # The names are there at once (pages can be rendered); nothing is stored yet.
+    assert "after_lora@2x.png" in pending and len(pending) == 12
+    assert not (project.freeze / "main" / "figures").exists()
+    pipeline.close_draw_pool()                  # collects what is still being drawn
+    assert pipeline._pending == [] and pipeline._pool is None
+    saved = results["main"]
+    assert dict(pending) == render_figures(saved.config, saved.arrays())
+    assert {p.name: p.read_bytes() for p in (project.freeze / "main" / "figures").iterdir()} \
+        == dict(pending)
+    entry = json.loads((project.freeze / "manifest.json").read_text())["experiments"]["main"]
+    assert set(entry["figures"]["files"]) == set(pending)
+    # The next build finds them in the cache.
+    lines, _, figs2 = stages(project)
+    assert lines[1].startswith("figures main: reused (inputs unchanged")
+    assert figs2["main"] == dict(pending)
