@@ -85,17 +85,33 @@ def remember_inputs(cache_dir: Path, stage: str, name: str, inputs: dict[str, An
     write_bytes_atomic(Path(cache_dir) / "last" / f"{stage}-{name}.json", text.encode("utf-8"))
 
 
+_hashed: dict[str, tuple[int, int, str]] = {}
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file; within one process a file whose size and mtime (ns) have not changed
+    since it was hashed is not read again (a build hashes its inputs before and after)."""
+    st = os.stat(path)
+    seen = _hashed.get(path)
+    if seen is not None and seen[0] == st.st_mtime_ns and seen[1] == st.st_size:
+        return seen[2]
+    sha = sha256_file(Path(path))
+    _hashed[path] = (st.st_mtime_ns, st.st_size, sha)
+    return sha
+
+
 def tree_hashes(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     """relative path -> sha256 of every file under ``folder``, in sorted order."""
-    folder = Path(folder)
+    root = str(folder)
     out = {}
-    if not folder.is_dir():
+    if not os.path.isdir(root):
         return out
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in skip and d != "__pycache__")
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         for filename in sorted(filenames):
-            path = Path(dirpath) / filename
-            out[path.relative_to(folder).as_posix()] = sha256_file(path)
+            rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
+            out[rel] = file_sha256(os.path.join(dirpath, filename))
     return dict(sorted(out.items()))
 
 
@@ -217,22 +233,16 @@ POSTS_DIR = "posts"
 _code_hashes: dict[str, str] | None = None
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON data for hashing; a value with no faithful JSON form raises TypeError (and
-    that post is then simply rendered, not cached)."""
+def _json_default(value: Any) -> Any:
+    """JSON for the values json cannot write itself; anything without a faithful JSON form
+    raises TypeError (and that post is then simply rendered, not cached)."""
     import dataclasses
     import datetime as dt
 
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted(_jsonable(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if isinstance(value, Path):
@@ -257,27 +267,28 @@ def post_render_key(post_text: bytes, info: Any, site: Any, results: Any, figure
     JSON form (then the post is rendered every time)."""
     import sys
 
-    from .freeze import digest, installed_distributions
+    from .freeze import installed_distributions
 
     try:
         declared = getattr(info.post, "experiments", {}) or {}
         parts = {
             "format": 1,
             "post": sha256_bytes(post_text),
-            "info": {f: _jsonable(getattr(info, f)) for f in sorted(vars(info)) if f != "post"},
-            "site": _jsonable(site),
-            "results": {name: {"config": _jsonable(results[name].config),
-                               "metrics": _jsonable(results[name].metrics),
-                               "provenance": _jsonable(results[name].provenance),
+            "info": {f: getattr(info, f) for f in sorted(vars(info)) if f != "post"},
+            "site": site,
+            "results": {name: {"config": results[name].config,
+                               "metrics": results[name].metrics,
+                               "provenance": results[name].provenance,
                                "arrays": results[name].arrays_sha256}
                         for name in sorted(declared) if name in results},
             "figures": {exp: sorted(files) for exp, files in sorted(figures.items())},
-            "data": _jsonable(data),
+            "data": data,
             "code": _package_code(),
             "libraries": installed_distributions(),
             "python": sys.version,
         }
-        return digest(parts)
+        text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=_json_default)
+        return sha256_bytes(text.encode("utf-8"))
     except (TypeError, ValueError, AttributeError):
         return None
 

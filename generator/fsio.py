@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -32,10 +30,13 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder and rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here, like zipfile below: a no-op build imports this module and writes nothing
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)    # mkstemp makes it private; results and caches are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -50,6 +51,8 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     this writes the same format with the zip dates pinned.
     """
     import numpy as np  # here, not at the top: hashing and atomic writes must stay numpy-free
+
+    import zipfile
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
