@@ -52,8 +52,11 @@ def split(names: tuple[str, ...], parts: int) -> list[tuple[str, ...]]:
 # ---------------------------------------------------------------------------------------------
 # Framing, shared by every end of every pipe
 
-def send_job(out: BinaryIO, drawer: str, folder: Path | str, names: tuple[str, ...]) -> None:
+def send_job(out: BinaryIO, drawer: str, folder: Path | str, names: tuple[str, ...],
+             processes: int | None = None) -> None:
     job = {"draw": drawer, "folder": str(folder), "names": list(names)}
+    if processes is not None:
+        job["processes"] = processes
     out.write((json.dumps(job) + "\n").encode())
     out.flush()
 
@@ -101,6 +104,7 @@ class DrawPool:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH"))
                                             if p)
         env.setdefault("MPLBACKEND", "Agg")
+        self.processes = max(1, processes)
         self.proc: subprocess.Popen | None = subprocess.Popen(
             [sys.executable, "-m", "generator.drawpool", str(max(1, processes))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
@@ -110,15 +114,17 @@ class DrawPool:
         self._answers: dict[int, dict[str, bytes] | str] = {}
 
     def submit(self, folder: Path, names: tuple[str, ...],
-               drawer: str = "generator.drawpool:draw_saved_result") -> int:
+               drawer: str = "generator.drawpool:draw_saved_result",
+               processes: int | None = None) -> int:
         """Send a job and return at once with its ticket: figures ``names`` drawn by ``drawer``
         (a 'generator.module:function' taking the folder and a tuple of names) from
-        ``folder``. The worker answers jobs in the order they were sent."""
+        ``folder``, by at most ``processes`` processes (default: all; fewer leave a core to the
+        build while it works on). The worker answers jobs in the order they were sent."""
         ticket, self._next = self._next, self._next + 1
         try:
             if self.proc is None:
                 raise OSError("the worker is closed")
-            send_job(self.proc.stdin, drawer, folder, names)
+            send_job(self.proc.stdin, drawer, folder, names, processes)
             self._waiting.append(ticket)
         except (OSError, ValueError) as exc:
             self._answers[ticket] = f"{type(exc).__name__}: {exc}"
@@ -194,7 +200,7 @@ def _serve_jobs(inp: BinaryIO, out: BinaryIO, helpers: list[tuple[BinaryIO, Bina
         try:
             job = json.loads(line)
             names = tuple(job["names"])
-            shares = split(names, 1 + len(helpers))
+            shares = split(names, max(1, min(1 + len(helpers), job.get("processes") or 99)))
             busy = helpers[:len(shares) - 1]
             for (h_in, _), share in zip(busy, shares[1:]):
                 send_job(h_in, job["draw"], job["folder"], share)

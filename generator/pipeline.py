@@ -119,7 +119,9 @@ def draw_figures_later(saved: SavedResult) -> Callable[[], dict[str, bytes]] | N
     pool = start_draw_pool()
     if pool is None:
         return None
-    ticket = pool.submit(saved.path, FIGURE_NAMES, "generator.drawpool:draw_saved_result")
+    # The build keeps one core busy meanwhile (training the audit, rendering): leave it that.
+    ticket = pool.submit(saved.path, FIGURE_NAMES, "generator.drawpool:draw_saved_result",
+                         processes=max(1, pool.processes - 1))
 
     def wait() -> dict[str, bytes]:
         images = pool.result(ticket)
