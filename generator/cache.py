@@ -141,7 +141,7 @@ def _input_files(project) -> dict[str, str]:
         except OSError:
             continue
         if real in seen:
-            continue            # the repository's templates/ is both the project's and the package's
+            continue    # the repository's templates/ is both the project's and the package's
         seen.add(real)
         for rel, sha in tree_hashes(folder).items():
             files[f"{label}/{rel}"] = sha

@@ -248,7 +248,8 @@ def changed_inputs(recorded: dict[str, Any] | None, current: dict[str, Any]) -> 
             reasons.append("config " + ", ".join(
                 f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in fields))
         elif name.endswith(".py"):
-            reasons.append(f"{name} {'added' if old is None else 'removed' if new is None else 'changed'}")
+            what = "added" if old is None else "removed" if new is None else "changed"
+            reasons.append(f"{name} {what}")
         else:
             reasons.append(f"{name} {old!r} -> {new!r}")
     return reasons
@@ -276,7 +277,8 @@ class Manifest:
                 raise TypeError("experiments is not a mapping")
         except (ValueError, KeyError, TypeError) as exc:
             raise ResultsError(f"cannot read the freeze manifest ({exc})", path=path,
-                               hint="delete it and rebuild with torch installed to re-freeze") from None
+                               hint="delete it and rebuild with torch installed to re-freeze"
+                               ) from None
         return cls(path, experiments)
 
     def text(self) -> str:

@@ -96,6 +96,8 @@ class PendingFigures(Mapping):
         if self._images is None:
             self._images = self._resolve()
             _pending.remove(self)
+            if not _pending:
+                close_draw_pool()           # nothing is being drawn any more
         return self._images
 
     def __getitem__(self, name: str) -> bytes:
@@ -111,22 +113,28 @@ class PendingFigures(Mapping):
         return len(self._names)
 
 
-def draw_figures_later(saved: SavedResult) -> Callable[[], dict[str, bytes]] | None:
-    """Hand one saved result's figures to the worker and return a function that waits for them
-    (drawing in-process if the worker failed); None when there is no worker."""
-    from .figures import FIGURE_NAMES, render_figures
-
+def draw_later(folder: Path, names: tuple[str, ...], drawer: str, *, files: tuple[str, ...],
+               fallback: Callable[[], dict[str, bytes]],
+               keep: Callable[[dict[str, bytes]], None],
+               processes: int | None = None) -> Mapping[str, bytes]:
+    """Figures ``names`` of ``folder``, drawn by the worker while the build goes on: a
+    PendingFigures whose ``files`` are known at once and whose bytes arrive on first use, then
+    passed to ``keep`` (to store them). Without a worker, or if it fails, ``fallback`` draws
+    them here."""
     pool = start_draw_pool()
     if pool is None:
-        return None
-    # The build keeps one core busy meanwhile (training the audit, rendering): leave it that.
-    ticket = pool.submit(saved.path, FIGURE_NAMES, "generator.drawpool:draw_saved_result",
-                         processes=max(1, pool.processes - 1))
+        images = fallback()
+        keep(images)
+        return images
+    ticket = pool.submit(folder, names, drawer, processes=processes)
 
-    def wait() -> dict[str, bytes]:
+    def resolve() -> dict[str, bytes]:
         images = pool.result(ticket)
-        return images if images is not None else render_figures(saved.config, saved.arrays())
-    return wait
+        if images is None:
+            images = fallback()
+        keep(images)
+        return images
+    return PendingFigures(files, resolve)
 
 
 def draw_figures(saved: SavedResult) -> dict[str, bytes]:
@@ -255,12 +263,17 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
                 cache.last_inputs(project.cache, "figures", name) or
                 manifest.experiments.get(name, {}).get("figures", {}).get("inputs"), inputs))
             say(f"figures {name}: drew ({why or 'not in the cache'}; key {_short(key)})")
-            wait = draw_figures_later(saved)
-            if wait is not None:
-                # Stored (cache, freeze, manifest) when they arrive; the build goes on meanwhile.
-                images = PendingFigures(_figure_files(), functools.partial(
-                    _keep_drawn, project, name, inputs, key, frozen_images, wait))
-                out[name] = images
+            if start_draw_pool() is not None:
+                # Stored (cache, freeze, manifest) when they arrive; the build goes on meanwhile,
+                # keeping one core busy (training the audit, rendering): leave it that.
+                from .figures import FIGURE_NAMES
+
+                out[name] = draw_later(
+                    saved.path, FIGURE_NAMES, "generator.drawpool:draw_saved_result",
+                    files=_figure_files(), fallback=functools.partial(_draw_here, saved),
+                    keep=functools.partial(_keep_drawn, project, name, inputs, key,
+                                           frozen_images),
+                    processes=max(1, start_draw_pool().processes - 1))
                 if cache.last_inputs(project.cache, "figures", name) != inputs:
                     cache.remember_inputs(project.cache, "figures", name, inputs)
                 continue
@@ -279,6 +292,12 @@ def figures_stage(project: Project, results: dict[str, SavedResult], *, force: b
     return out
 
 
+def _draw_here(saved: SavedResult) -> dict[str, bytes]:
+    from .figures import render_figures
+
+    return render_figures(saved.config, saved.arrays())
+
+
 def _figure_files() -> tuple[str, ...]:
     from .figures import FIGURE_NAMES, SCALES, image_filename
 
@@ -286,19 +305,16 @@ def _figure_files() -> tuple[str, ...]:
 
 
 def _keep_drawn(project: Project, name: str, inputs: dict, key: str,
-                frozen_images: dict[str, bytes] | None,
-                wait: Callable[[], dict[str, bytes]]) -> dict[str, bytes]:
+                frozen_images: dict[str, bytes] | None, images: dict[str, bytes]) -> None:
     """Figures that arrived from the worker: into the cache and the freeze, as drawn ones are."""
     from . import cache, freeze
 
-    images = wait()
     cache.store_figures(project.cache, key, images)
     if frozen_images != images:
         freeze.store_frozen_figures(name, images, project.freeze)
         manifest = freeze.Manifest.read(project.freeze)
         manifest.record_figures(name, inputs, images)
         manifest.write()
-    return images
 
 
 def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool = False,
@@ -309,11 +325,7 @@ def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bo
     The claims audit is reused from content/_freeze/audit while fresh, else recomputed (see
     audit_site.audit_stage); its figures join the experiments' under the name 'audit'.
     """
-    try:
-        return _audit_stage(project, results, frozen=frozen, force=force, explain=explain)
-    finally:
-        # The last stage that draws: the figure workers are done.
-        close_draw_pool()
+    return _audit_stage(project, results, frozen=frozen, force=force, explain=explain)
 
 
 def _audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool,

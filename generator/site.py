@@ -890,5 +890,6 @@ def build(project: Project, *, frozen: bool = False, force: bool = False,
         write_tree(out, files)
         if explain:
             explain(f"write: {out}")
+    pipeline.close_draw_pool()                       # figure workers left idle by the stages
     posts = tuple(sorted(p.stem for p in project.post_files()))
     return BuildReport(out=out, files=tuple(sorted(files)), posts=posts)
