@@ -73,6 +73,7 @@ if any("audit" in (read_post(p).meta.get("data") or []) for p in project.post_fi
 with open({out!r}, "w") as fh:
     json.dump(times, fh)
 """
+SCENARIOS = ("cold", "clean", "no-op", "prose", "plotting", "setting", "floor")
 TARGETS = {
     "no-op": "< 0.3 s",
     "prose edit": "< 0.5 s",
@@ -205,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold-runs", type=int, default=3,
                     help="runs of the cold build, which trains (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    ap.add_argument("--only", default=",".join(SCENARIOS), metavar="NAMES",
+                    help="comma-separated subset of " + ", ".join(SCENARIOS)
+                         + " (default: all; the cold/floor ratio needs cold and floor)")
     args = ap.parse_args(argv)
+    only = set(args.only.split(","))
+    if only - set(SCENARIOS):
+        ap.error(f"unknown scenario(s): {', '.join(sorted(only - set(SCENARIOS)))}")
     # A terminated benchmark still removes its temporary copy (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = child_env()
@@ -227,20 +234,26 @@ def main(argv: list[str] | None = None) -> int:
 
         # Warm the bytecode cache of the copy once, untimed, as any previous run would have.
         p.build("warm-up", env)
-        for _ in range(args.cold_runs):
+        for _ in range(args.cold_runs if "cold" in only else 0):
             run("cold", lambda: p.remove("content/_freeze", ".cache", "site"), 1)
             parts = p.compute_seconds(env)
             compute.append(sum(parts.values()))
             detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
             print(f"  compute: {compute[-1]:.3f} s ({detail})", file=sys.stderr)
-        run("clean (valid freeze)", lambda: p.remove(".cache", "site"), args.runs)
-        run("no-op", lambda: None, args.runs)
-        run("prose edit", p.edit_prose, args.runs)
-        run("plotting edit", p.edit_plotting, args.runs)
-        run("setting edit", p.edit_setting, args.runs)
-        floor = [measure([sys.executable, "-c", "import torch, matplotlib.pyplot"], p.root, env)
-                 for _ in range(args.runs)]
-        rows["floor: import torch, matplotlib"] = floor
+        if "clean" in only:
+            run("clean (valid freeze)", lambda: p.remove(".cache", "site"), args.runs)
+        if "no-op" in only:
+            run("no-op", lambda: None, args.runs)
+        if "prose" in only:
+            run("prose edit", p.edit_prose, args.runs)
+        if "plotting" in only:
+            run("plotting edit", p.edit_plotting, args.runs)
+        if "setting" in only:
+            run("setting edit", p.edit_setting, args.runs)
+        if "floor" in only:
+            floor = [measure([sys.executable, "-c", "import torch, matplotlib.pyplot"], p.root,
+                             env) for _ in range(args.runs)]
+            rows["floor: import torch, matplotlib"] = floor
         imports = dict(p.imports)
     finally:
         if args.keep:
@@ -248,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    floor_s = statistics.median(w for w, _, _ in rows["floor: import torch, matplotlib"])
-    compute_s = statistics.median(compute)
     print()
     print(f"{'scenario':<31} {'median s':>8} {'min s':>7} {'max s':>7} {'cpu s':>7} "
           f"{'peak MiB':>8}  {'heavy imports':<39} target")
@@ -258,16 +269,23 @@ def main(argv: list[str] | None = None) -> int:
         med, lo, hi, peak, cpu = median_row(samples)
         mods = ",".join(imports.get(name, [])) if name in imports else "-"
         target = TARGETS.get(name, "")
-        if name == "cold":
-            target = f"<= 1.3 x (floor + compute) = {1.3 * (floor_s + compute_s):.2f} s"
+        if name == "cold" and compute and "floor" in only:
+            floor_s = statistics.median(w for w, _, _ in rows["floor: import torch, matplotlib"])
+            target = (f"<= 1.3 x (floor + compute) = "
+                      f"{1.3 * (floor_s + statistics.median(compute)):.2f} s")
         print(f"{name:<31} {med:>8.3f} {lo:>7.3f} {hi:>7.3f} {cpu:>7.3f} {peak:>8.1f}  "
               f"{mods or 'none':<39} {target}")
-    print(f"{'floor: experiments compute':<31} {compute_s:>8.3f} {min(compute):>7.3f} "
-          f"{max(compute):>7.3f} {'':>7} {'':>8}  {'(timed after the imports)':<39}")
+    if compute:
+        print(f"{'floor: experiments compute':<31} {statistics.median(compute):>8.3f} "
+              f"{min(compute):>7.3f} {max(compute):>7.3f} {'':>7} {'':>8}  "
+              f"{'(timed after the imports)':<39}")
     print()
-    cold = statistics.median(w for w, _, _ in rows["cold"])
-    print(f"cold / (import floor + compute) = {cold:.2f} / ({floor_s:.2f} + {compute_s:.2f}) "
-          f"= {cold / (floor_s + compute_s):.2f}")
+    if compute and "floor" in only:
+        floor_s = statistics.median(w for w, _, _ in rows["floor: import torch, matplotlib"])
+        compute_s = statistics.median(compute)
+        cold = statistics.median(w for w, _, _ in rows["cold"])
+        print(f"cold / (import floor + compute) = {cold:.2f} / ({floor_s:.2f} + "
+              f"{compute_s:.2f}) = {cold / (floor_s + compute_s):.2f}")
     print(f"load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}; "
           f"wall times include waiting for the CPU, cpu s does not")
     return 0

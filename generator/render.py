@@ -88,22 +88,69 @@ def argmin(values: Any, exclude: int | None = None) -> int:
     return argmax([-v for v in values], exclude)
 
 
+class CodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept between builds, read back without pickle.
+
+    Jinja's own FileSystemBytecodeCache stores each entry's checksum with pickle, and nothing
+    this project reads from disk is unpickled. An entry here is one header line (this format,
+    Python's bytecode magic number, Jinja's version, Jinja's checksum of the template source),
+    then the code object marshalled as in a .pyc. An entry whose header is not exactly the
+    expected one is ignored (and rewritten), so an edited template or another Python or Jinja
+    never runs stale code. One file per template name: the folder does not grow with edits.
+    """
+
+    FORMAT = "lora-site-jinja-code 1"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, bucket: jinja2.bccache.Bucket) -> Path:
+        return self.directory / f"{bucket.key}.code"
+
+    def _header(self, bucket: jinja2.bccache.Bucket) -> bytes:
+        from importlib.util import MAGIC_NUMBER
+
+        return (f"{self.FORMAT} {MAGIC_NUMBER.hex()} {jinja2.__version__} "
+                f"{bucket.checksum}\n").encode("ascii")
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        import marshal
+        import types
+
+        try:
+            data = self._path(bucket).read_bytes()
+        except OSError:
+            return
+        header = self._header(bucket)
+        if not data.startswith(header):
+            return
+        try:
+            code = marshal.loads(data[len(header):])
+        except (EOFError, ValueError, TypeError):
+            return
+        if isinstance(code, types.CodeType):
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        import marshal
+
+        from .fsio import write_bytes_atomic
+
+        write_bytes_atomic(self._path(bucket), self._header(bucket) + marshal.dumps(bucket.code))
+
+
 def make_env(template_dirs: Iterable[Path],
              bytecode_dir: Path | None = None) -> jinja2.Environment:
     """The environment for page templates (HTML, XML, Jekyll files).
 
     Autoescaping is on for .html and .xml, so a title with < or & is inert everywhere;
     StrictUndefined turns a misspelt variable into an error instead of an empty string.
-    bytecode_dir: where compiled templates are kept between builds (Jinja checks each against
-    its template's source), so a prose edit does not recompile the page templates.
+    bytecode_dir: where compiled templates are kept between builds (each checked against its
+    template's source), so a prose edit does not recompile the page templates.
     """
-    cache = None
-    if bytecode_dir is not None:
-        Path(bytecode_dir).mkdir(parents=True, exist_ok=True)
-        cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in template_dirs]),
-        bytecode_cache=cache,
+        bytecode_cache=CodeCache(bytecode_dir) if bytecode_dir is not None else None,
         autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -114,10 +161,28 @@ def make_env(template_dirs: Iterable[Path],
     return env
 
 
-def make_body_env() -> jinja2.Environment:
+class _SkeletonLoader(jinja2.BaseLoader):
+    """Holds the skeletons of post bodies (see split_text), by name, for get_template."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, str] = {}
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        if template not in self.sources:
+            raise jinja2.TemplateNotFound(template)
+        source = self.sources[template]
+        return source, None, lambda: self.sources.get(template) == source
+
+
+def make_body_env(bytecode_dir: Path | None = None) -> jinja2.Environment:
     """The environment for post bodies: Markdown, so no autoescaping (HTML is escaped by
-    Markdown's own rules), and block tags that swallow their own line."""
+    Markdown's own rules), and block tags that swallow their own line.
+
+    bytecode_dir: where the compiled skeletons of bodies are kept between builds (render_body).
+    """
     env = jinja2.Environment(
+        loader=_SkeletonLoader(),
+        bytecode_cache=CodeCache(bytecode_dir) if bytecode_dir is not None else None,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -126,6 +191,48 @@ def make_body_env() -> jinja2.Environment:
     )
     _add_filters(env)
     return env
+
+
+# The name under which a skeleton reads its text; a body that uses it is compiled whole.
+TEXT_NAME = "__lora_site_text__"
+
+
+def split_text(env: jinja2.Environment, source: str) -> tuple[str, list[str]]:
+    """A template as (skeleton, texts): the skeleton keeps every tag and comment as written and
+    puts ``{{ TEXT_NAME[i] }}`` where the i-th run of plain text was, so that rendering the
+    skeleton with ``TEXT_NAME=texts`` gives exactly what rendering ``source`` gives.
+
+    Why: compiling a post body costs more than the rest of a prose-edit rebuild, and a prose
+    edit changes only the text. The skeleton stays the same, so its compiled code is reused
+    from the bytecode cache. The texts come from Jinja's own lexer, after it has applied
+    trim_blocks, lstrip_blocks and the - markers, so whitespace control is untouched; each
+    placeholder holds as many line breaks as its text, so line numbers in errors still match
+    the post.
+    """
+    parts: list[str] = []
+    texts: list[str] = []
+    line = 1                    # the skeleton's line at the end of parts
+    is_open = False             # parts ends in a placeholder still waiting for its }}
+    for lineno, kind, value in env.lex(source):
+        if kind in ("raw_begin", "raw_end"):
+            continue            # the raw block's content is a text now
+        # Lexer line numbers count what whitespace control stripped; pad to match them.
+        pad = "\n" * max(0, lineno - line)
+        line = max(line, lineno)
+        if is_open:
+            parts.append(f"{pad} }}}}")
+        elif pad:
+            parts.append("{#" + pad + "#}")
+        is_open = kind == "data"
+        if is_open:
+            parts.append(f"{{{{ {TEXT_NAME}[{len(texts)}]")
+            texts.append(value)
+        else:
+            parts.append(value)
+            line += value.count("\n")
+    if is_open:
+        parts.append(" }}")
+    return "".join(parts), texts
 
 
 def _add_filters(env: jinja2.Environment) -> None:
@@ -150,8 +257,18 @@ def _template_line(exc: BaseException) -> int | None:
     return line
 
 
-_compiled: "weakref.WeakKeyDictionary[jinja2.Environment, dict[str, jinja2.Template]]" = \
+_compiled: "weakref.WeakKeyDictionary[jinja2.Environment, dict[str, tuple]]" = \
     weakref.WeakKeyDictionary()
+
+
+def _compile_body(env: jinja2.Environment, source: str, name: str) -> tuple[jinja2.Template, dict]:
+    """The body as (template, extra context). With a bytecode cache, the template is the
+    body's skeleton (split_text), found in the cache after a prose-only edit."""
+    if env.bytecode_cache is None or TEXT_NAME in source:
+        return env.from_string(source), {}
+    skeleton, texts = split_text(env, source)
+    env.loader.sources[name] = skeleton
+    return env.get_template(name), {TEXT_NAME: texts}
 
 
 def render_body(env: jinja2.Environment, source: str, context: dict[str, Any], *,
@@ -163,14 +280,14 @@ def render_body(env: jinja2.Environment, source: str, context: dict[str, Any], *
     try:
         # A body is rendered once per output (HTML, Jekyll): compile it once.
         compiled = _compiled.setdefault(env, {})
-        template = compiled.get(source)
-        if template is None:
-            template = compiled[source] = env.from_string(source)
+        if source not in compiled:
+            compiled[source] = _compile_body(env, source, name=f"post-body:{path.name}")
+        template, extra = compiled[source]
     except jinja2.TemplateSyntaxError as exc:
         raise ContentError(f"template syntax error: {exc.message}", path=path,
                            line=where(exc.lineno), hint="fix the {{ }} or {% %} tag") from None
     try:
-        return template.render(context)
+        return template.render({**context, **extra})
     except ContentError as exc:
         from .located import located
 
@@ -299,7 +416,15 @@ def _new_markdown():
     from pymdownx.highlight import HighlightExtension
     from pymdownx.superfences import SuperFencesCodeExtension, highlight_validator
 
-    return markdown.Markdown(
+    class _Markdown(markdown.Markdown):
+        def build_extension(self, ext_name: str, configs: Any):
+            # superfences adds "pymdownx.highlight" by name, and by name Markdown first reads
+            # every installed package's entry points (~45 ms, most of a prose edit's budget).
+            if ext_name == "pymdownx.highlight":
+                return HighlightExtension(**configs)
+            return super().build_extension(ext_name, configs)
+
+    return _Markdown(
         extensions=[
             # generic: emit \(..\) and \[..\] in class="arithmatex" for MathJax to find.
             ArithmatexExtension(generic=True),

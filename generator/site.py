@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from html import escape as html_escape
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
 import yaml
@@ -411,10 +411,13 @@ class RenderedPost:
     figures_used: list = field(default_factory=list)
 
 
-def render_post(info: PostInfo, site: SiteConfig, results, figures, data) -> RenderedPost:
+def render_post(info: PostInfo, site: SiteConfig, results, figures, data, *,
+                bytecode_dir: Path | None = None) -> RenderedPost:
+    """The post's HTML body, table of contents and Jekyll body. bytecode_dir: where compiled
+    bodies are kept between builds (render.split_text says why)."""
     from .render import make_body_env, markdown_to_html, to_kramdown, render_body
 
-    env = make_body_env()
+    env = make_body_env(bytecode_dir)
     post = info.post
     out = {}
     used = []
@@ -434,7 +437,7 @@ def render_post(info: PostInfo, site: SiteConfig, results, figures, data) -> Ren
 
 
 def cached_render_post(cache, info: PostInfo, site: SiteConfig, results, figures,
-                       data) -> RenderedPost:
+                       data, *, bytecode_dir: Path | None = None) -> RenderedPost:
     """render_post, or its parts from an earlier build whose inputs were exactly these
     (cache.post_render_key): an edit to one post does not re-render the others."""
     from dataclasses import fields as dc_fields
@@ -449,7 +452,7 @@ def cached_render_post(cache, info: PostInfo, site: SiteConfig, results, figures
         if "figures_used" in doc:
             doc["figures_used"] = [tuple(x) for x in doc["figures_used"]]
         return RenderedPost(info=info, **doc)
-    rendered = render_post(info, site, results, figures, data)
+    rendered = render_post(info, site, results, figures, data, bytecode_dir=bytecode_dir)
     cache.put(key, {name: getattr(rendered, name) for name in names})
     return rendered
 
@@ -791,16 +794,24 @@ def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
                          path=parent, hint="check that the folder is writable") from None
     old = None
     try:
+        made = {tmp}
         for rel in sorted(files):
-            target = (tmp / rel).resolve()
-            if tmp.resolve() not in target.parents:
+            # Checked on the name, not by resolving every path (a syscall per folder level):
+            # the temporary folder is new, so it holds no symlink a name could follow.
+            parts = PurePosixPath(rel).parts
+            if not parts or PurePosixPath(rel).is_absolute() or any(
+                    p in ("..", ".", "") or "\\" in p for p in parts):
                 raise BuildError(f"refusing to write outside the output folder: {rel}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(files[rel])
-            os.chmod(target, 0o644)
-        for d in sorted(p for p in tmp.rglob("*") if p.is_dir()):
-            os.chmod(d, 0o755)
-        os.chmod(tmp, 0o755)
+            target = tmp.joinpath(*parts)
+            for folder in reversed(target.parents[: len(parts) - 1]):
+                if folder not in made:
+                    folder.mkdir(exist_ok=True)
+                    made.add(folder)
+            with open(target, "xb") as fh:
+                fh.write(files[rel])
+                os.fchmod(fh.fileno(), 0o644)       # whatever the umask: ordinary public files
+        for path in made:
+            os.chmod(path, 0o755)                   # mkdtemp makes the top folder private
         failpoint("write")
         with signals_deferred():
             if out.exists() or out.is_symlink():
@@ -849,7 +860,8 @@ def render_site(project: Project, *, results: Mapping[str, Any],
     rendered = {}
     for info in infos:
         data = load_post_data(info, project, results)
-        rendered[info.slug] = cached_render_post(posts_cache, info, site, results, figures, data)
+        rendered[info.slug] = cached_render_post(posts_cache, info, site, results, figures, data,
+                                                 bytecode_dir=project.cache / "jinja")
     pages = render_pages(project, site, infos, rendered, figures)
     highlights.save()
     use_highlight_cache(None)

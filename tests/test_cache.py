@@ -336,7 +336,7 @@ def test_only_the_edited_post_is_rendered_again(tmp_path, monkeypatch):
     calls: list[str] = []
     real = site_mod.render_post
     monkeypatch.setattr(site_mod, "render_post",
-                        lambda info, *a: calls.append(info.slug) or real(info, *a))
+                        lambda info, *a, **k: calls.append(info.slug) or real(info, *a, **k))
     before = tree(project.site)
 
     alpha = project.posts / "alpha.md"

@@ -249,11 +249,28 @@ def test_write_tree_failure_at_swap_keeps_old_and_cleans_up(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
 
 
-def test_write_tree_refuses_paths_outside(tmp_path):
+@pytest.mark.parametrize("rel", ["../evil.txt", "a/../../evil.txt", "a/../b.txt",
+                                 str(Path("/tmp").resolve() / "evil.txt"), "",
+                                 "a\\..\\..\\evil.txt"])
+def test_write_tree_refuses_paths_outside(tmp_path, rel):
     with pytest.raises(BuildError):
-        write_tree(tmp_path / "site", {"../evil.txt": b"x"})
+        write_tree(tmp_path / "site", {"ok.txt": b"fine", rel: b"x"})
     assert not (tmp_path / "evil.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_write_tree_files_and_folders_are_public_whatever_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        write_tree(tmp_path / "site", {"a/b/c.txt": b"1", "a/d.txt": b"2", "e.txt": b"3"})
+    finally:
+        os.umask(old)
+    site = tmp_path / "site"
+    modes = {str(p.relative_to(site)): oct(p.stat().st_mode & 0o777)
+             for p in [site, *sorted(site.rglob("*"))]}
+    assert modes == {".": "0o755", "a": "0o755", "a/b": "0o755", "a/b/c.txt": "0o644",
+                     "a/d.txt": "0o644", "e.txt": "0o644"}
+    assert (site / "a/b/c.txt").read_bytes() == b"1"
 
 
 def test_a_second_build_at_the_same_time_is_refused(tmp_path):
