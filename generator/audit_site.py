@@ -21,7 +21,8 @@ from typing import Any, Callable, Mapping
 from .audit_figures import ALT_TEXT
 from .errors import ResultsError
 from .freeze import FIGURE_LIBRARIES, RUN_LIBRARIES, changed_inputs, library_versions, source_hashes
-from .fsio import sha256_bytes, sha256_file, write_bytes_atomic
+from .filehash import sha256_file
+from .fsio import sha256_bytes, write_bytes_atomic
 from .project import Project
 from .site import FIGURE_SETS, register_data
 

@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .fsio import sha256_bytes, sha256_file, write_bytes_atomic
+from .filehash import sha256_file
+from .fsio import sha256_bytes, write_bytes_atomic
 
 INDEX = "index.json"
 KEEP_FIGURE_SETS = 12
@@ -85,19 +86,9 @@ def remember_inputs(cache_dir: Path, stage: str, name: str, inputs: dict[str, An
     write_bytes_atomic(Path(cache_dir) / "last" / f"{stage}-{name}.json", text.encode("utf-8"))
 
 
-_hashed: dict[str, tuple[int, int, str]] = {}
-
-
 def file_sha256(path: str) -> str:
-    """sha256 of a file; within one process a file whose size and mtime (ns) have not changed
-    since it was hashed is not read again (a build hashes its inputs before and after)."""
-    st = os.stat(path)
-    seen = _hashed.get(path)
-    if seen is not None and seen[0] == st.st_mtime_ns and seen[1] == st.st_size:
-        return seen[2]
-    sha = sha256_file(Path(path))
-    _hashed[path] = (st.st_mtime_ns, st.st_size, sha)
-    return sha
+    """sha256 of a file (filehash.sha256_file: unchanged files are not read again)."""
+    return sha256_file(path)
 
 
 def tree_hashes(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:

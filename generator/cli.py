@@ -15,7 +15,13 @@ from .project import Project
 
 
 def _project(root: str | None) -> Project:
-    return Project(Path(root).resolve()) if root else Project.find()
+    from .filehash import use_hash_memo
+
+    project = Project(Path(root).resolve()) if root else Project.find()
+    # Hashes of files unchanged since the last command are remembered in .cache (see fsio);
+    # LoraSiteGroup.invoke saves what this command added.
+    use_hash_memo(project.cache / "hashes.json")
+    return project
 
 
 def _show_progress(quiet: bool) -> bool:
@@ -95,7 +101,13 @@ class LoraSiteGroup(click.Group):
         debug = bool(ctx.params.get("debug"))
         try:
             with _signals_interrupt():
-                return super().invoke(ctx)
+                try:
+                    return super().invoke(ctx)
+                finally:
+                    from .filehash import save_hash_memo, use_hash_memo
+
+                    save_hash_memo()
+                    use_hash_memo(None)
         except click.ClickException:
             if debug:
                 traceback.print_exc()

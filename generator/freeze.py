@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ResultsError
-from .fsio import sha256_bytes, sha256_file, write_bytes_atomic
+from .filehash import sha256_file
+from .fsio import sha256_bytes, write_bytes_atomic
 
 MANIFEST = "manifest.json"
 # Bump when the meaning of the recorded inputs changes: every result becomes stale once.

@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # numpy is loaded by fsio only when arrays are read or writte
 
 from .config import ExperimentConfig, experiment_from_mapping
 from .errors import ResultsError
-from .fsio import load_npz, npz_bytes, sha256_bytes, sha256_file, write_bytes_atomic
+from .filehash import sha256_file
+from .fsio import load_npz, npz_bytes, sha256_bytes, write_bytes_atomic
 
 RESULTS_JSON = "results.json"
 ARRAYS_NPZ = "arrays.npz"
