@@ -252,6 +252,16 @@ def _package_code() -> dict[str, str]:
     return _code_hashes
 
 
+def data_digest(value: Any) -> str | None:
+    """sha256 of a post's data value in canonical JSON; None when it has no faithful JSON
+    form (then the posts that read it are rendered every time)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
+    except (TypeError, ValueError):
+        return None
+    return sha256_bytes(text.encode("utf-8"))
+
+
 def post_render_key(post_text: bytes, info: Any, site: Any, results: Any, figures: Any,
                     data: Any) -> str | None:
     """The hash of everything a post's rendering reads, or None when some input has no faithful

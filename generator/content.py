@@ -115,9 +115,8 @@ def _yaml_error(exc: yaml.YAMLError, path: Path, line_offset: int = 0,
     return ContentError(text, path=path, line=line, hint=hint)
 
 
-def _read_text(path: Path) -> str:
-    """The file as UTF-8 text; bytes that are not UTF-8 are an error naming the line."""
-    data = path.read_bytes()
+def _decode(path: Path, data: bytes) -> str:
+    """The file's bytes as UTF-8 text; bytes that are not UTF-8 are an error naming the line."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -136,9 +135,26 @@ def _key_line(front: str, key: str) -> int | None:
     return None
 
 
+# Posts already parsed in this process, with the bytes they were parsed from: a build reads
+# each post in several stages, and parsing (YAML, settings checks) costs more than reading.
+_parsed: dict[Path, tuple[bytes, Post]] = {}
+
+
 def read_post(path: Path) -> Post:
+    """The post at ``path``: front matter checked, experiments parsed, body and its first line.
+    The result is shared between callers: treat it as read-only."""
     path = Path(path)
-    text = _read_text(path)
+    data = path.read_bytes()
+    seen = _parsed.get(path)
+    if seen is not None and seen[0] == data:
+        return seen[1]
+    post = _parse_post(path, data)
+    _parsed[path] = (data, post)
+    return post
+
+
+def _parse_post(path: Path, data: bytes) -> Post:
+    text = _decode(path, data)
     m = _FRONT.match(text)
     if not m:
         raise ContentError("no front matter", path=path, line=1,

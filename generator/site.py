@@ -386,16 +386,22 @@ def body_context(info: PostInfo, site: SiteConfig, results: Mapping[str, Any],
     return ctx, figure
 
 
-def load_post_data(info: PostInfo, project: Project, results: Mapping[str, Any]) -> dict:
+def load_post_data(info: PostInfo, project: Project, results: Mapping[str, Any],
+                   loaded: dict[str, Any] | None = None) -> dict:
+    """The post's ``data:`` values by name. ``loaded``: values already loaded in this build
+    (posts that read the same data share one load)."""
     names = info.post.meta.get("data") or []
     if names:
         _load_optional_loaders()
+    loaded = {} if loaded is None else loaded
     out = {}
     for name in names:
         if name not in DATA_LOADERS:
             raise ContentError(f"no data loader named '{name}'", path=info.post.path,
                                field="data", hint=f"known: {', '.join(sorted(DATA_LOADERS)) or 'none'}")
-        out[name] = DATA_LOADERS[name](project, results)
+        if name not in loaded:
+            loaded[name] = DATA_LOADERS[name](project, results)
+        out[name] = loaded[name]
     return out
 
 
@@ -437,16 +443,24 @@ def render_post(info: PostInfo, site: SiteConfig, results, figures, data, *,
 
 
 def cached_render_post(cache, info: PostInfo, site: SiteConfig, results, figures,
-                       data, *, bytecode_dir: Path | None = None) -> RenderedPost:
+                       data, *, bytecode_dir: Path | None = None,
+                       data_digests: dict[str, str | None] | None = None) -> RenderedPost:
     """render_post, or its parts from an earlier build whose inputs were exactly these
-    (cache.post_render_key): an edit to one post does not re-render the others."""
+    (cache.post_render_key): an edit to one post does not re-render the others.
+    data_digests: digests of data values already computed in this build, by name."""
     from dataclasses import fields as dc_fields
 
-    from .cache import post_render_key
+    from .cache import data_digest, post_render_key
 
     names = [f.name for f in dc_fields(RenderedPost) if f.name != "info"]
-    key = post_render_key(info.post.path.read_bytes(), info, site, results, figures,
-                          {"data": data, "fields": names})
+    digests = {} if data_digests is None else data_digests
+    for name, value in data.items():
+        if name not in digests:
+            digests[name] = data_digest(value)
+    data_key = {name: digests[name] for name in sorted(data)}
+    key = None if None in data_key.values() else post_render_key(
+        info.post.path.read_bytes(), info, site, results, figures,
+        {"data": data_key, "fields": names})
     doc = cache.get(key)
     if doc is not None and sorted(doc) == sorted(names):
         if "figures_used" in doc:
@@ -858,10 +872,13 @@ def render_site(project: Project, *, results: Mapping[str, Any],
     highlights = use_highlight_cache(project.cache / "highlight.json")
     posts_cache = PostCache(project.cache)
     rendered = {}
+    loaded: dict[str, Any] = {}
+    digests: dict[str, str | None] = {}
     for info in infos:
-        data = load_post_data(info, project, results)
+        data = load_post_data(info, project, results, loaded)
         rendered[info.slug] = cached_render_post(posts_cache, info, site, results, figures, data,
-                                                 bytecode_dir=project.cache / "jinja")
+                                                 bytecode_dir=project.cache / "jinja",
+                                                 data_digests=digests)
     pages = render_pages(project, site, infos, rendered, figures)
     highlights.save()
     use_highlight_cache(None)

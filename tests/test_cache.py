@@ -403,3 +403,70 @@ def test_figures_drawn_by_the_worker_arrive_while_the_build_goes_on(project, mon
     lines, _, figs2 = stages(project)
     assert lines[1].startswith("figures main: reused (inputs unchanged")
     assert figs2["main"] == dict(pending)
+
+
+def test_data_digest_is_canonical_and_refuses_opaque_values():
+    assert cache.data_digest({"a": [1, 2], "b": 1}) == cache.data_digest({"b": 1, "a": (1, 2)})
+    assert cache.data_digest({"a": [1, 2]}) != cache.data_digest({"a": [1, 3]})
+    assert cache.data_digest({"a": 1}) != cache.data_digest({"a": 1.5})
+    assert cache.data_digest({"a": object()}) is None
+
+
+def test_posts_reading_the_same_data_share_one_load_and_rerender_when_it_changes(
+        tmp_path, monkeypatch):
+    from generator import site as site_mod
+
+    two_posts(tmp_path)
+    for slug in ("alpha", "beta"):
+        path = tmp_path / "content" / "posts" / f"{slug}.md"
+        path.write_text(path.read_text().replace("---\nBody", "data: [shared]\n---\n"
+                                                 "Value {{ data.shared.value }}. Body", 1))
+    value = {"value": 1}
+    loads: list[int] = []
+    monkeypatch.setitem(site_mod.DATA_LOADERS, "shared",
+                        lambda project, results: loads.append(1) or dict(value))
+    calls: list[str] = []
+    real = site_mod.render_post
+    monkeypatch.setattr(site_mod, "render_post",
+                        lambda info, *a, **k: calls.append(info.slug) or real(info, *a, **k))
+    project = Project(tmp_path)
+    site_mod.build(project)
+    assert loads == [1] and calls == ["alpha", "beta"]
+    calls.clear()
+    site_mod.build(project)
+    assert calls == []                              # same data: both reused
+    value["value"] = 2
+    calls.clear()
+    site_mod.build(project)
+    assert calls == ["alpha", "beta"]               # the data changed: both rendered again
+    for slug in ("alpha", "beta"):
+        assert b"Value 2. Body" in (project.site / "html" / slug / "index.html").read_bytes()
+    # A value without a JSON form is never cached: rendered every time.
+    value["value"] = object()
+    monkeypatch.setitem(site_mod.DATA_LOADERS, "shared",
+                        lambda project, results: {"value": "opaque", "x": value["value"]})
+    calls.clear()
+    site_mod.build(project)
+    site_mod.build(project)
+    assert calls == ["alpha", "beta", "alpha", "beta"]
+
+
+def test_a_post_is_parsed_once_per_content(tmp_path):
+    """read_post reuses its parse while the file's bytes are unchanged (a build reads each post
+    in several stages); any change of bytes is parsed again, and a bad post fails every time."""
+    from generator.content import read_post
+    from generator.errors import ContentError
+
+    path = tmp_path / "p.md"
+    path.write_text("---\ntitle: One\n---\nBody.\n")
+    first = read_post(path)
+    assert read_post(path) is first
+    path.write_text("---\ntitle: Two\n---\nBody.\n")      # same length, new bytes
+    second = read_post(path)
+    assert second is not first and second.meta["title"] == "Two"
+    path.write_text("---\ntitle: Two\nbogus_key: 1\n---\nBody.\n")
+    for _ in range(2):
+        with pytest.raises(ContentError, match="unknown front matter key 'bogus_key'"):
+            read_post(path)
+    path.write_text("---\ntitle: One\n---\nBody.\n")
+    assert read_post(path).meta["title"] == "One"
