@@ -197,42 +197,51 @@ def make_body_env(bytecode_dir: Path | None = None) -> jinja2.Environment:
 TEXT_NAME = "__lora_site_text__"
 
 
-def split_text(env: jinja2.Environment, source: str) -> tuple[str, list[str]]:
-    """A template as (skeleton, texts): the skeleton keeps every tag and comment as written and
-    puts ``{{ TEXT_NAME[i] }}`` where the i-th run of plain text was, so that rendering the
-    skeleton with ``TEXT_NAME=texts`` gives exactly what rendering ``source`` gives.
+@dataclass(frozen=True)
+class Skeleton:
+    """A template split by split_text: ``source`` renders, with ``TEXT_NAME=texts``, exactly as
+    the original does; ``lines[i]`` is the original line of the skeleton's line i + 1."""
+    source: str
+    texts: list[str]
+    lines: list[int]
+
+    def original_line(self, line: int | None) -> int | None:
+        if line is None or not 1 <= line <= len(self.lines):
+            return None
+        return self.lines[line - 1]
+
+
+def split_text(env: jinja2.Environment, source: str) -> Skeleton:
+    """Split a template into its tags and its plain text: the skeleton keeps every tag and
+    comment as written and puts ``{{ TEXT_NAME[i] }}`` where the i-th run of text was.
 
     Why: compiling a post body costs more than the rest of a prose-edit rebuild, and a prose
     edit changes only the text. The skeleton stays the same, so its compiled code is reused
     from the bytecode cache. The texts come from Jinja's own lexer, after it has applied
-    trim_blocks, lstrip_blocks and the - markers, so whitespace control is untouched; each
-    placeholder holds as many line breaks as its text, so line numbers in errors still match
-    the post.
+    trim_blocks, lstrip_blocks and the - markers, so whitespace control is untouched.
+
+    The skeleton has no line breaks of its own, so adding or removing lines of prose leaves it
+    unchanged too; a tag that starts on a new line of the original starts a new line of the
+    skeleton (after an empty comment), and ``lines`` maps each skeleton line back, so errors
+    still name the post's line.
     """
     parts: list[str] = []
     texts: list[str] = []
-    line = 1                    # the skeleton's line at the end of parts
-    is_open = False             # parts ends in a placeholder still waiting for its }}
+    lines = [1]                 # the original line of each skeleton line so far
     for lineno, kind, value in env.lex(source):
         if kind in ("raw_begin", "raw_end"):
             continue            # the raw block's content is a text now
-        # Lexer line numbers count what whitespace control stripped; pad to match them.
-        pad = "\n" * max(0, lineno - line)
-        line = max(line, lineno)
-        if is_open:
-            parts.append(f"{pad} }}}}")
-        elif pad:
-            parts.append("{#" + pad + "#}")
-        is_open = kind == "data"
-        if is_open:
-            parts.append(f"{{{{ {TEXT_NAME}[{len(texts)}]")
+        if kind == "data":
+            parts.append(f"{{{{ {TEXT_NAME}[{len(texts)}] }}}}")
             texts.append(value)
-        else:
-            parts.append(value)
-            line += value.count("\n")
-    if is_open:
-        parts.append(" }}")
-    return "".join(parts), texts
+            continue
+        if lineno != lines[-1]:
+            parts.append("{#\n#}")
+            lines.append(lineno)
+        parts.append(value)
+        # A tag that spans lines spans as many in both.
+        lines.extend(range(lineno + 1, lineno + 1 + value.count("\n")))
+    return Skeleton("".join(parts), texts, lines)
 
 
 def _add_filters(env: jinja2.Environment) -> None:
@@ -261,14 +270,26 @@ _compiled: "weakref.WeakKeyDictionary[jinja2.Environment, dict[str, tuple]]" = \
     weakref.WeakKeyDictionary()
 
 
-def _compile_body(env: jinja2.Environment, source: str, name: str) -> tuple[jinja2.Template, dict]:
-    """The body as (template, extra context). With a bytecode cache, the template is the
-    body's skeleton (split_text), found in the cache after a prose-only edit."""
+def _compile_body(env: jinja2.Environment, source: str,
+                  name: str) -> tuple[jinja2.Template, dict, Skeleton | None]:
+    """The body as (template, extra context, skeleton or None). With a bytecode cache, the
+    template is the body's skeleton (split_text), found in the cache after a prose-only edit.
+    Syntax errors carry the body's line numbers either way."""
     if env.bytecode_cache is None or TEXT_NAME in source:
-        return env.from_string(source), {}
-    skeleton, texts = split_text(env, source)
-    env.loader.sources[name] = skeleton
-    return env.get_template(name), {TEXT_NAME: texts}
+        return env.from_string(source), {}, None
+    try:
+        skeleton = split_text(env, source)
+    except jinja2.TemplateSyntaxError:
+        # The lexer read the whole body before the parser saw its first tag; compiling whole
+        # reports the error a reader meets first, as the uncached path does.
+        return env.from_string(source), {}, None
+    env.loader.sources[name] = skeleton.source
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        exc.lineno = skeleton.original_line(exc.lineno)
+        raise
+    return template, {TEXT_NAME: skeleton.texts}, skeleton
 
 
 def render_body(env: jinja2.Environment, source: str, context: dict[str, Any], *,
@@ -282,26 +303,29 @@ def render_body(env: jinja2.Environment, source: str, context: dict[str, Any], *
         compiled = _compiled.setdefault(env, {})
         if source not in compiled:
             compiled[source] = _compile_body(env, source, name=f"post-body:{path.name}")
-        template, extra = compiled[source]
+        template, extra, skeleton = compiled[source]
     except jinja2.TemplateSyntaxError as exc:
         raise ContentError(f"template syntax error: {exc.message}", path=path,
                            line=where(exc.lineno), hint="fix the {{ }} or {% %} tag") from None
+
+    def line_of(exc: BaseException) -> int | None:
+        line = _template_line(exc)
+        return where(skeleton.original_line(line) if skeleton is not None else line)
+
     try:
         return template.render({**context, **extra})
     except ContentError as exc:
         from .located import located
 
-        raise located(exc, path=path, line=where(_template_line(exc))) from None
+        raise located(exc, path=path, line=line_of(exc)) from None
     except jinja2.UndefinedError as exc:
-        raise ContentError(f"undefined value: {exc.message}", path=path,
-                           line=where(_template_line(exc)),
+        raise ContentError(f"undefined value: {exc.message}", path=path, line=line_of(exc),
                            hint="check the name against the results' metrics and config") from None
     except jinja2.TemplateError as exc:
-        raise ContentError(f"template error: {exc}", path=path,
-                           line=where(_template_line(exc))) from None
+        raise ContentError(f"template error: {exc}", path=path, line=line_of(exc)) from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as exc:
         raise ContentError(f"error in a template expression: {type(exc).__name__}: {exc}",
-                           path=path, line=where(_template_line(exc))) from None
+                           path=path, line=line_of(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
