@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from .figures import DPI_1X, SCALES, SIZE_IN, image_filename, png_bytes
+from .figures import SIZE_IN, draw_every_scale
 
 if TYPE_CHECKING:
     import numpy as np
@@ -242,14 +242,4 @@ def render_audit_figures(summary: Mapping[str, Any], arrays: Mapping[str, np.nda
     if summary.get("sweep_set") != "all":
         raise ResultsError("the audit figures need the sweeps", field="sweep_set",
                            hint="run `lora-site audit --sweeps all`")
-    matplotlib, _ = _pyplot()
-    out: dict[str, bytes] = {}
-    with matplotlib.rc_context(rc=matplotlib.rcParamsDefault):
-        matplotlib.rcParams["svg.hashsalt"] = "lora-site"
-        builders = figure_builders(summary, arrays)
-        for name in names:
-            fig = builders[name]()
-            for i, scale in enumerate(SCALES):
-                out[image_filename(name, scale)] = png_bytes(fig, DPI_1X * scale,
-                                                             close=i == len(SCALES) - 1)
-    return out
+    return draw_every_scale(figure_builders(summary, arrays), names)

@@ -135,8 +135,9 @@ def _explain(explain: Explain | None, text: str) -> None:
 
 def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
                 explain: Explain | None = None,
-                progress: Callable[[int, int], None] | None = None) -> dict[str, bytes]:
-    """Fresh audit results in content/_freeze/audit, and the audit figures (file -> PNG bytes).
+                progress: Callable[[int, int], None] | None = None) -> Mapping[str, bytes]:
+    """Fresh audit results in content/_freeze/audit, and the audit figures (file -> PNG bytes;
+    figures being drawn by the worker arrive on first use, see pipeline.draw_later).
 
     frozen: never compute the audit (its figures may still be redrawn: that needs no torch).
     force: recompute the audit and redraw its figures even when they are fresh.
@@ -182,11 +183,22 @@ def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
         return {name: (folder / FIGURES / name).read_bytes() for name in sorted(frec["files"])}
 
     from .audit_figures import FIGURE_NAMES
-    from .pipeline import draw_with_pool
+    from .figures import SCALES, image_filename
+    from .pipeline import draw_later
 
-    # In parallel by the figure workers when there are some; here otherwise.
-    images = (draw_with_pool(folder, FIGURE_NAMES, "generator.audit_site:draw_figures")
-              or draw_figures(folder, FIGURE_NAMES))
+    _explain(explain, "audit figures: drew (" + "; ".join(fig_reasons) + ")")
+    # Drawn by the figure workers (on every core) while the build renders the pages, which
+    # need only the file names; stored here when the bytes arrive. Here when there is no worker.
+    return draw_later(folder, FIGURE_NAMES, "generator.audit_site:draw_figures",
+                      files=tuple(image_filename(n, s) for n in FIGURE_NAMES for s in SCALES),
+                      fallback=lambda: draw_figures(folder, FIGURE_NAMES),
+                      keep=lambda images: _store_figures(project, record, fig_inputs, images))
+
+
+def _store_figures(project: Project, record: dict[str, Any], fig_inputs: dict[str, Any],
+                   images: Mapping[str, bytes]) -> None:
+    """Write the audit figures into the freeze and record what they were drawn from."""
+    folder = audit_dir(project)
     for old in sorted((folder / FIGURES).glob("*.png")) if (folder / FIGURES).is_dir() else []:
         if old.name not in images:
             old.unlink()
@@ -195,8 +207,6 @@ def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
     record["figures"] = {"inputs": fig_inputs,
                          "files": {name: sha256_bytes(images[name]) for name in sorted(images)}}
     write_bytes_atomic(folder / RECORD, _record_bytes(record))
-    _explain(explain, "audit figures: drew (" + "; ".join(fig_reasons) + ")")
-    return images
 
 
 def draw_figures(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:

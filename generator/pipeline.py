@@ -95,7 +95,9 @@ class PendingFigures(Mapping):
     def images(self) -> dict[str, bytes]:
         if self._images is None:
             self._images = self._resolve()
-            _pending.remove(self)
+            # By identity: list.remove would compare with ==, which resolves the other pending
+            # mappings it meets (Mapping equality reads their bytes).
+            _pending[:] = [p for p in _pending if p is not self]
             if not _pending:
                 close_draw_pool()           # nothing is being drawn any more
         return self._images
@@ -319,7 +321,7 @@ def _keep_drawn(project: Project, name: str, inputs: dict, key: str,
 
 def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool = False,
                 force: bool = False, explain: Callable[[str], None] | None = None
-                ) -> dict[str, dict[str, bytes]]:
+                ) -> dict[str, Mapping[str, bytes]]:
     """{'audit': {file: PNG bytes}} when a post reads data.audit, else {} (nothing imported).
 
     The claims audit is reused from content/_freeze/audit while fresh, else recomputed (see
@@ -329,7 +331,8 @@ def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bo
 
 
 def _audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool,
-                 force: bool, explain: Callable[[str], None] | None) -> dict[str, dict[str, bytes]]:
+                 force: bool, explain: Callable[[str], None] | None
+                 ) -> dict[str, Mapping[str, bytes]]:
     if not any("audit" in (read_post(p).meta.get("data") or []) for p in project.post_files()):
         return {}
     from .audit_site import SET_NAME, audit_stage as run_audit_stage

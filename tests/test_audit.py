@@ -263,14 +263,16 @@ def test_audit_figures_need_the_sweeps(small_audit):
 def audit_project(tmp_path, monkeypatch):
     """A project whose build audit is 2 seeds (the real one trains 200 per setting). Drawing is
     replaced by stand-in bytes that name the audit they came from: these tests are about what
-    is reused, recomputed and written (the drawing has its own test above)."""
+    is reused, recomputed and written (the drawing has its own test above), so they draw in
+    this process, where the stand-in applies (tests/test_drawing.py covers the workers)."""
     import generator.audit_figures as audit_figures
 
-    def fake_render(summary, arrays):
+    def fake_render(summary, arrays, names=AUDIT_FIGURES):
         tag = json.dumps(summary["seeds"], sort_keys=True).encode()
         return {image_filename(n, s): b"PNG " + n.encode() + tag
-                for n in AUDIT_FIGURES for s in SCALES}
+                for n in names for s in SCALES}
 
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
     monkeypatch.setattr(audit_site, "BUILD_SEEDS", 2)
     monkeypatch.setattr(audit_figures, "render_audit_figures", fake_render)
     (tmp_path / "content" / "posts").mkdir(parents=True)
