@@ -38,7 +38,7 @@ COPY = ("content", "templates", "generator", "requirements.lock", "pyproject.tom
 POST_GLOB = "content/posts/*.md"
 PROSE = ("This article looks at LoRA", "This article examines LoRA")
 # Which heavy modules a run imported is recorded by a wrapper around the CLI.
-WATCH_MODULES = ("torch", "matplotlib", "numpy", "jinja2", "markdown")
+WATCH_MODULES = ("torch", "matplotlib", "numpy", "jinja2", "markdown", "pygments")
 WRAPPER = """
 import atexit, json, sys
 def _report():

@@ -352,16 +352,16 @@ def _markdown():
 
 class HighlightCache:
     """Highlighted code blocks kept between builds in a JSON file, keyed by the hash of
-    everything that decides one: the code, its fence options, its position, the highlighting
-    settings and the Pygments and pymdown-extensions versions.
+    everything that decides one: the code, its language and the Pygments version.
 
-    Pygments compiles a lexer's rules on first use in every process, which costs more than the
-    rest of a prose-edit rebuild; the listings rarely change, so they are looked up instead.
-    The stylesheet's Pygments rules are kept here too. The newest MAX_ENTRIES entries are kept
-    (a post reused from the post cache highlights nothing, yet its blocks will be wanted again).
+    Pygments' import and a lexer's first use cost more than the rest of a prose-edit rebuild;
+    the listings rarely change, so they are looked up instead. The stylesheet's Pygments rules
+    are kept here too. The newest MAX_ENTRIES entries are kept (a post reused from the post
+    cache highlights nothing, yet its blocks will be wanted again).
     """
 
     MAX_ENTRIES = 400
+    FORMAT = 2
 
     def __init__(self, path: Path) -> None:
         import json
@@ -400,30 +400,29 @@ def use_highlight_cache(path: Path | None) -> HighlightCache | None:
     return _highlight_cache
 
 
-def _highlight_fence(src: str, language: str, class_name: str, options: dict, md, **kwargs):
-    """superfences' default highlighting of a fenced block, through the HighlightCache."""
+def _pygments_version() -> str:
+    """Read from the installed distribution's metadata folder: importing Pygments to ask it
+    costs what the cache saves."""
+    from .freeze import installed_version
+
+    return installed_version("pygments") or "unknown"
+
+
+def _highlight_fence(code: str, language: str) -> str:
+    """mdext.highlight, through the HighlightCache when one is in use."""
+    from .mdext import highlight
+
+    cache = _highlight_cache
+    if cache is None:
+        return highlight(code, language)
     import hashlib
     import json
 
-    pre = md.preprocessors["fenced_code_block"]
-    cache = _highlight_cache
-    if cache is None:
-        return pre.highlight(src=src, language=language, options=options, md=md, **kwargs)
-    import pygments
-    import pymdownx
-
-    count = pre.highlight_ext.pygments_code_block + 1
-    key = hashlib.sha256(json.dumps([
-        pygments.__version__, pymdownx.__version__, pre.highlight_ext.getConfigs(),
-        src, language, sorted(options.items()), kwargs.get("classes"), kwargs.get("id_value"),
-        sorted((kwargs.get("attrs") or {}).items()), count, pre.line_count,
-    ], default=str).encode("utf-8")).hexdigest()
+    key = hashlib.sha256(json.dumps([HighlightCache.FORMAT, _pygments_version(), language, code])
+                         .encode("utf-8")).hexdigest()
     html = cache.entries.get(key)
     if html is None:
-        html = pre.highlight(src=src, language=language, options=options, md=md, **kwargs)
-    else:
-        # What highlight() would have counted, so later blocks are numbered the same.
-        pre.highlight_ext.pygments_code_block = count
+        html = highlight(code, language)
     cache.used[key] = html
     return html
 
@@ -436,27 +435,13 @@ def _new_markdown():
     from markdown.extensions.md_in_html import MarkdownInHtmlExtension
     from markdown.extensions.tables import TableExtension
     from markdown.extensions.toc import TocExtension
-    from pymdownx.arithmatex import ArithmatexExtension
-    from pymdownx.highlight import HighlightExtension
-    from pymdownx.superfences import SuperFencesCodeExtension, highlight_validator
 
-    class _Markdown(markdown.Markdown):
-        def build_extension(self, ext_name: str, configs: Any):
-            # superfences adds "pymdownx.highlight" by name, and by name Markdown first reads
-            # every installed package's entry points (~45 ms, most of a prose edit's budget).
-            if ext_name == "pymdownx.highlight":
-                return HighlightExtension(**configs)
-            return super().build_extension(ext_name, configs)
+    from .mdext import MathAndCodeExtension
 
-    return _Markdown(
+    return markdown.Markdown(
         extensions=[
-            # generic: emit \(..\) and \[..\] in class="arithmatex" for MathJax to find.
-            ArithmatexExtension(generic=True),
-            # '*' replaces the default fence: the same highlighting, through the cache.
-            SuperFencesCodeExtension(custom_fences=[
-                {"name": "*", "class": "highlight", "format": _highlight_fence,
-                 "validator": highlight_validator}]),
-            HighlightExtension(use_pygments=True, css_class="highlight", guess_lang=False),
+            # $...$, \\(...\\), $$ blocks and ``` fences, as the Jekyll writer reads them.
+            MathAndCodeExtension(highlighter=_highlight_fence),
             TocExtension(permalink=False, toc_depth="2-3"),
             TableExtension(),
             AttrListExtension(),
@@ -480,7 +465,7 @@ def markdown_to_html(source: str) -> HtmlDoc:
 def inline_markdown_to_html(source: str) -> str:
     """One line of Markdown (a caption) as inline HTML, math included, without the <p>."""
     html = _markdown().convert(source).strip()
-    if html.startswith("<p>") and html.endswith("</p>"):
+    if html.startswith("<p>") and html.endswith("</p>") and html.count("<p>") == 1:
         html = html[3:-4]
     return html
 
@@ -491,9 +476,7 @@ def pygments_css(light: str = "default", dark: str = "github-dark") -> str:
     cache = _highlight_cache
     key = None
     if cache is not None:
-        import pygments
-
-        key = f"css:{pygments.__version__}:{light}:{dark}"
+        key = f"css:{_pygments_version()}:{light}:{dark}"
         if key in cache.entries:
             cache.used[key] = cache.entries[key]
             return cache.entries[key]
@@ -596,10 +579,10 @@ def iter_blocks(source: str):
     return out
 
 
-def _inline_math_spans(text: str):
+def inline_math_spans(text: str, allow_display: bool = False):
     """Yield (start, end, tex) for every inline math span in a text block, skipping code spans
-    and escaped dollars. Recognises $...$ (arithmatex's rule: no space just inside the
-    dollars) and \\(...\\)."""
+    and escaped dollars. Recognises $...$ (Pandoc's rule: no space just inside the dollars)
+    and \\(...\\). A $$ in running text is an error, or with allow_display is passed over."""
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -619,6 +602,9 @@ def _inline_math_spans(text: str):
             continue
         if c == "$":
             if text.startswith("$$", i):
+                if allow_display:
+                    i += 2
+                    continue
                 raise ContentError("inline $$...$$ in running text",
                                    hint="write inline math as $...$ and display math as $$ on "
                                         "lines of their own")
@@ -701,7 +687,7 @@ def to_kramdown(source: str) -> str:
             parts.append("\n$$\n" + guard_liquid(text) + "\n$$\n")
         else:
             out, last = [], 0
-            for start, end, tex in _inline_math_spans(text):
+            for start, end, tex in inline_math_spans(text):
                 out.append(guard_liquid(text[last:start]))
                 out.append("$$" + guard_liquid(kramdown_inline_tex(tex)) + "$$")
                 last = end

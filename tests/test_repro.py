@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("content", "templates", "generator", "requirements.lock")
-HEAVY = ("torch", "matplotlib", "numpy", "jinja2", "markdown")
+HEAVY = ("torch", "matplotlib", "numpy", "jinja2", "markdown", "pygments")
 # Runs the CLI in a fresh interpreter and records which heavy modules it imported.
 WRAPPER = """
 import atexit, json, sys
@@ -111,6 +111,7 @@ def test_prose_edit_rerenders_without_torch_or_drawing(built, tmp_path):
     post.write_text(text.replace("## Introduction\n", "## Introduction\n\nA new first line.\n", 1))
     err, imported = lora_site(root, "build", "--explain")
     assert "torch" not in imported and "matplotlib" not in imported, imported
+    assert "pygments" not in imported, imported      # the listings' highlighting is cached
     lines = err.splitlines()
     assert lines[0].startswith("build: changed: content/posts/")
     assert any(line.startswith("run main: reused (inputs unchanged, key ") for line in lines)
