@@ -564,6 +564,7 @@ def iter_blocks(source: str):
                     j += 1
                 if j >= len(lines):
                     raise ContentError(f"display math opened with {opener} is never closed",
+                                       line=i + 1,
                                        hint=f"end it with {close} on a line of its own")
                 last = lines[j].rstrip()[: -len(close)]
                 if last.strip():

@@ -431,15 +431,29 @@ def render_post(info: PostInfo, site: SiteConfig, results, figures, data, *,
         ctx, fig = body_context(info, site, results, figures, data, target)
         out[target] = render_body(env, post.body, ctx, path=post.path, first_line=post.body_line)
         used = fig.used
-    doc = markdown_to_html(out["html"])
     try:
+        doc = markdown_to_html(out["html"])
         jekyll = to_kramdown(out["jekyll"])
     except ContentError as exc:
-        from .located import located
-
-        raise located(exc, path=post.path) from None
+        raise _locate_markdown_error(exc, post) from None
     return RenderedPost(info=info, html_body=doc.html, toc=doc.toc, jekyll_body=jekyll,
                         figures_used=used)
+
+
+def _locate_markdown_error(exc: ContentError, post: Any) -> ContentError:
+    """An error found in the Markdown after Jinja ran (an unclosed $$, an inline $$) names the
+    post, and the line when the same problem is in the post as written (it nearly always is:
+    Jinja rarely writes the dollars). A line counted in the rendered text would mislead, so
+    otherwise there is none."""
+    from .located import located, problem
+    from .render import iter_blocks
+
+    try:
+        iter_blocks(post.body)
+    except ContentError as src:
+        if src.line is not None and problem(src) == problem(exc):
+            return located(src, path=post.path, line=post.body_line + src.line - 1)
+    return located(exc, path=post.path, line=None)
 
 
 def cached_render_post(cache, info: PostInfo, site: SiteConfig, results, figures,

@@ -212,6 +212,20 @@ def template_syntax(root):
     return Case([f"lora-attention-geometry.md:{line}:", "template syntax error", "fix the"])
 
 
+def unclosed_display_math(root):
+    with open(root / POST, "a", encoding="utf-8") as fh:
+        fh.write("\n$$ S = QK^\\top  % never closed\n\nMore prose.\n")
+    line = line_of(root, POST, "% never closed")
+    return Case([f"lora-attention-geometry.md:{line}:", "display math opened with $$ is never "
+                 "closed", "end it with $$ on a line of its own"])
+
+
+def inline_display_math(root):
+    add_body_line(root, "Running text with $$x$$ inline.")
+    return Case(["lora-attention-geometry.md:", "inline $$...$$ in running text",
+                 "write inline math as $...$"])
+
+
 def missing_figure(root):
     line = add_body_line(root, "{{ figure('no_such_figure', 'A caption') }}")
     return Case([f"lora-attention-geometry.md:{line}:", "figure 'no_such_figure' does not exist",
@@ -455,7 +469,8 @@ CASES: list[Callable[[Path], Case]] = [
     bad_value("stop_prob: 1.0", "stop_prob", "strictly between 0 and 1"),
     bad_value("stop_prob: 0", "stop_prob", "strictly between 0 and 1"),
     bad_value("stop_prob: 1.5", "stop_prob", "strictly between 0 and 1"),
-    undefined_variable, undefined_top_level, template_syntax,
+    undefined_variable, undefined_top_level, template_syntax, unclosed_display_math,
+    inline_display_math,
     missing_figure, missing_listing, listing_outside_package, listing_missing_module,
     non_finite_loss, unwritable_output, output_is_a_file,
     truncated_arrays_frozen, edited_results_frozen, truncated_manifest, stale_freeze_frozen,
