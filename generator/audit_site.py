@@ -15,6 +15,9 @@ Standard library only at import time: checking freshness never loads torch, nump
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -97,14 +100,22 @@ def freeze_results(project: Project, result) -> None:
 
     Any figures recorded for an older audit no longer match, so their record is dropped.
     """
-    from .audit import save_audit
+    from .audit import audit_json_bytes
+    from .fsio import npz_bytes
 
+    _freeze_bytes(project, audit_json_bytes(result), npz_bytes(result.arrays))
+
+
+def _freeze_bytes(project: Project, json_bytes: bytes, npz: bytes) -> None:
+    """freeze_results from the two files' bytes (as audit.save_audit writes them: the npz
+    first, the JSON, then the record naming both)."""
     folder = audit_dir(project)
-    save_audit(folder / AUDIT_JSON, result)
+    write_bytes_atomic(folder / AUDIT_NPZ, npz)
+    write_bytes_atomic(folder / AUDIT_JSON, json_bytes)
     record = {"format": RECORD_FORMAT,
               "results": {"inputs": results_inputs(project),
-                          "files": {AUDIT_JSON: sha256_file(folder / AUDIT_JSON),
-                                    AUDIT_NPZ: sha256_file(folder / AUDIT_NPZ)}}}
+                          "files": {AUDIT_JSON: sha256_bytes(json_bytes),
+                                    AUDIT_NPZ: sha256_bytes(npz)}}}
     write_bytes_atomic(folder / RECORD, _record_bytes(record))
 
 
@@ -133,6 +144,142 @@ def _explain(explain: Explain | None, text: str) -> None:
         explain(text)
 
 
+def _stale_reasons(project: Project, force: bool) -> tuple[list[str], dict[str, Any]]:
+    """Why the frozen audit must be recomputed ([] when it is fresh), and the record read."""
+    record = read_record(project)
+    rec = record.get("results") or {}
+    reasons = changed_inputs(rec.get("inputs"), results_inputs(project))
+    if not reasons and not _files_match(audit_dir(project), rec.get("files") or {}):
+        reasons = ["audit.json or audit.npz missing or edited"]
+    return (["--force"] if force else reasons), record
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit computed in a second process, started at the beginning of a build
+#
+# The audit is the longest computation of a cold build (about 12 s on one core) and nothing in it
+# depends on the experiments, so a build that must recompute it starts it at once in a child
+# process: it imports torch and trains on one core while this process imports torch, trains the
+# experiments and has their figures drawn on the other. The child writes nothing: it answers one
+# JSON line {"json": <size>, "npz": <size>} followed by the bytes of audit.json and audit.npz
+# (exactly what `save_audit` would write), or {"error": <traceback>}; audit_stage writes them.
+# Each run set is trained alone, in the same batches and on one thread whichever process runs
+# it, so the bytes are those of computing the audit here.
+
+ENV_PROCESS = "LORA_SITE_AUDIT_PROCESS"
+_early: dict[str, Any] | None = None          # {"key": ..., "proc": Popen} of the running child
+
+
+def _settings() -> tuple[int, str, str, int]:
+    return BUILD_SEEDS, BUILD_SWEEPS, BUILD_DEVICE, BUILD_THREADS
+
+
+def use_second_process() -> bool:
+    """Whether a build computes the audit in a child process: when there is more than one core.
+    LORA_SITE_AUDIT_PROCESS=0 computes it in the build itself, =1 always in a child."""
+    raw = os.environ.get(ENV_PROCESS)
+    if raw is not None:
+        return raw.strip() not in ("", "0")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) > 1
+
+
+def _early_key(project: Project) -> tuple:
+    # The child computes with the sources and settings of the moment it starts: an answer is
+    # used only if they are still those of the build that collects it.
+    return (str(Path(project.root).resolve()), _settings(),
+            json.dumps(results_inputs(project), sort_keys=True))
+
+
+def start_early(project: Project, *, force: bool = False) -> bool:
+    """Start computing the audit in a child process when it is stale (or ``force``), so it runs
+    while the build does everything else; audit_stage collects it. True if a child is running."""
+    global _early
+    if not use_second_process() or not _stale_reasons(project, force)[0]:
+        return False
+    key = _early_key(project)
+    if _early is not None:
+        if _early["key"] == key and _early["proc"].poll() is None:
+            return True
+        stop_early()
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen([sys.executable, "-m", "generator.audit_site",
+                             *(str(v) for v in _settings())],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
+    if _early is None:
+        import atexit
+
+        atexit.unregister(stop_early)       # registered once, however many builds start one
+        atexit.register(stop_early)
+    _early = {"key": key, "proc": proc}
+    return True
+
+
+def stop_early() -> None:
+    """End a child whose audit nobody collected (the build failed before the audit stage)."""
+    global _early
+    early, _early = _early, None
+    if early is None:
+        return
+    proc = early["proc"]
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    proc.stdout.close()
+
+
+def _collect_early(project: Project) -> tuple[bytes, bytes] | None:
+    """The (audit.json, audit.npz) bytes of the child started for this build, waiting for them;
+    None when there is none, it computed other inputs, or it failed (the caller computes here,
+    where a real error shows its traceback)."""
+    global _early
+    early = _early
+    if early is None:
+        return None
+    if early["key"] != _early_key(project):
+        stop_early()
+        return None
+    _early = None
+    proc = early["proc"]
+    try:
+        header = json.loads(proc.stdout.readline() or b"{}")
+        data = (proc.stdout.read(header["json"]), proc.stdout.read(header["npz"]))
+        if (len(data[0]), len(data[1])) != (header["json"], header["npz"]):
+            data = None
+    except (OSError, ValueError, KeyError, TypeError):
+        data = None
+    finally:
+        proc.stdout.close()
+        proc.wait()
+    return data if proc.returncode == 0 else None
+
+
+def _child_main(argv: list[str]) -> int:
+    """The child: compute the audit with the given settings and answer its bytes on stdout."""
+    import traceback
+
+    out = sys.stdout.buffer
+    try:
+        seeds, sweeps, device, threads = int(argv[0]), argv[1], argv[2], int(argv[3])
+        from .audit import audit_json_bytes, run_audit
+        from .fsio import npz_bytes
+
+        result = run_audit(seeds, sweeps=sweeps, device=device, threads=threads)
+        json_bytes, npz = audit_json_bytes(result), npz_bytes(result.arrays)
+    except BaseException:               # noqa: BLE001 (answered, then the build computes here)
+        out.write((json.dumps({"error": traceback.format_exc()}) + "\n").encode())
+        out.flush()
+        return 1
+    out.write((json.dumps({"json": len(json_bytes), "npz": len(npz)}) + "\n").encode())
+    out.write(json_bytes)
+    out.write(npz)
+    out.flush()
+    return 0
+
+
 def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
                 explain: Explain | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Mapping[str, bytes]:
@@ -141,33 +288,35 @@ def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
 
     frozen: never compute the audit (its figures may still be redrawn: that needs no torch).
     force: recompute the audit and redraw its figures even when they are fresh.
+    The audit is taken from the child process start_early started, when there is one.
     """
     folder = audit_dir(project)
-    record = read_record(project)
-    current = results_inputs(project)
-    rec = record.get("results") or {}
-    reasons = changed_inputs(rec.get("inputs"), current)
-    if not reasons and not _files_match(folder, rec.get("files") or {}):
-        reasons = ["audit.json or audit.npz missing or edited"]
-    if force:
-        reasons = ["--force"]
+    reasons, record = _stale_reasons(project, force)
     if reasons:
         if frozen:
             raise ResultsError("the claims audit has no up-to-date frozen results ("
                                + "; ".join(reasons) + ")", path=folder / AUDIT_JSON,
                                hint="run `lora-site audit` (or `lora-site build`) and commit "
                                     "content/_freeze/audit")
-        from .audit import run_audit
         from .pipeline import start_draw_pool
 
         # New results mean new figures: the workers import matplotlib while the audit trains.
         start_draw_pool()
-        result = run_audit(BUILD_SEEDS, sweeps=BUILD_SWEEPS, device=BUILD_DEVICE,
-                           threads=BUILD_THREADS, progress=progress)
-        freeze_results(project, result)
+        if progress is not None:
+            stop_early()                # a child cannot report progress: compute here
+        early = _collect_early(project)
+        if early is not None:
+            _freeze_bytes(project, *early)
+        else:
+            from .audit import run_audit
+
+            result = run_audit(BUILD_SEEDS, sweeps=BUILD_SWEEPS, device=BUILD_DEVICE,
+                               threads=BUILD_THREADS, progress=progress)
+            freeze_results(project, result)
         record = read_record(project)
         _explain(explain, "audit: ran (" + "; ".join(reasons) + ")")
     else:
+        stop_early()                    # nothing to collect (a child is only started if stale)
         _explain(explain, "audit: reused")
 
     files = record["results"]["files"]
@@ -234,3 +383,10 @@ def audit_data(project: Project, results: Mapping[str, Any]) -> dict[str, Any]:
         raise ResultsError("the audit holds the default setting only, the article needs the "
                            "sweeps", path=path, hint="run `lora-site audit --sweeps all`")
     return data
+
+
+if __name__ == "__main__":
+    code = _child_main(sys.argv[1:])
+    # Answered and flushed: skip tearing down torch (half a second the build would wait for).
+    sys.stdout.flush()
+    os._exit(code)

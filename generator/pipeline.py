@@ -178,6 +178,10 @@ def results_stage(project: Project, *, frozen: bool = False, force: bool = False
     manifest updated. frozen: never train; a missing, stale or damaged result is an error naming
     the experiment. force: train every experiment. explain: gets one line per experiment saying
     whether it ran or was reused, and why.
+
+    Being the build's first stage, it also starts the claims audit in a second process when a
+    post reads it and it must be recomputed (audit_site.start_early): the audit trains on one
+    core while this process trains the experiments; audit_stage collects it.
     """
     from . import freeze
     from .errors import ConfigError, ResultsError
@@ -185,6 +189,10 @@ def results_stage(project: Project, *, frozen: bool = False, force: bool = False
     if frozen and force:
         raise ConfigError("--frozen and --force contradict each other", field="--force",
                           hint="--frozen never trains; drop one of them")
+    if not frozen and reads_audit(project):
+        from .audit_site import start_early
+
+        start_early(project, force=force)
     say = explain or (lambda line: None)
     lock = project.root / "requirements.lock"
     manifest = freeze.Manifest.read(project.freeze)
@@ -330,10 +338,15 @@ def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bo
     return _audit_stage(project, results, frozen=frozen, force=force, explain=explain)
 
 
+def reads_audit(project: Project) -> bool:
+    """Whether a post lists the claims audit under ``data:`` (reads data.audit)."""
+    return any("audit" in (read_post(p).meta.get("data") or []) for p in project.post_files())
+
+
 def _audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool,
                  force: bool, explain: Callable[[str], None] | None
                  ) -> dict[str, Mapping[str, bytes]]:
-    if not any("audit" in (read_post(p).meta.get("data") or []) for p in project.post_files()):
+    if not reads_audit(project):
         return {}
     from .audit_site import SET_NAME, audit_stage as run_audit_stage
     from .errors import ConfigError
