@@ -3,8 +3,11 @@
 content/_freeze/audit/ holds what `lora-site audit` writes (audit.json, audit.npz), the audit's
 figures (figures/*.png) and record.json: the inputs each of those was computed from and the
 sha256 of every file. The build (``audit_stage``) reuses them while the inputs are unchanged,
-recomputes the audit (torch; about half a minute) or redraws the figures (matplotlib) when they
-are stale, and in a frozen build (`lora-site render`) refuses stale results with the reason.
+recomputes the audit (torch; about 12 s on one core) or redraws the figures (matplotlib) when
+they are stale, and in a frozen build (`lora-site render`) refuses stale results with the reason.
+On more than one core a build computes a stale audit in a second process started with the build
+(``start_early``), while it trains the experiments, and the figure worker draws its figures
+while the pages render (pipeline.draw_later).
 
 A post that lists ``data: [audit]`` in its front matter reads the audit summary as
 ``data.audit`` (the JSON, unchanged) and shows its figures with
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -202,6 +204,9 @@ def start_early(project: Project, *, force: bool = False) -> bool:
         if _early["key"] == key and _early["proc"].poll() is None:
             return True
         stop_early()
+    import atexit
+    import subprocess
+
     env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
@@ -209,11 +214,8 @@ def start_early(project: Project, *, force: bool = False) -> bool:
                              *(str(v) for v in _settings())],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=env)
-    if _early is None:
-        import atexit
-
-        atexit.unregister(stop_early)       # registered once, however many builds start one
-        atexit.register(stop_early)
+    atexit.unregister(stop_early)           # registered once, however many builds start one
+    atexit.register(stop_early)
     _early = {"key": key, "proc": proc}
     return True
 
