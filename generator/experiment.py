@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import platform
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -72,7 +71,6 @@ def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None) -> R
 
 
 def _run(cfg: ExperimentConfig, progress: Progress | None) -> Result:
-    t0 = time.perf_counter()
     X, attn, lora = build_model(cfg)
     params = [lora.A, lora.B]
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -128,6 +126,7 @@ def _run(cfg: ExperimentConfig, progress: Progress | None) -> Result:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
-        "wall_time_s": round(time.perf_counter() - t0, 4),
+        # No wall time: results are committed in the freeze, and a clock reading would make
+        # every retrain a new file. Timing is the benchmark's job (make bench).
     }
     return Result(cfg, arrays, metrics, provenance)
