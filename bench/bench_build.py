@@ -130,7 +130,7 @@ class Project:
                              f"{PROSE[0]!r} and a '  main: {{...}}' experiment line")
         self.post = posts[0]
         self.figures = root / "generator" / "figures.py"
-        self.toggles = {"prose": 0, "plot": 0, "setting": 0}
+        self.toggles = {"prose": 0, "plotting": 0, "setting": 0}
         self.imports: dict[str, list[str]] = {}
 
     def build_cmd(self, scenario: str) -> list[str]:
@@ -156,23 +156,22 @@ class Project:
         self.toggles[which] ^= 1
         return self.toggles[which]
 
-    def edit_prose(self) -> None:
-        """Change one sentence of the body: a real edit every time (it alternates)."""
-        text = self.post.read_text(encoding="utf-8")
-        a, b = PROSE
+    def _swap(self, which: str, path: Path, a: str, b: str) -> None:
+        """Replace ``a`` by ``b`` in ``path``, or back: a real edit every time (it alternates)."""
+        text = path.read_text(encoding="utf-8")
         if a not in text and b not in text:
-            raise SystemExit(f"prose edit: the sentence to change is gone from {self.post}")
-        old, new = (a, b) if self._flip("prose") else (b, a)
-        self.post.write_text(text.replace(old, new, 1), encoding="utf-8")
+            raise SystemExit(f"{which} edit: {a!r} is gone from {path}")
+        old, new = (a, b) if self._flip(which) else (b, a)
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    def edit_prose(self) -> None:
+        """Change one sentence of the body."""
+        self._swap("prose", self.post, *PROSE)
 
     def edit_plotting(self) -> None:
         """Change the colour that marks the target in every figure."""
-        text = self.figures.read_text(encoding="utf-8")
-        a, b = 'TARGET_COLOR = "#d62728"', 'TARGET_COLOR = "#e6550d"'
-        if a not in text and b not in text:
-            raise SystemExit(f"plotting edit: TARGET_COLOR is gone from {self.figures}")
-        old, new = (a, b) if self._flip("plot") else (b, a)
-        self.figures.write_text(text.replace(old, new, 1), encoding="utf-8")
+        self._swap("plotting", self.figures, 'TARGET_COLOR = "#d62728"',
+                   'TARGET_COLOR = "#e6550d"')
 
     def edit_setting(self) -> None:
         """Change the learning rate of the experiment 'main' in the front matter."""

@@ -86,11 +86,6 @@ def remember_inputs(cache_dir: Path, stage: str, name: str, inputs: dict[str, An
     write_bytes_atomic(Path(cache_dir) / "last" / f"{stage}-{name}.json", text.encode("utf-8"))
 
 
-def file_sha256(path: str) -> str:
-    """sha256 of a file (filehash.sha256_file: unchanged files are not read again)."""
-    return sha256_file(path)
-
-
 def tree_hashes(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     """relative path -> sha256 of every file under ``folder``, in sorted order."""
     root = str(folder)
@@ -102,7 +97,7 @@ def tree_hashes(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         for filename in sorted(filenames):
             rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
-            out[rel] = file_sha256(os.path.join(dirpath, filename))
+            out[rel] = sha256_file(os.path.join(dirpath, filename))
     return dict(sorted(out.items()))
 
 

@@ -154,19 +154,21 @@ def fm_missing_title(root):
     return Case(["lora-attention-geometry.md:2: subtitle:", "did you mean 'title'?"])
 
 
-def fm_title_removed(root):
-    path = root / POST
+def drop_lines(root: Path, rel: str, prefix: str) -> None:
+    """Remove every line of ``rel`` that starts with ``prefix``."""
+    path = root / rel
     lines = path.read_text(encoding="utf-8").split("\n")
-    path.write_text("\n".join(line for line in lines if not line.startswith("title:")),
+    path.write_text("\n".join(line for line in lines if not line.startswith(prefix)),
                     encoding="utf-8")
+
+
+def fm_title_removed(root):
+    drop_lines(root, POST, "title:")
     return Case(["lora-attention-geometry.md: title:", "title is required", "add a line"])
 
 
 def fm_missing_date(root):
-    path = root / POST
-    lines = path.read_text(encoding="utf-8").split("\n")
-    path.write_text("\n".join(line for line in lines if not line.startswith("date:")),
-                    encoding="utf-8")
+    drop_lines(root, POST, "date:")
     return Case(["lora-attention-geometry.md: date:", "missing", "write it as"])
 
 
@@ -176,10 +178,7 @@ def fm_bad_date(root):
 
 
 def site_missing_title(root):
-    path = root / SITE_YML
-    lines = path.read_text(encoding="utf-8").split("\n")
-    path.write_text("\n".join(line for line in lines if not line.startswith("title:")),
-                    encoding="utf-8")
+    drop_lines(root, SITE_YML, "title:")
     return Case(["site.yml: title:", "is required", "add a line such as 'title:"])
 
 
