@@ -7,10 +7,10 @@ STAMP := $(VENV)/.lora-site-installed
 # npm writes this file on every install; it is older than package-lock.json when the lock changed.
 NPM_STAMP := node_modules/.package-lock.json
 
-# Determinism: one thread everywhere, a fixed hash seed, and no user matplotlibrc.
+# Determinism: a fixed hash seed and no user matplotlibrc. The numeric kernels and thread
+# counts are pinned by the program itself (generator/numerics.py), so `lora-site build` run by
+# hand gives the same bits as `make site`.
 export PYTHONHASHSEED := 0
-export OMP_NUM_THREADS := 1
-export MKL_NUM_THREADS := 1
 export MPLBACKEND := Agg
 
 .PHONY: site test clean bench install serve

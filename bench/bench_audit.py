@@ -22,6 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from generator import numerics  # noqa: E402
+
+numerics.pin()      # measured as the build runs it: under the numeric pins (numerics.py)
+
 
 def timed(fn, repeats: int) -> float:
     times = []
@@ -53,7 +57,8 @@ def main() -> int:
     run_experiment(ExperimentConfig(seed=0))
     run_statistics(train_batched([ExperimentConfig(seed=s) for s in range(8)]))
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, device cpu")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, device cpu, "
+          f"numerics {numerics.current().describe()}")
     header = (f"{'runs':>6}  {'loop s':>8}  {'loop runs/s':>11}  {'batched s':>9}  "
               f"{'batched runs/s':>14}  {'train only runs/s':>17}  {'speedup':>7}")
     print(header)

@@ -53,6 +53,8 @@ runpy.run_module("generator", run_name="__main__", alter_sys=True)
 COMPUTE = """
 import json, time
 from pathlib import Path
+from generator import numerics
+numerics.pin()          # as every lora-site process does, before torch and numpy load
 import numpy, torch
 from generator.content import read_post
 from generator.experiment import run_experiment
@@ -84,8 +86,8 @@ TARGETS = {
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update({"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                "MPLBACKEND": "Agg"})
+    # Thread counts and kernels are pinned by each lora-site process itself (numerics.py).
+    env.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"})
     # The copy's own generator/ must be the one that runs (the venv has an editable install of
     # the working tree): put the copy first on the path.
     env.pop("PYTHONPATH", None)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .claims import CLAIMS, Claim, applies, claim_holds, claim_values
 from .config import ExperimentConfig
+from .numerics import in_use as numerics_in_use
 
 FORMAT_VERSION = 1
 DEFAULT_SEEDS = 200
@@ -402,6 +403,8 @@ def run_audit(seeds: int | Sequence[int] = DEFAULT_SEEDS, *, sweeps: str = "defa
         "sweep_set": sweeps,
         "device": device,
         "threads": threads,
+        # The kernels that computed it (numerics.py), the same on every pinned x86-64 machine.
+        "numerics": numerics_in_use(),
         "verdict_rule": {"holds": f"95% Wilson lower bound >= {HOLDS_IF_LOWER_AT_LEAST:g}",
                          "fails": f"95% Wilson upper bound < {FAILS_IF_UPPER_BELOW:g}",
                          "fragile": "otherwise",

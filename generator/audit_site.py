@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from . import numerics
 from .audit_figures import ALT_TEXT
 from .errors import ResultsError
 from .freeze import FIGURE_LIBRARIES, RUN_LIBRARIES, changed_inputs, library_versions, source_hashes
@@ -58,7 +59,7 @@ def results_inputs(project: Project) -> dict[str, Any]:
     """Everything that decides audit.json and audit.npz."""
     inputs: dict[str, Any] = {"key-format": RECORD_FORMAT, "seeds": BUILD_SEEDS,
                               "sweeps": BUILD_SWEEPS, "device": BUILD_DEVICE,
-                              "threads": BUILD_THREADS}
+                              "threads": BUILD_THREADS, "numerics": numerics.key()}
     inputs.update(source_hashes("audit"))
     inputs.update(library_versions(RUN_LIBRARIES, Path(project.root) / "requirements.lock"))
     return inputs
@@ -67,7 +68,7 @@ def results_inputs(project: Project) -> dict[str, Any]:
 def figures_inputs(project: Project, json_sha: str, npz_sha: str) -> dict[str, Any]:
     """Everything that decides the audit's PNGs."""
     inputs: dict[str, Any] = {"key-format": RECORD_FORMAT, AUDIT_JSON: json_sha,
-                              AUDIT_NPZ: npz_sha}
+                              AUDIT_NPZ: npz_sha, "numerics": numerics.key()}
     inputs.update(source_hashes("audit_figures"))
     inputs.update(library_versions(FIGURE_LIBRARIES, Path(project.root) / "requirements.lock"))
     return inputs
@@ -97,41 +98,95 @@ def _record_bytes(record: Mapping[str, Any]) -> bytes:
     return (json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")
 
 
-def freeze_results(project: Project, result) -> None:
-    """Write the audit computed with the build's settings, and record its inputs.
+def freeze_results(project: Project, result, *, refreeze: bool = False):
+    """Write the audit computed with the build's settings, and record its inputs. Returns how
+    it compared with the audit already frozen (freeze.Settled).
 
     Any figures recorded for an older audit no longer match, so their record is dropped.
     """
     from .audit import audit_json_bytes
     from .fsio import npz_bytes
 
-    _freeze_bytes(project, audit_json_bytes(result), npz_bytes(result.arrays))
+    return _freeze_bytes(project, audit_json_bytes(result), npz_bytes(result.arrays),
+                         refreeze=refreeze)
 
 
-def _freeze_bytes(project: Project, json_bytes: bytes, npz: bytes) -> None:
+def _freeze_bytes(project: Project, json_bytes: bytes, npz: bytes, *, refreeze: bool = False):
     """freeze_results from the two files' bytes (as audit.save_audit writes them: the npz
-    first, the JSON, then the record naming both)."""
+    first, the JSON, then the record naming both). A re-run that matches the frozen audit
+    within tolerance keeps the committed bytes (freeze.settle)."""
+    from .freeze import settle
+
     folder = audit_dir(project)
-    write_bytes_atomic(folder / AUDIT_NPZ, npz)
-    write_bytes_atomic(folder / AUDIT_JSON, json_bytes)
+    outcome = settle(folder, {AUDIT_JSON: json_bytes, AUDIT_NPZ: npz}, compare_audit_files,
+                     refreeze=refreeze)
+    if outcome.write:
+        write_bytes_atomic(folder / AUDIT_NPZ, npz)
+        write_bytes_atomic(folder / AUDIT_JSON, json_bytes)
+    files = {AUDIT_JSON: sha256_file(folder / AUDIT_JSON), AUDIT_NPZ: sha256_file(folder / AUDIT_NPZ)}
+    old = read_record(project)
     record = {"format": RECORD_FORMAT,
-              "results": {"inputs": results_inputs(project),
-                          "files": {AUDIT_JSON: sha256_bytes(json_bytes),
-                                    AUDIT_NPZ: sha256_bytes(npz)}}}
-    write_bytes_atomic(folder / RECORD, _record_bytes(record))
+              "results": {"inputs": results_inputs(project), "files": files}}
+    if old.get("results", {}).get("files") == files and "figures" in old:
+        record["figures"] = old["figures"]      # still the figures of these very bytes
+    data = _record_bytes(record)
+    path = folder / RECORD
+    if not path.is_file() or path.read_bytes() != data:
+        write_bytes_atomic(path, data)
+    return outcome
 
 
-def save_to_freeze(project: Project, result, *, seeds: int, sweeps: str, device: str) -> Path:
+# audit.json rounds every statistic to six significant digits (audit._num), so one unit of the
+# sixth digit is the least a last-bit difference upstream can show as.
+JSON_RTOL = 1e-5
+
+
+def compare_audit_files(files: dict[str, bytes], folder: Path, atol: float, rtol: float):
+    """A fresh audit.json + audit.npz against the frozen ones: per-run arrays within
+    (atol, rtol), summary numbers within (atol, max(rtol, JSON_RTOL)); counts of runs that hold
+    a claim must match exactly, since they are integers. None when the frozen audit is
+    missing, unreadable or was computed with other settings."""
+    import io
+
+    import numpy as np
+
+    from .freeze import (compare_arrays, compare_values, max_abs_difference,
+                         max_array_difference)
+    from .fsio import load_npz
+
+    try:
+        frozen = json.loads((folder / AUDIT_JSON).read_text(encoding="utf-8"))
+        frozen_arrays = load_npz(folder / AUDIT_NPZ)
+    except (OSError, ValueError):
+        return None
+    fresh = json.loads(files[AUDIT_JSON].decode("utf-8"))
+    if any(fresh.get(k) != frozen.get(k) for k in ("seeds", "sweep_set", "device", "threads")):
+        return None
+    with np.load(io.BytesIO(files[AUDIT_NPZ]), allow_pickle=False) as npz:
+        fresh_arrays = {k: npz[k] for k in npz.files}
+    # The numeric environment is recorded, not compared: it says what made the bytes.
+    a = {k: v for k, v in fresh.items() if k != "numerics"}
+    b = {k: v for k, v in frozen.items() if k != "numerics"}
+    diffs = compare_values(a, b, "audit", atol, max(rtol, JSON_RTOL))
+    diffs += compare_arrays(fresh_arrays, frozen_arrays, atol, rtol)
+    worst = max(max_abs_difference(a, b), max_array_difference(fresh_arrays, frozen_arrays))
+    return diffs, worst
+
+
+def save_to_freeze(project: Project, result, *, seeds: int, sweeps: str, device: str,
+                   refreeze: bool = False):
     """`lora-site audit` without --out: write content/_freeze/audit, and record it as the
-    build's audit only when it was computed with the build's settings. Returns the npz path."""
+    build's audit only when it was computed with the build's settings. Returns (npz path,
+    freeze.Settled or None)."""
     from .audit import save_audit
 
     if (seeds, sweeps, device) == (BUILD_SEEDS, BUILD_SWEEPS, BUILD_DEVICE):
-        freeze_results(project, result)
+        outcome = freeze_results(project, result, refreeze=refreeze)
     else:
         save_audit(audit_dir(project) / AUDIT_JSON, result)
         forget_results(project)
-    return audit_dir(project) / AUDIT_NPZ
+        outcome = None
+    return audit_dir(project) / AUDIT_NPZ, outcome
 
 
 def forget_results(project: Project) -> None:
@@ -284,15 +339,19 @@ def _child_main(argv: list[str]) -> int:
 
 def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
                 explain: Explain | None = None,
-                progress: Callable[[int, int], None] | None = None) -> Mapping[str, bytes]:
+                progress: Callable[[int, int], None] | None = None, refreeze: bool = False,
+                warn: Explain | None = None) -> Mapping[str, bytes]:
     """Fresh audit results in content/_freeze/audit, and the audit figures (file -> PNG bytes;
     figures being drawn by the worker arrive on first use, see pipeline.draw_later).
 
     frozen: never compute the audit (its figures may still be redrawn: that needs no torch).
     force: recompute the audit and redraw its figures even when they are fresh.
     The audit is taken from the child process start_early started, when there is one.
+    A recomputed audit that matches the frozen one within tolerance keeps the committed bytes
+    (freeze.settle); refreeze writes it whatever; warn hears of a larger difference.
     """
     folder = audit_dir(project)
+    force = force or refreeze
     reasons, record = _stale_reasons(project, force)
     if reasons:
         if frozen:
@@ -308,15 +367,18 @@ def audit_stage(project: Project, *, frozen: bool = False, force: bool = False,
             stop_early()                # a child cannot report progress: compute here
         early = _collect_early(project)
         if early is not None:
-            _freeze_bytes(project, *early)
+            outcome = _freeze_bytes(project, *early, refreeze=refreeze)
         else:
             from .audit import run_audit
 
             result = run_audit(BUILD_SEEDS, sweeps=BUILD_SWEEPS, device=BUILD_DEVICE,
                                threads=BUILD_THREADS, progress=progress)
-            freeze_results(project, result)
+            outcome = freeze_results(project, result, refreeze=refreeze)
         record = read_record(project)
-        _explain(explain, "audit: ran (" + "; ".join(reasons) + ")")
+        detail = f"; {outcome.detail}" if outcome.detail else ""
+        _explain(explain, "audit: ran (" + "; ".join(reasons) + ")" + detail)
+        if outcome.reported and warn is not None:
+            warn(f"audit: {outcome.detail}")
     else:
         stop_early()                    # nothing to collect (a child is only started if stale)
         _explain(explain, "audit: reused")
@@ -388,6 +450,7 @@ def audit_data(project: Project, results: Mapping[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    numerics.pin()          # inherited from the build already; checked again before torch loads
     code = _child_main(sys.argv[1:])
     # Answered and flushed: skip tearing down torch (half a second the build would wait for).
     sys.stdout.flush()

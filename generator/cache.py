@@ -147,6 +147,7 @@ class BuildFingerprint:
     def __init__(self, project, out: Path, options: dict[str, Any]) -> None:
         import sys
 
+        from . import numerics
         from .freeze import digest, installed_distributions
 
         self.project, self.out = project, Path(out)
@@ -159,6 +160,7 @@ class BuildFingerprint:
             "executable": sys.executable,
             "libraries": installed_distributions(),
             "env": {k: os.environ.get(k) for k in BUILD_ENV},
+            "numerics": numerics.key(),
             "files": _input_files(project),
         }
         self.key = digest(self.inputs)
@@ -182,7 +184,7 @@ class BuildFingerprint:
             shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more"
                                               if len(changed) > 4 else "")
             reasons.append(f"changed: {shown}")
-        for name in ("options", "out", "python", "executable", "libraries", "env"):
+        for name in ("options", "out", "python", "executable", "libraries", "env", "numerics"):
             if old.get(name) != self.inputs[name]:
                 reasons.append(f"{name} changed")
         if not reasons and last.get("outputs") != tree_hashes(self.out):

@@ -143,6 +143,9 @@ class LoraSiteGroup(click.Group):
 def main(debug: bool) -> None:
     """Build a reproducible article about LoRA and attention: run the experiments, draw the
     figures, render a Jekyll post and a static HTML site."""
+    from .numerics import pin
+
+    pin()           # before torch or numpy loads (run() did it already for the console script)
 
 
 @main.command()
@@ -171,8 +174,13 @@ def run(root, quiet, out, names) -> None:
         for name, cfg in experiments.items():
             if names and name not in names:
                 continue
+            outcomes: list = []
             saved = run_one(name, cfg, out_dir, _progress_factory(quiet),
-                            source=declaring_post(project, name))
+                            source=declaring_post(project, name), settled=outcomes.append)
+            if outcomes and outcomes[0].reported:
+                _warn(f"{name}: {outcomes[0].detail}")
+            elif outcomes and outcomes[0].detail and not quiet:
+                click.echo(f"{name}: {outcomes[0].detail}")
             if out_dir == project.freeze:
                 # Results in content/_freeze are only trusted with a manifest entry of their
                 # inputs.
@@ -218,12 +226,17 @@ def figures(root, quiet, results, out) -> None:
 @click.option("--rtol", type=float, default=1e-6, show_default=True,
               help="Relative tolerance: a value passes when |re-run - frozen| <= atol + rtol*|frozen|.")
 def verify(root, quiet, atol, rtol) -> None:
-    """Re-run every experiment and compare it with the frozen results in content/_freeze."""
+    """Re-run every experiment and the claims audit and compare them with content/_freeze."""
     from .errors import ResultsError
     from .freeze import verify as verify_frozen
 
+    from .numerics import current, in_use
+
     report = verify_frozen(_project(root), atol=atol, rtol=rtol,
                            progress_factory=_progress_factory(quiet))
+    env = in_use()
+    where = current().describe() + (f", ATen {env['aten_capability']}"
+                                     if env.get("aten_capability") else "")
     failed = []
     for name, found in report.items():
         for note in found["notes"]:
@@ -232,8 +245,11 @@ def verify(root, quiet, atol, rtol) -> None:
             click.echo(f"{name}: {diff}")
         if found["differences"]:
             failed.append(name)
+        elif found["match"] == "bit-exact":
+            click.echo(f"{name}: bit-exact match with the frozen results (numerics: {where})")
         else:
-            click.echo(f"{name}: matches the frozen results (atol={atol:g}, rtol={rtol:g})")
+            click.echo(f"{name}: matches the frozen results within atol={atol:g}, rtol={rtol:g}, "
+                       f"max |diff| {found['max_diff']:.3g} (numerics: {where})")
     if failed:
         count = sum(len(report[n]["differences"]) for n in failed)
         raise ResultsError(f"{count} difference(s) between re-run and frozen results in: "
@@ -255,6 +271,10 @@ def serve(root, host, port, interval) -> None:
     from .serve import serve as run_preview
 
     run_preview(_project(root), host=host, port=port, interval=interval)
+
+
+def _warn(line: str) -> None:
+    click.echo(f"warning: {line}", err=True)
 
 
 def _explainer(explain: bool):
@@ -286,14 +306,20 @@ out_option = click.option("--out", type=click.Path(), default=None,
 @quiet_option
 @click.option("--frozen", is_flag=True,
               help="Never train: use the results in content/_freeze and fail if they are stale.")
-@click.option("--force", is_flag=True, help="Re-run every experiment and redraw every figure.")
+@click.option("--force", is_flag=True, help="Re-run every experiment and redraw every figure; "
+              "a re-run that matches the freeze within verify's tolerance keeps its bytes.")
+@click.option("--refreeze", is_flag=True,
+              help="As --force, and write every re-run into content/_freeze even where it "
+                   "matches the frozen bytes within tolerance (after changing the pins).")
 @explain_option
 @baseurl_option
 @out_option
-def build(root, quiet, frozen, force, explain, baseurl, out) -> None:
+def build(root, quiet, frozen, force, refreeze, explain, baseurl, out) -> None:
     """Run every stage (experiments, figures, render) and write site/html and site/jekyll."""
-    if frozen and force:
-        raise click.UsageError("--frozen and --force contradict each other; pick one")
+    if frozen and (force or refreeze):
+        raise click.UsageError(f"--frozen and {'--force' if force else '--refreeze'} "
+                               "contradict each other; pick one")
+    force = force or refreeze
     project = _project(root)
     say = _explainer(explain)
     # The no-op fast path: when no input changed and site/ is as the last build left it, stop
@@ -326,7 +352,7 @@ def build(root, quiet, frozen, force, explain, baseurl, out) -> None:
 
     report = build_site(project, frozen=frozen, force=force, baseurl=baseurl,
                         explain=explain_and_note, progress_factory=_progress_factory(quiet),
-                        out=Path(out) if out else None)
+                        out=Path(out) if out else None, refreeze=refreeze, warn=_warn)
     fingerprint.record(stages)
     _report_build(report, quiet)
 
@@ -362,7 +388,10 @@ def render(root, quiet, explain, baseurl, out) -> None:
                    "statistics go beside it as .npz.")
 @click.option("--strict", is_flag=True,
               help="Exit 1 unless every claim holds in the default setting.")
-def audit(root, quiet, seeds, sweeps, device, out, strict) -> None:
+@click.option("--refreeze", is_flag=True,
+              help="Write the audit into content/_freeze even where it matches the frozen one "
+                   "within tolerance (which is otherwise kept).")
+def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
     """Check every claim of the reference article over many seeds and settings."""
     from .audit import format_table, min_seeds_to_hold, run_audit, save_audit
 
@@ -385,7 +414,12 @@ def audit(root, quiet, seeds, sweeps, device, out, strict) -> None:
     else:
         # content/_freeze/audit: recorded as the build's audit when it used the build's settings.
         from .audit_site import save_to_freeze
-        npz_path = save_to_freeze(project, result, seeds=seeds, sweeps=sweeps, device=device)
+        npz_path, outcome = save_to_freeze(project, result, seeds=seeds, sweeps=sweeps,
+                                           device=device, refreeze=refreeze)
+        if outcome is not None and outcome.reported:
+            _warn(f"audit: {outcome.detail}")
+        elif outcome is not None and outcome.detail and not quiet:
+            click.echo(f"audit: {outcome.detail}", err=True)
     if not quiet:
         click.echo(format_table(result))
         click.echo(f"audit of {seeds} seeds ({sweeps} sweeps) -> {json_path} and {npz_path.name}")
@@ -405,6 +439,11 @@ def run() -> None:
     # tables) and few reference cycles; at the default threshold (700) the collector walks
     # them over and over while they are created.
     gc.set_threshold(50_000, 20, 20)
+    from .numerics import pin
+
+    # First thing: every library that computes a stored number reads these variables when it
+    # loads, and the processes this one starts inherit them (numerics.py says which and why).
+    pin()
     try:
         main()
     finally:

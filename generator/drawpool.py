@@ -276,6 +276,9 @@ def worker_main(processes: int) -> int:
 
 
 if __name__ == "__main__":
+    from .numerics import pin
+
+    pin()                   # inherited from the build already; checked again before numpy loads
     try:
         code = worker_main(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from .config import ExperimentConfig
 from .errors import ExperimentError
 from .lora import inject_lora
 from .metrics import compute_metrics
+from .numerics import in_use as numerics_in_use
 
 # Called after every optimiser step with (step, loss, target weight); the CLI draws progress.
 Progress = Callable[[int, float, float], None]
@@ -126,6 +127,9 @@ def _run(cfg: ExperimentConfig, progress: Progress | None) -> Result:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
+        # The kernels that computed these numbers (numerics.py): identical on every x86-64
+        # machine where the pins hold, so the file does not change with the machine.
+        "numerics": numerics_in_use(),
         # No wall time: results are committed in the freeze, and a clock reading would make
         # every retrain a new file. Timing is the benchmark's job (make bench).
     }

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import numerics
 from .errors import ResultsError
 from .filehash import sha256_file
 from .fsio import sha256_bytes, write_bytes_atomic
@@ -201,7 +202,7 @@ def library_versions(names: tuple[str, ...], lock: Path | None = None) -> dict[s
 def run_inputs(cfg, *, lock: Path | None = None, pkg_dir: Path | None = None) -> dict[str, Any]:
     """Everything that decides one experiment's results (see the module docstring)."""
     inputs: dict[str, Any] = {"key-format": KEY_FORMAT, "config": cfg.to_dict(),
-                              "threads": cfg.threads}
+                              "threads": cfg.threads, "numerics": numerics.key()}
     for rel, sha in source_hashes(RUN_ROOT, pkg_dir).items():
         inputs[rel] = sha
     for name, version in library_versions(RUN_LIBRARIES, lock).items():
@@ -214,7 +215,7 @@ def figure_inputs(cfg, arrays_sha256: str, *, lock: Path | None = None,
     """Everything that decides the figure PNGs: the arrays (by hash), the config (titles and the
     outlined cell use query and key), the plotting source and the plotting libraries."""
     inputs: dict[str, Any] = {"key-format": KEY_FORMAT, "arrays": arrays_sha256,
-                              "config": cfg.to_dict()}
+                              "config": cfg.to_dict(), "numerics": numerics.key()}
     for rel, sha in source_hashes(FIGURES_ROOT, pkg_dir).items():
         inputs[rel] = sha
     for name, version in library_versions(FIGURE_LIBRARIES, lock).items():
@@ -248,12 +249,22 @@ def changed_inputs(recorded: dict[str, Any] | None, current: dict[str, Any]) -> 
             fields = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             reasons.append("config " + ", ".join(
                 f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in fields))
+        elif name == "numerics":
+            reasons.append(f"numerics {_numerics_text(old)} -> {_numerics_text(new)}")
         elif name.endswith(".py"):
             what = "added" if old is None else "removed" if new is None else "changed"
             reasons.append(f"{name} {what}")
         else:
             reasons.append(f"{name} {old!r} -> {new!r}")
     return reasons
+
+
+def _numerics_text(value: Any) -> str:
+    if value is None:
+        return "unrecorded"
+    if isinstance(value, dict):
+        return f"pinned {value.get('profile', '?')}"
+    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,7 +298,13 @@ class Manifest:
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
     def write(self) -> None:
-        write_bytes_atomic(self.path, self.text().encode("utf-8"))
+        data = self.text().encode("utf-8")
+        try:
+            if self.path.read_bytes() == data:
+                return              # unchanged: leave the committed file (and its mtime) alone
+        except OSError:
+            pass
+        write_bytes_atomic(self.path, data)
 
     def record(self, name: str, inputs: dict[str, Any], folder: Path) -> None:
         """Remember the inputs that produced folder's results, and the files' hashes."""
@@ -448,23 +465,27 @@ def compare_arrays(fresh: dict, frozen: dict, atol: float, rtol: float) -> list[
 
 
 def verify(project, *, atol: float = ATOL, rtol: float = RTOL,
-           progress_factory=None) -> dict[str, dict[str, list[str]]]:
-    """Re-run every declared experiment and compare it with content/_freeze.
+           progress_factory=None) -> dict[str, dict[str, Any]]:
+    """Re-run every declared experiment, and the claims audit when a post reads it, and compare
+    each with content/_freeze.
 
-    Returns name -> {"differences": [...], "notes": [...]}; any difference means the frozen
-    results are not what the code produces now. Writes nothing.
+    Returns name -> {"differences": [...], "notes": [...], "match": "bit-exact" | "within
+    tolerance" | None, "max_diff": float}; any difference means the frozen results are not
+    what the code produces now. Writes nothing.
     """
     from .experiment import run_experiment
-    from .pipeline import declared_experiments
+    from .pipeline import declared_experiments, reads_audit
     from .results import load_result
 
     manifest = Manifest.read(project.freeze)
     lock = project.root / "requirements.lock"
-    report: dict[str, dict[str, list[str]]] = {}
+    report: dict[str, dict[str, Any]] = {}
     for name, cfg in declared_experiments(project).items():
         diffs: list[str] = []
         notes: list[str] = []
-        report[name] = {"differences": diffs, "notes": notes}
+        entry: dict[str, Any] = {"differences": diffs, "notes": notes, "match": None,
+                                 "max_diff": None}
+        report[name] = entry
         state = check(name, run_inputs(cfg, lock=lock), manifest, project.freeze)
         if not state.fresh:
             notes.append("the freeze is stale: " + "; ".join(state.reasons))
@@ -487,7 +508,66 @@ def verify(project, *, atol: float = ATOL, rtol: float = RTOL,
         fresh_metrics = json.loads(json.dumps(result.metrics))
         diffs.extend(compare_values(fresh_metrics, saved.metrics, "metrics", atol, rtol))
         diffs.extend(compare_arrays(result.arrays, frozen_arrays, atol, rtol))
+        worst = max(max_abs_difference(fresh_metrics, saved.metrics),
+                    max_array_difference(result.arrays, frozen_arrays))
+        _classify(entry, worst, exact=fresh_metrics == saved.metrics
+                  and _arrays_equal(result.arrays, frozen_arrays))
+    if reads_audit(project):
+        report["audit"] = _verify_audit(project, atol, rtol)
     return report
+
+
+def _arrays_equal(fresh: dict, frozen: dict) -> bool:
+    import numpy as np
+
+    return sorted(fresh) == sorted(frozen) and all(
+        fresh[k].dtype == frozen[k].dtype and fresh[k].shape == frozen[k].shape
+        and np.array_equal(fresh[k], frozen[k], equal_nan=fresh[k].dtype.kind in "fc")
+        for k in fresh)
+
+
+def _classify(entry: dict[str, Any], worst: float, *, exact: bool) -> None:
+    entry["max_diff"] = worst
+    if not entry["differences"]:
+        entry["match"] = "bit-exact" if exact else "within tolerance"
+
+
+def _verify_audit(project, atol: float, rtol: float) -> dict[str, Any]:
+    """The claims audit re-computed with the build's settings, against content/_freeze/audit."""
+    import io
+
+    import numpy as np
+
+    from . import audit_site
+    from .audit import audit_json_bytes, run_audit
+    from .fsio import load_npz, npz_bytes
+
+    diffs: list[str] = []
+    notes: list[str] = []
+    entry: dict[str, Any] = {"differences": diffs, "notes": notes, "match": None,
+                             "max_diff": None}
+    folder = audit_site.audit_dir(project)
+    reasons, _ = audit_site._stale_reasons(project, False)
+    if reasons:
+        notes.append("the freeze is stale: " + "; ".join(reasons))
+    result = run_audit(audit_site.BUILD_SEEDS, sweeps=audit_site.BUILD_SWEEPS,
+                       device=audit_site.BUILD_DEVICE, threads=audit_site.BUILD_THREADS)
+    files = {audit_site.AUDIT_JSON: audit_json_bytes(result),
+             audit_site.AUDIT_NPZ: npz_bytes(result.arrays)}
+    found = audit_site.compare_audit_files(files, folder, atol, rtol)
+    if found is None:
+        diffs.append("cannot read the frozen audit, or it was computed with other settings")
+        return entry
+    diffs.extend(found[0])
+    frozen_json = json.loads((folder / audit_site.AUDIT_JSON).read_text(encoding="utf-8"))
+    fresh_json = json.loads(files[audit_site.AUDIT_JSON].decode("utf-8"))
+    frozen_json.pop("numerics", None)
+    fresh_json.pop("numerics", None)
+    with np.load(io.BytesIO(files[audit_site.AUDIT_NPZ]), allow_pickle=False) as npz:
+        fresh_arrays = {k: npz[k] for k in npz.files}
+    _classify(entry, found[1], exact=fresh_json == frozen_json
+              and _arrays_equal(fresh_arrays, load_npz(folder / audit_site.AUDIT_NPZ)))
+    return entry
 
 
 def record_run(project, name: str, cfg) -> None:
@@ -496,3 +576,115 @@ def record_run(project, name: str, cfg) -> None:
     manifest.record(name, run_inputs(cfg, lock=project.root / "requirements.lock"),
                     project.freeze / name)
     manifest.write()
+
+
+# ---------------------------------------------------------------------------------------------
+# Settling a re-run against the freeze: never rewrite committed bytes with rounding noise
+#
+# Where the numeric pins hold (numerics.py) a re-run with the same inputs reproduces the frozen
+# bytes exactly. Where they cannot (another architecture, no AVX2, the native opt-out) it may
+# differ in the last bits. The rule: a re-run whose every number matches the frozen result
+# within verify's default tolerance keeps the committed bytes (and says so under --explain); a
+# larger difference replaces them and is reported; --refreeze always replaces them.
+
+@dataclass(frozen=True)
+class Settled:
+    outcome: str                # "new", "identical", "within", "differs" or "refreeze"
+    write: bool                 # whether the fresh files replace the frozen ones
+    detail: str = ""            # one clause for --explain ('identical to the frozen results')
+
+    @property
+    def reported(self) -> bool:
+        """A difference the user must hear about even without --explain."""
+        return self.outcome == "differs"
+
+
+# compare(fresh files, frozen folder) -> (differences, max |diff|), or None when the frozen
+# result cannot be compared (missing, damaged, or made from other settings).
+Comparison = tuple[list[str], float]
+
+
+def settle(folder: Path, files: dict[str, bytes], compare, *, refreeze: bool = False,
+           atol: float = ATOL, rtol: float = RTOL) -> Settled:
+    """Decide whether freshly computed ``files`` replace the result frozen in ``folder``."""
+    folder = Path(folder)
+    if refreeze:
+        return Settled("refreeze", True, "--refreeze: written whatever the frozen bytes")
+    try:
+        same = all((folder / name).read_bytes() == data for name, data in files.items())
+    except OSError:
+        same = False
+    if same:
+        return Settled("identical", False, "identical to the frozen results")
+    found = compare(files, folder, atol, rtol)
+    if found is None:
+        return Settled("new", True, "")
+    diffs, worst = found
+    if not diffs and worst == 0:
+        return Settled("within", False, "every number identical to the frozen results (the "
+                       "provenance differs): kept the committed bytes")
+    if not diffs:
+        return Settled("within", False,
+                       f"matches the frozen results within atol={atol:g}, rtol={rtol:g} "
+                       f"(max |diff| {worst:.3g}): kept the committed bytes")
+    shown = "; ".join(diffs[:2]) + (f"; and {len(diffs) - 2} more" if len(diffs) > 2 else "")
+    return Settled("differs", True,
+                   f"differs from the frozen results beyond atol={atol:g}, rtol={rtol:g} "
+                   f"({len(diffs)} difference(s): {shown}): rewrote {folder}")
+
+
+def max_abs_difference(fresh: Any, frozen: Any) -> float:
+    """The largest |fresh - frozen| over the numbers two JSON-like values share (0 if none)."""
+    if _is_number(fresh) and _is_number(frozen):
+        a, b = float(fresh), float(frozen)
+        return 0.0 if (a != a and b != b) or a == b else abs(a - b)
+    if isinstance(fresh, dict) and isinstance(frozen, dict):
+        return max([max_abs_difference(fresh[k], frozen[k]) for k in fresh if k in frozen],
+                   default=0.0)
+    if isinstance(fresh, (list, tuple)) and isinstance(frozen, (list, tuple)):
+        return max([max_abs_difference(a, b) for a, b in zip(fresh, frozen)], default=0.0)
+    return 0.0
+
+
+def max_array_difference(fresh: dict, frozen: dict) -> float:
+    import numpy as np
+
+    worst = 0.0
+    for name in sorted(set(fresh) & set(frozen)):
+        a, b = np.asarray(fresh[name]), np.asarray(frozen[name])
+        if a.shape != b.shape or a.size == 0:
+            continue
+        with np.errstate(invalid="ignore"):
+            d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        d = d[np.isfinite(d)]
+        if d.size:
+            worst = max(worst, float(d.max()))
+    return worst
+
+
+def compare_result_files(files: dict[str, bytes], folder: Path, atol: float,
+                         rtol: float) -> Comparison | None:
+    """An experiment's fresh results.json + arrays.npz against the frozen ones in ``folder``:
+    metrics and arrays within tolerance. None when the frozen result is unreadable or was
+    computed from other settings (then there is nothing to keep)."""
+    import io
+
+    import numpy as np
+
+    from .results import ARRAYS_NPZ, RESULTS_JSON, load_result
+
+    try:
+        saved = load_result(folder)
+        frozen_arrays = saved.arrays()
+    except ResultsError:
+        return None
+    doc = json.loads(files[RESULTS_JSON].decode("utf-8"))
+    if doc.get("config") != saved.config.to_dict():
+        return None
+    with np.load(io.BytesIO(files[ARRAYS_NPZ]), allow_pickle=False) as npz:
+        fresh_arrays = {k: npz[k] for k in npz.files}
+    diffs = compare_values(doc.get("metrics"), saved.metrics, "metrics", atol, rtol)
+    diffs += compare_arrays(fresh_arrays, frozen_arrays, atol, rtol)
+    worst = max(max_abs_difference(doc.get("metrics"), saved.metrics),
+                max_array_difference(fresh_arrays, frozen_arrays))
+    return diffs, worst

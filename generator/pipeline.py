@@ -13,7 +13,7 @@ from typing import Callable
 from .config import ExperimentConfig
 from .content import collect_experiments, read_post
 from .project import Project
-from .results import SavedResult, load_result, save_result
+from .results import SavedResult, load_result
 
 
 def declared_experiments(project: Project) -> dict[str, ExperimentConfig]:
@@ -30,11 +30,19 @@ def declaring_post(project: Project, name: str) -> Path | None:
 
 def run_one(name: str, cfg: ExperimentConfig, out_dir: Path,
             progress_factory: Callable | None = None, *,
-            source: Path | None = None) -> SavedResult:
+            source: Path | None = None, refreeze: bool = False,
+            settled: Callable | None = None) -> SavedResult:
     """Train one experiment (imports torch) and save it under out_dir/name. A training failure
-    (a non-finite loss) names ``source``, the post that declares the experiment."""
+    (a non-finite loss) names ``source``, the post that declares the experiment.
+
+    The fresh files are settled against what out_dir/name already holds (freeze.settle): a
+    re-run that matches them within verify's tolerance keeps the bytes there. ``settled`` is
+    told the outcome (freeze.Settled)."""
+    from . import freeze
     from .errors import ExperimentError
     from .experiment import run_experiment  # torch is imported only when something trains
+    from .fsio import write_bytes_atomic
+    from .results import ARRAYS_NPZ, RESULTS_JSON, result_files
 
     try:
         if progress_factory is None:
@@ -46,8 +54,16 @@ def run_one(name: str, cfg: ExperimentConfig, out_dir: Path,
         from .located import located
 
         raise located(exc, path=source, field=f"experiments.{name}") from None
-    save_result(out_dir / name, name, result)
-    return load_result(out_dir / name)
+    folder = out_dir / name
+    files = result_files(name, result)
+    outcome = freeze.settle(folder, files, freeze.compare_result_files, refreeze=refreeze)
+    if outcome.write:
+        # The arrays first: a results.json is only ever next to the archive it describes.
+        write_bytes_atomic(folder / ARRAYS_NPZ, files[ARRAYS_NPZ])
+        write_bytes_atomic(folder / RESULTS_JSON, files[RESULTS_JSON])
+    if settled is not None:
+        settled(outcome)
+    return load_result(folder)
 
 
 _pool = None          # the figure-drawing workers of this process (drawpool.DrawPool)
@@ -170,14 +186,18 @@ def _short(key: str) -> str:
 
 def results_stage(project: Project, *, frozen: bool = False, force: bool = False,
                   progress_factory: Callable | None = None,
-                  explain: Callable[[str], None] | None = None) -> dict[str, SavedResult]:
+                  explain: Callable[[str], None] | None = None, refreeze: bool = False,
+                  warn: Callable[[str], None] | None = None) -> dict[str, SavedResult]:
     """Fresh results for every declared experiment, from content/_freeze or by training.
 
     A frozen result is reused when content/_freeze/manifest.json records exactly the current
     inputs (freeze.run_inputs) and the files' hashes still match; otherwise it is re-run and the
     manifest updated. frozen: never train; a missing, stale or damaged result is an error naming
     the experiment. force: train every experiment. explain: gets one line per experiment saying
-    whether it ran or was reused, and why.
+    whether it ran or was reused, and why, and how the re-run compares with the freeze
+    (freeze.settle: a match within tolerance keeps the committed bytes). refreeze: train every
+    experiment and write its bytes whatever the freeze holds. warn: told about a re-run that
+    differs from the freeze beyond tolerance.
 
     Being the build's first stage, it also starts the claims audit in a second process when a
     post reads it and it must be recomputed (audit_site.start_early): the audit trains on one
@@ -186,9 +206,10 @@ def results_stage(project: Project, *, frozen: bool = False, force: bool = False
     from . import freeze
     from .errors import ConfigError, ResultsError
 
-    if frozen and force:
+    if frozen and (force or refreeze):
         raise ConfigError("--frozen and --force contradict each other", field="--force",
                           hint="--frozen never trains; drop one of them")
+    force = force or refreeze
     if not frozen and reads_audit(project):
         from .audit_site import start_early
 
@@ -220,11 +241,16 @@ def results_stage(project: Project, *, frozen: bool = False, force: bool = False
         # New results mean new figures: let the drawing workers import matplotlib on the other
         # core while this one imports torch and trains.
         start_draw_pool()
+        outcomes: list = []
         saved = run_one(name, cfg, project.freeze, progress_factory,
-                        source=declaring_post(project, name))
+                        source=declaring_post(project, name), refreeze=refreeze,
+                        settled=outcomes.append)
         manifest.record(name, inputs, folder)
         dirty = True
-        say(f"run {name}: ran ({why}; key {_short(state.key)})")
+        detail = f"; {outcomes[0].detail}" if outcomes and outcomes[0].detail else ""
+        say(f"run {name}: ran ({why}; key {_short(state.key)}){detail}")
+        if outcomes and outcomes[0].reported and warn is not None:
+            warn(f"run {name}: {outcomes[0].detail}")
         out[name] = saved
     if dirty:
         manifest.write()
@@ -328,14 +354,16 @@ def _keep_drawn(project: Project, name: str, inputs: dict, key: str,
 
 
 def audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool = False,
-                force: bool = False, explain: Callable[[str], None] | None = None
+                force: bool = False, explain: Callable[[str], None] | None = None,
+                refreeze: bool = False, warn: Callable[[str], None] | None = None
                 ) -> dict[str, Mapping[str, bytes]]:
     """{'audit': {file: PNG bytes}} when a post reads data.audit, else {} (nothing imported).
 
     The claims audit is reused from content/_freeze/audit while fresh, else recomputed (see
     audit_site.audit_stage); its figures join the experiments' under the name 'audit'.
     """
-    return _audit_stage(project, results, frozen=frozen, force=force, explain=explain)
+    return _audit_stage(project, results, frozen=frozen, force=force, explain=explain,
+                        refreeze=refreeze, warn=warn)
 
 
 def reads_audit(project: Project) -> bool:
@@ -344,7 +372,8 @@ def reads_audit(project: Project) -> bool:
 
 
 def _audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: bool,
-                 force: bool, explain: Callable[[str], None] | None
+                 force: bool, explain: Callable[[str], None] | None, refreeze: bool = False,
+                 warn: Callable[[str], None] | None = None
                  ) -> dict[str, Mapping[str, bytes]]:
     if not reads_audit(project):
         return {}
@@ -355,4 +384,5 @@ def _audit_stage(project: Project, results: dict[str, SavedResult], *, frozen: b
         raise ConfigError(f"experiment name '{SET_NAME}' is taken by the claims audit",
                           path=declaring_post(project, SET_NAME), field=f"experiments.{SET_NAME}",
                           hint="rename the experiment")
-    return {SET_NAME: run_audit_stage(project, frozen=frozen, force=force, explain=explain)}
+    return {SET_NAME: run_audit_stage(project, frozen=frozen, force=force, explain=explain,
+                                      refreeze=refreeze, warn=warn)}

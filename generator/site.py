@@ -902,13 +902,17 @@ def render_site(project: Project, *, results: Mapping[str, Any],
 
 def build(project: Project, *, frozen: bool = False, force: bool = False,
           baseurl: str | None = None, explain: Explain | None = None,
-          progress_factory: Callable | None = None, out: Path | None = None) -> BuildReport:
+          progress_factory: Callable | None = None, out: Path | None = None,
+          refreeze: bool = False, warn: Explain | None = None) -> BuildReport:
     """Run every stage and write site/ (or ``out``) in one atomic step.
 
     frozen: never train, use content/_freeze only (``lora-site render``).
     force: re-run every experiment and redraw every figure.
     baseurl: override site.yml's baseurl (e.g. '/repo' for a project page).
     explain: called with one line per stage saying whether it ran or was reused.
+    refreeze: recompute every result and write it into content/_freeze even where it matches
+    the frozen bytes within tolerance (which a plain re-run keeps; see freeze.settle).
+    warn: called with a line when a re-run differs from the freeze beyond tolerance.
     """
     from . import pipeline
 
@@ -921,11 +925,14 @@ def build(project: Project, *, frozen: bool = False, force: bool = False,
         recover_output(out)                          # what a killed build left behind
         failpoint("results")
         results = pipeline.results_stage(project, frozen=frozen, force=force,
-                                         progress_factory=progress_factory, explain=explain)
-        figures = pipeline.figures_stage(project, results, force=force, explain=explain,
+                                         progress_factory=progress_factory, explain=explain,
+                                         refreeze=refreeze, warn=warn)
+        figures = pipeline.figures_stage(project, results, force=force or refreeze,
+                                         explain=explain,
                                          frozen=frozen)
         figures = {**figures, **pipeline.audit_stage(project, results, frozen=frozen,
-                                                     force=force, explain=explain)}
+                                                     force=force or refreeze, explain=explain,
+                                                     refreeze=refreeze, warn=warn)}
         failpoint("render")
         files = render_site(project, results=results, figures=figures, site=site)
         if explain:

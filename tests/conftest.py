@@ -4,7 +4,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# The numeric pins, before anything imports torch or numpy (generator/numerics.py): the tests
+# compare committed results bit for bit, which only holds under the pins.
+from generator import numerics  # noqa: E402  (stdlib only)
+
+_NUMERICS = numerics.pin()
+
+import pytest  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -382,3 +382,93 @@ def test_no_post_reads_the_audit_no_stage_and_a_clashing_experiment_is_refused(a
         encoding="utf-8")
     with pytest.raises(ConfigError, match="taken by the claims audit"):
         audit_stage(audit_project, {"audit": object()})
+
+
+def _audit_from_elsewhere(project, delta: float) -> bytes:
+    """Make content/_freeze/audit a consistent freeze whose per-run statistics differ from what
+    this machine computes by ``delta`` in one value; return its audit.npz bytes."""
+    from generator.fsio import npz_bytes, sha256_bytes
+
+    folder = audit_site.audit_dir(project)
+    arrays = load_npz(folder / "audit.npz")
+    name = "default__main__target_weight_after"
+    arrays[name] = arrays[name].copy()
+    arrays[name][0] += np.float32(delta)
+    data = npz_bytes(arrays)
+    (folder / "audit.npz").write_bytes(data)
+    record = json.loads((folder / "record.json").read_text())
+    record["results"]["files"]["audit.npz"] = sha256_bytes(data)
+    (folder / "record.json").write_text(json.dumps(record, sort_keys=True, indent=2) + "\n")
+    return data
+
+
+def test_a_recomputed_audit_within_tolerance_keeps_the_committed_bytes(audit_project):
+    audit_site.audit_stage(audit_project)
+    planted = _audit_from_elsewhere(audit_project, 2e-7)
+    folder = audit_site.audit_dir(audit_project)
+    record = (folder / "record.json").read_bytes()
+    said: list[str] = []
+    audit_site.audit_stage(audit_project, force=True, explain=said.append,
+                           warn=lambda line: pytest.fail(f"warned: {line}"))
+    assert (folder / "audit.npz").read_bytes() == planted
+    assert said[0].startswith("audit: ran (--force); matches the frozen results within "
+                              "atol=1e-06, rtol=1e-06 (max |diff| ")
+    assert said[0].endswith("): kept the committed bytes")
+    assert json.loads((folder / "record.json").read_bytes())["results"] == \
+        json.loads(record)["results"]
+
+
+def test_a_recomputed_audit_beyond_tolerance_is_rewritten_and_reported(audit_project):
+    audit_site.audit_stage(audit_project)
+    planted = _audit_from_elsewhere(audit_project, 1e-2)
+    warned: list[str] = []
+    audit_site.audit_stage(audit_project, force=True, warn=warned.append)
+    folder = audit_site.audit_dir(audit_project)
+    assert (folder / "audit.npz").read_bytes() != planted
+    assert len(warned) == 1 and warned[0].startswith(
+        "audit: differs from the frozen results beyond atol=1e-06, rtol=1e-06 (1 difference(s):"
+        " arrays.default__main__target_weight_after: 1 of ")
+    # Consistent again: a frozen build reuses it.
+    said: list[str] = []
+    audit_site.audit_stage(audit_project, frozen=True, explain=said.append)
+    assert said[0] == "audit: reused"
+
+
+def test_audit_json_numbers_are_compared_to_their_rounding(audit_project):
+    """audit.json keeps six significant digits, so a last-bit change upstream can move the
+    sixth digit by one: that is within tolerance; a change in the fifth digit is not."""
+    audit_site.audit_stage(audit_project)
+    folder = audit_site.audit_dir(audit_project)
+    files = {n: (folder / n).read_bytes() for n in ("audit.json", "audit.npz")}
+    doc = json.loads(files["audit.json"])
+    target = doc["settings"]["default"]["geometry"]["leakage"]
+    base = target["sign_gaussian_prediction"]                     # 0.125 = 1/sqrt(64)
+    for bump, ok in ((1e-6, True), (1e-4, False)):
+        target["sign_gaussian_prediction"] = base + bump
+        fresh = dict(files, **{"audit.json": json.dumps(doc).encode()})
+        diffs, worst = audit_site.compare_audit_files(fresh, folder, 1e-6, 1e-6)
+        assert (diffs == []) is ok, diffs
+        assert worst == pytest.approx(bump)
+
+
+def test_verify_covers_the_audit_and_says_how_it_matched(audit_project):
+    from generator import numerics
+
+    (audit_project.posts / "audit-post.md").write_text(AUDIT_POST, encoding="utf-8")
+    audit_site.audit_stage(audit_project)
+    root = str(audit_project.root)
+    ok = CliRunner().invoke(main, ["verify", "--root", root, "-q"])
+    assert ok.exit_code == 0, ok.output
+    line = next(x for x in ok.output.splitlines() if x.startswith("audit: "))
+    assert line.startswith("audit: bit-exact match with the frozen results (numerics: "
+                           f"{numerics.current().describe()}")
+    _audit_from_elsewhere(audit_project, 2e-7)
+    near = CliRunner().invoke(main, ["verify", "--root", root, "-q"])
+    assert near.exit_code == 0, near.output
+    assert "audit: matches the frozen results within atol=1e-06, rtol=1e-06, max |diff| " \
+        in near.output
+    _audit_from_elsewhere(audit_project, 1e-2)
+    bad = CliRunner().invoke(main, ["verify", "--root", root, "-q"])
+    assert bad.exit_code == 1
+    assert "audit: arrays.default__main__target_weight_after: 1 of 2 values differ" in bad.output
+    assert "difference(s) between re-run and frozen results in: audit" in bad.output

@@ -71,7 +71,8 @@ def forbid(monkeypatch, name: str) -> None:
 def test_run_closure_is_what_experiment_imports():
     got = freeze.module_closure("experiment")
     assert got == ["generator/attention.py", "generator/config.py", "generator/errors.py",
-                   "generator/experiment.py", "generator/lora.py", "generator/metrics.py"]
+                   "generator/experiment.py", "generator/lora.py", "generator/metrics.py",
+                   "generator/numerics.py"]
 
 
 def test_figures_closure_excludes_training_code():

@@ -119,10 +119,39 @@ def test_frozen_stage_never_imports_torch(frozen_project):
 # ---------------------------------------------------------------------------------------------
 # verify
 
+def _numerics_text() -> str:
+    import torch
+
+    from generator import numerics
+
+    return f"{numerics.current().describe()}, ATen {torch.backends.cpu.get_cpu_capability()}"
+
+
 def test_verify_passes_on_a_fresh_freeze(frozen_project):
     res = cli("verify", "--root", str(frozen_project.root), "-q")
     assert res.exit_code == 0, res.output
-    assert res.output == "main: matches the frozen results (atol=1e-06, rtol=1e-06)\n"
+    assert res.output == ("main: bit-exact match with the frozen results "
+                          f"(numerics: {_numerics_text()})\n")
+
+
+def test_verify_says_when_a_match_is_within_tolerance_only(frozen_project):
+    # A freeze made where the last bits differ (another machine without the pins): passes,
+    # and says it is not bit-exact, with the largest difference.
+    import re
+
+    saved = load_result(frozen_project.freeze / "main")
+    loss3 = float(saved.arrays()["loss"][3])
+    _plant(frozen_project, array_delta=5e-7)        # a few float32 ulps: within tolerance
+    freeze.record_run(frozen_project, "main", saved.config)     # a consistent freeze
+    planted = float(load_result(frozen_project.freeze / "main").arrays()["loss"][3])
+    assert 0 < abs(planted - loss3) < 1e-6
+    res = cli("verify", "--root", str(frozen_project.root), "-q")
+    assert res.exit_code == 0, res.output
+    m = re.fullmatch(r"main: matches the frozen results within atol=1e-06, rtol=1e-06, "
+                     r"max \|diff\| (\S+) \(numerics: (.*)\)\n", res.output)
+    assert m, res.output
+    assert float(m.group(1)) == float(f"{abs(planted - loss3):.3g}")
+    assert m.group(2) == _numerics_text()
 
 
 def _plant(project: Project, *, array_delta: float, steps_delta: int = 0) -> None:
@@ -170,3 +199,96 @@ def test_verify_reports_an_unreadable_freeze(frozen_project):
     assert res.exit_code == 1
     line = next(x for x in res.output.splitlines() if x.startswith("main: cannot read"))
     assert f"{npz}: arrays file does not match the hash in results.json" in line
+
+
+# ---------------------------------------------------------------------------------------------
+# A re-run never rewrites the freeze with rounding noise (freeze.settle)
+
+def _freeze_from_elsewhere(project: Project, delta: float) -> bytes:
+    """Make content/_freeze/main look like a consistent freeze made on a machine whose last
+    bits differ by ``delta`` in one value; return the bytes of its arrays.npz."""
+    saved = load_result(project.freeze / "main")
+    _plant(project, array_delta=delta)
+    freeze.record_run(project, "main", saved.config)
+    return (project.freeze / "main" / "arrays.npz").read_bytes()
+
+
+def test_a_rerun_within_tolerance_keeps_the_committed_bytes(frozen_project):
+    planted = _freeze_from_elsewhere(frozen_project, 5e-7)
+    manifest = (frozen_project.freeze / "manifest.json").read_bytes()
+    lines = []
+    pipeline.results_stage(frozen_project, force=True, explain=lines.append,
+                           warn=lambda line: pytest.fail(f"warned: {line}"))
+    assert (frozen_project.freeze / "main" / "arrays.npz").read_bytes() == planted
+    assert (frozen_project.freeze / "manifest.json").read_bytes() == manifest
+    assert lines[0].startswith("run main: ran (--force; key ")
+    assert ("; matches the frozen results within atol=1e-06, rtol=1e-06 (max |diff| "
+            in lines[0]) and lines[0].endswith("): kept the committed bytes")
+
+
+def test_a_rerun_beyond_tolerance_rewrites_the_freeze_and_says_so(frozen_project):
+    planted = _freeze_from_elsewhere(frozen_project, 1e-3)
+    planted_loss = load_result(frozen_project.freeze / "main").arrays()["loss"][3]
+    lines, warned = [], []
+    pipeline.results_stage(frozen_project, force=True, explain=lines.append, warn=warned.append)
+    now = (frozen_project.freeze / "main" / "arrays.npz").read_bytes()
+    assert now != planted
+    assert abs(load_result(frozen_project.freeze / "main").arrays()["loss"][3]
+               - planted_loss) > 9e-4
+    assert warned == [lines[0].split(": ", 1)[0] + ": " + lines[0].split("; ", 2)[2]]
+    assert warned[0].startswith("run main: differs from the frozen results beyond atol=1e-06, "
+                                "rtol=1e-06 (1 difference(s): arrays.loss: 1 of ")
+    assert warned[0].endswith(f": rewrote {frozen_project.freeze / 'main'}")
+    # And the freeze is consistent again: a frozen build accepts it.
+    pipeline.results_stage(frozen_project, frozen=True)
+
+
+def test_refreeze_writes_even_a_match_within_tolerance(frozen_project):
+    planted = _freeze_from_elsewhere(frozen_project, 5e-7)
+    lines = []
+    pipeline.results_stage(frozen_project, refreeze=True, explain=lines.append)
+    assert (frozen_project.freeze / "main" / "arrays.npz").read_bytes() != planted
+    assert lines[0].endswith("; --refreeze: written whatever the frozen bytes")
+
+
+def test_an_identical_rerun_writes_nothing(frozen_project):
+    folder = frozen_project.freeze / "main"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
+    before["manifest"] = (frozen_project.freeze / "manifest.json").stat().st_mtime_ns
+    lines = []
+    pipeline.results_stage(frozen_project, force=True, explain=lines.append)
+    after = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
+    after["manifest"] = (frozen_project.freeze / "manifest.json").stat().st_mtime_ns
+    assert after == before
+    assert lines[0].endswith("; identical to the frozen results")
+
+
+def test_build_cli_refreeze_and_frozen_contradict(frozen_project):
+    res = CliRunner().invoke(main, ["build", "--root", str(frozen_project.root), "--frozen",
+                                    "--refreeze"])
+    assert res.exit_code == 2
+    assert "--frozen and --refreeze contradict each other; pick one" in res.output
+
+
+def test_the_numeric_opt_out_reruns_and_keeps_a_match(frozen_project):
+    """LORA_SITE_NUMERICS=native changes the key (the pins are an input), so the experiment
+    re-runs; its result matches the pinned freeze within tolerance, so the bytes stay."""
+    import os
+
+    from generator import numerics
+
+    (frozen_project.content / "site.yml").write_text(
+        'title: "T"\ndescription: "D"\nauthor: "A"\nurl: "https://example.org"\n',
+        encoding="utf-8")
+    arrays = (frozen_project.freeze / "main" / "arrays.npz").read_bytes()
+    env = {k: v for k, v in os.environ.items() if k not in numerics.PIN_VARS}
+    env.update(LORA_SITE_NUMERICS="native", LORA_SITE_DRAW_WORKERS="0")
+    out = subprocess.run([sys.executable, "-m", "generator", "build", "--root",
+                          str(frozen_project.root), "--explain", "-q"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    run_line = next(line for line in out.stderr.splitlines() if line.startswith("run main:"))
+    assert f"numerics pinned {numerics.PROFILE} -> native" in run_line
+    assert ("identical to the frozen results" in run_line
+            or "kept the committed bytes" in run_line), run_line
+    assert (frozen_project.freeze / "main" / "arrays.npz").read_bytes() == arrays
