@@ -3,10 +3,10 @@
 Run with `make bench` (or `python bench/bench_audit.py`). Everything is measured in this one
 process, on one torch thread for both engines (the single engine pins cfg.threads = 1):
 
-  loop      generator.experiment.run_experiment(cfg) for seeds 0..S-1, one after another
+  loop      generator.science.experiment.run_experiment(cfg) for seeds 0..S-1, one after another
             (each call trains and computes its metrics)
-  batched   generator.batched.train_batched(cfgs), the same S runs as one tensor program,
-            plus generator.claims.run_statistics (the batched counterpart of the metrics)
+  batched   generator.science.batched.train_batched(cfgs), the same S runs as one tensor program,
+            plus generator.science.claims.run_statistics (the batched counterpart of the metrics)
 
 for S = 1, 10, 100 and 1000 default runs (d_model 64, n 10, r 4), every run trained in full
 (nothing is extrapolated). Small S are repeated and the median is kept. Then the audit itself:
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generator import numerics  # noqa: E402
+from generator.core import numerics  # noqa: E402
 
 numerics.pin()      # measured as the build runs it: under the numeric pins (numerics.py)
 
@@ -46,11 +46,11 @@ def main() -> int:
 
     import torch
 
-    from generator.audit import run_audit
-    from generator.batched import train_batched
-    from generator.claims import run_statistics
-    from generator.config import ExperimentConfig
-    from generator.experiment import run_experiment
+    from generator.science.audit import run_audit
+    from generator.science.batched import train_batched
+    from generator.science.claims import run_statistics
+    from generator.science.config import ExperimentConfig
+    from generator.science.experiment import run_experiment
 
     torch.set_num_threads(1)
     # Warm up both paths (first calls pay for lazy initialisation inside torch).

@@ -53,13 +53,13 @@ runpy.run_module("generator", run_name="__main__", alter_sys=True)
 COMPUTE = """
 import json, time
 from pathlib import Path
-from generator import numerics
+from generator.core import numerics
 numerics.pin()          # as every lora-site process does, before torch and numpy load
 import numpy, torch
 from generator.content import read_post
-from generator.experiment import run_experiment
+from generator.science.experiment import run_experiment
 from generator.pipeline import declared_experiments
-from generator.project import Project
+from generator.core.project import Project
 project = Project(Path.cwd())
 times = {{}}
 for name, cfg in declared_experiments(project).items():

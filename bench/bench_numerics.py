@@ -29,12 +29,12 @@ import bench_build  # noqa: E402  (the copy of the project and the process timer
 MODES = ("pinned", "native")
 COMPUTE = """
 import json, time
-from generator import numerics
+from generator.core import numerics
 numerics.pin()
 import numpy, torch
-from generator.audit import run_audit
-from generator.config import ExperimentConfig
-from generator.experiment import run_experiment
+from generator.science.audit import run_audit
+from generator.science.config import ExperimentConfig
+from generator.science.experiment import run_experiment
 run_experiment(ExperimentConfig(seed=1))                    # warm-up (lazy init in torch)
 t = time.perf_counter(); run_experiment(ExperimentConfig()); main = time.perf_counter() - t
 t = time.perf_counter(); run_audit(200, sweeps="all"); audit = time.perf_counter() - t

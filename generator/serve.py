@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .project import Project
+from .core.project import Project
 
 ENDPOINT = "/__lora-site/wait"      # outside any baseurl, so it never shadows a page
 WAIT_LIMIT_S = 20.0                 # a long-poll answers at least this often
@@ -105,13 +105,10 @@ def build_command(project: Project) -> list[str]:
 
 
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Import `generator` from where this one came from, whatever the working directory is.
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    from .stages.workers import child_env
+
+    env = child_env()           # the package this server runs, first on the path
     env.setdefault("PYTHONHASHSEED", "0")
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env.setdefault("MPLBACKEND", "Agg")
     return env
 
 

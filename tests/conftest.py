@@ -6,7 +6,7 @@ from pathlib import Path
 
 # The numeric pins, before anything imports torch or numpy (generator/numerics.py): the tests
 # compare committed results bit for bit, which only holds under the pins.
-from generator import numerics  # noqa: E402  (stdlib only)
+from generator.core import numerics  # noqa: E402  (stdlib only)
 
 _NUMERICS = numerics.pin()
 

@@ -245,5 +245,20 @@ def make_project(root: Path, *, post_text: str | None = None, slug: str | None =
     reads_audit = post_text is None or re.search(r"^data:\s*\n(\s*-\s*\w+\s*\n)*\s*-\s*audit\s*$",
                                                  post_text, re.M)
     if reads_audit and AUDIT_FREEZE.is_dir():
-        shutil.copytree(AUDIT_FREEZE, root / "content" / "_freeze" / "audit", dirs_exist_ok=True)
+        copy_frozen(root, "audit")
     return root
+
+
+def copy_frozen(root: Path, name: str) -> None:
+    """Copy the repository's frozen result ``name`` (its folder and its manifest entry) into
+    the project at ``root``, so a build reuses it while its inputs are unchanged."""
+    import json
+
+    freeze = root / "content" / "_freeze"
+    shutil.copytree(REPO / "content" / "_freeze" / name, freeze / name, dirs_exist_ok=True)
+    repo_manifest = json.loads((REPO / "content" / "_freeze" / "manifest.json").read_text())
+    path = freeze / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.is_file() else {
+        "format": repo_manifest["format"], "experiments": {}}
+    manifest["experiments"][name] = repo_manifest["experiments"][name]
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -16,11 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator.figures import ALT_TEXT, image_size
-from generator.project import Project
-from generator.render import fmt
-from generator.results import load_result
-from generator.site import build
+from generator.core.project import Project
+from generator.kinds.lora_results import load_result
+from generator.plots.common import image_size
+from generator.plots.lora_figures import FIGURES
+from generator.render.jinja import fmt
+from generator.science.config import ExperimentConfig
+from helpers import build
+
+ALT_TEXT = FIGURES.alt_texts(ExperimentConfig())
 from site_checks import (ARTICLE, REPO, broken_links, fenced_blocks, kramdown_math,
                          liquid_visible, make_project, norm_tex, read_page, split_jekyll,
                          strip_fences, strip_raw_guards)
@@ -241,9 +245,9 @@ def test_six_figures_in_reference_order_with_alt_caption_and_sizes(article):
 
 
 def test_listings_equal_the_package_source(article):
-    from generator.attention import TinySelfAttention
-    from generator.experiment import _run
-    from generator.lora import LoRALinear, inject_lora
+    from generator.science.attention import TinySelfAttention
+    from generator.science.experiment import _run
+    from generator.science.lora import LoRALinear, inject_lora
 
     sources = [inspect.getsource(obj).rstrip("\n")
                for obj in (TinySelfAttention, LoRALinear, inject_lora, _run)]
@@ -444,13 +448,20 @@ def test_other_branches_of_the_text_follow_other_numbers(article):
     """Feed the article numbers the run did not produce: each conditional sentence flips."""
     from types import SimpleNamespace
 
-    from generator.content import read_post
-    from generator.figures import FIGURE_NAMES, image_filename
-    from generator.site import load_site_config, post_info, render_post
+    from generator.authoring.post_info import post_info
+    from generator.authoring.posts import read_post
+    from generator.authoring.site_config import load_site_config
+    from generator.kinds.claims_audit import KIND as AUDIT
+    from generator.outputs.html import FORMAT as HTML
+    from generator.plots.common import image_filename
+    from generator.plots.lora_figures import FIGURE_NAMES
+    from generator.render.post import render_post
+    from helpers import context
 
     project = Project(article.root)
     site = load_site_config(project)
-    info = post_info(read_post(article.root / "content" / "posts" / f"{SLUG}.md"), site)
+    ctx = context(project)
+    info = post_info(read_post(ctx, article.root / "content" / "posts" / f"{SLUG}.md"), site)
     c, m = article.cfg, dict(article.m)
     n, q = c.seq_len, c.query
     m.update(
@@ -464,10 +475,11 @@ def test_other_branches_of_the_text_follow_other_numbers(article):
     )
     saved = SimpleNamespace(config=c, metrics=m, provenance={})
     figures = {"main": {image_filename(f, s): b"" for f in FIGURE_NAMES for s in (1, 2)}}
-    from generator.audit_site import audit_data    # the conclusion quotes the claims audit
-
-    r = render_post(info, site, {"main": saved}, figures, {"audit": audit_data(project, {})})
-    text = " ".join(re.sub(r"<[^>]+>", " ", r.html_body).split())
+    # The conclusion quotes the claims audit.
+    audit = AUDIT.load(project.freeze / "audit", "audit")
+    with ctx:
+        r = render_post(ctx, info, site, {"main": saved, "audit": audit}, figures, [HTML])
+    text = " ".join(re.sub(r"<[^>]+>", " ", r.parts["html"]["html"]).split())
     assert f"stopped at the limit of {m['steps']} steps" in text
     assert f"Its length changed only by a factor of {fmt(1.02, 2)}" in text
     assert "Every other query keeps a cosine above 0.95" in text
@@ -489,9 +501,11 @@ def test_rebuilding_gives_identical_bytes(article, tmp_path):
 
 
 def test_render_from_saved_results_imports_neither_torch_nor_matplotlib(article, tmp_path):
-    code = ("import sys; from pathlib import Path; from generator.site import build; "
-            "from generator.project import Project;"
-            f"build(Project(Path({str(article.root)!r})), frozen=True, out={str(tmp_path / 'o')!r});"
+    code = ("import sys; from pathlib import Path; from generator.publish.build import build; "
+            "from generator.core.context import BuildContext; "
+            "from generator.core.project import Project;"
+            f"build(BuildContext(Project(Path({str(article.root)!r}))), frozen=True, "
+            f"out={str(tmp_path / 'o')!r});"
             "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, cwd=REPO)

@@ -3,7 +3,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from generator.attention import TinySelfAttention
+from generator.science.attention import TinySelfAttention
 
 
 def test_matches_scaled_dot_product_attention():

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import generator.audit as audit_mod
-from generator.audit import (DEFAULT, SWEEPS, audit_json_bytes, format_table, min_seeds_to_hold,
-                             run_audit, run_sets, save_audit, settings_for, verdict, wilson)
-from generator.claims import CLAIMS, Claim, claim_holds
+import generator.science.audit as audit_mod
+from generator.science.audit import (DEFAULT, SWEEPS, audit_files, audit_json_bytes, format_table,
+                                     min_seeds_to_hold, run_audit, run_sets, settings_for,
+                                     verdict, wilson)
+from generator.science.claims import CLAIMS, Claim, claim_holds
 from generator.cli import main
-from generator.errors import ConfigError
-from generator.fsio import load_npz
+from generator.core.errors import ConfigError
+from generator.core.fsio import load_npz
 
 SEEDS = 6
 
@@ -134,19 +135,17 @@ def test_every_sweep_point_has_a_setting_with_claims_and_geometry():
             pytest.approx((2 / (np.pi * d)) ** 0.5, rel=1e-5)
 
 
-def test_save_writes_sorted_json_and_an_npz_without_pickles(tmp_path, small_audit):
-    path = tmp_path / "audit" / "audit.json"
-    npz = save_audit(path, small_audit)
-    assert npz == tmp_path / "audit" / "audit.npz"
-    text = path.read_text(encoding="utf-8")
+def test_the_files_are_sorted_json_and_an_npz_without_pickles(tmp_path, small_audit):
+    files = audit_files(small_audit)
+    assert sorted(files) == ["audit.json", "audit.npz"]
+    text = files["audit.json"].decode("utf-8")
     data = json.loads(text)
     assert text == json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     assert "NaN" not in text and "Infinity" not in text
-    arrays = load_npz(npz)
+    (tmp_path / "audit.npz").write_bytes(files["audit.npz"])
+    arrays = load_npz(tmp_path / "audit.npz")
     assert sorted(arrays) == sorted(small_audit.arrays)
-    before = path.read_bytes(), npz.read_bytes()
-    save_audit(path, small_audit)
-    assert (path.read_bytes(), npz.read_bytes()) == before
+    assert audit_files(small_audit) == files
 
 
 def test_format_table_has_one_row_per_claim(small_audit):
@@ -206,18 +205,22 @@ def test_audit_help_does_not_import_torch():
 
 
 # ---------------------------------------------------------------------------------------------
-# The audit's figures, and the audit in the build (audit_site)
+# The audit's figures, and the audit in the build (kinds.claims_audit)
 
 import shutil  # noqa: E402
 import struct  # noqa: E402
 import zlib  # noqa: E402
 
-from generator import audit_site  # noqa: E402
-from generator.audit_figures import FIGURE_NAMES as AUDIT_FIGURES  # noqa: E402
-from generator.audit_figures import render_audit_figures  # noqa: E402
-from generator.errors import ResultsError  # noqa: E402
-from generator.figures import SCALES, image_filename, image_size  # noqa: E402
-from generator.project import Project  # noqa: E402
+from generator.core.errors import ResultsError  # noqa: E402
+from generator.core.fsio import npz_bytes, sha256_bytes  # noqa: E402
+from generator.core.project import Project  # noqa: E402
+from generator.kinds.claims_audit import ClaimsAudit  # noqa: E402
+from generator.plots.audit_figures import FIGURE_NAMES as AUDIT_FIGURES  # noqa: E402
+from generator.plots.audit_figures import render_audit_figures  # noqa: E402
+from generator.plots.common import SCALES, image_filename, image_size  # noqa: E402
+from generator.stages import run  # noqa: E402
+from generator.stages.run import StageOptions  # noqa: E402
+from helpers import build, context, declared  # noqa: E402
 
 REPO_SITE_YML = __import__("pathlib").Path(__file__).resolve().parents[1] / "content" / "site.yml"
 
@@ -259,86 +262,11 @@ def test_audit_figures_need_the_sweeps(small_audit):
         render_audit_figures(small_audit.summary, small_audit.arrays)
 
 
-@pytest.fixture
-def audit_project(tmp_path, monkeypatch):
-    """A project whose build audit is 2 seeds (the real one trains 200 per setting). Drawing is
-    replaced by stand-in bytes that name the audit they came from: these tests are about what
-    is reused, recomputed and written (the drawing has its own test above), so they draw in
-    this process, where the stand-in applies (tests/test_drawing.py covers the workers)."""
-    import generator.audit_figures as audit_figures
-
-    def fake_render(summary, arrays, names=AUDIT_FIGURES):
-        tag = json.dumps(summary["seeds"], sort_keys=True).encode()
-        return {image_filename(n, s): b"PNG " + n.encode() + tag
-                for n in names for s in SCALES}
-
-    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
-    monkeypatch.setattr(audit_site, "BUILD_SEEDS", 2)
-    monkeypatch.setattr(audit_figures, "render_audit_figures", fake_render)
-    (tmp_path / "content" / "posts").mkdir(parents=True)
-    shutil.copy(REPO_SITE_YML, tmp_path / "content" / "site.yml")
-    shutil.copy(REPO_SITE_YML.parents[1] / "requirements.lock", tmp_path / "requirements.lock")
-    return Project(tmp_path)
-
-
-def test_stage_computes_then_reuses_and_frozen_refuses_stale(audit_project):
-    project = audit_project
-    with pytest.raises(ResultsError, match="no up-to-date frozen results"):
-        audit_site.audit_stage(project, frozen=True)
-    said: list[str] = []
-    images = audit_site.audit_stage(project, explain=said.append)
-    assert said[0].startswith("audit: ran (no record") and said[1].startswith("audit figures: drew")
-    folder = audit_site.audit_dir(project)
-    for name in ("audit.json", "audit.npz", "record.json"):
-        assert (folder / name).is_file()
-    assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(images)
-    record = json.loads((folder / "record.json").read_text())
-    assert record["results"]["inputs"]["seeds"] == 2
-    assert "generator/batched.py" in record["results"]["inputs"]
-    said.clear()
-    assert audit_site.audit_stage(project, frozen=True, explain=said.append) == images
-    assert said == ["audit: reused", "audit figures: reused"]
-    # An edited audit is stale: a frozen build says so, a normal one recomputes.
-    (folder / "audit.json").write_text("{}")
-    with pytest.raises(ResultsError, match="edited"):
-        audit_site.audit_stage(project, frozen=True)
-    said.clear()
-    assert audit_site.audit_stage(project, explain=said.append) == images
-    assert said[0].startswith("audit: ran (audit.json or audit.npz missing or edited")
-    # A deleted figure is redrawn, even in a frozen build (drawing needs no training).
-    (folder / "figures" / image_filename("audit_spectrum", 1)).unlink()
-    said.clear()
-    assert audit_site.audit_stage(project, frozen=True, explain=said.append) == images
-    assert said[1].startswith("audit figures: drew (figure files missing")
-
-
-def test_cli_audit_records_the_build_audit_only_with_the_build_settings(audit_project):
-    root = str(audit_project.root)
-    ok = CliRunner().invoke(main, ["audit", "--root", root, "--seeds", "2", "-q"])
-    assert ok.exit_code == 0, ok.output
-    said: list[str] = []
-    audit_site.audit_stage(audit_project, frozen=True, explain=said.append)
-    assert said[0] == "audit: reused"
-    other = CliRunner().invoke(main, ["audit", "--root", root, "--seeds", "2", "-q",
-                                      "--sweeps", "default"])
-    assert other.exit_code == 0, other.output
-    assert not (audit_site.audit_dir(audit_project) / "record.json").exists()
-    with pytest.raises(ResultsError, match="no up-to-date frozen results"):
-        audit_site.audit_stage(audit_project, frozen=True)
-    # ...and the data loader refuses an audit without the sweeps the article needs.
-    with pytest.raises(ResultsError, match="sweeps"):
-        audit_site.audit_data(audit_project, {})
-
-
-def test_data_loader_without_an_audit_names_the_file(audit_project):
-    with pytest.raises(ResultsError) as err:
-        audit_site.audit_data(audit_project, {})
-    assert "audit.json" in err.value.message and "lora-site audit" in err.value.message
-
-
 AUDIT_POST = """---
 title: Audit post
 date: 2026-01-12 10:00:00 +0530
+experiments:
+  audit: {kind: audit, seeds: 2}
 data:
   - audit
 ---
@@ -348,10 +276,102 @@ data:
 """
 
 
-def test_a_post_reading_the_audit_builds_with_its_figures_in_both_trees(audit_project):
-    from generator.site import build
+@pytest.fixture
+def audit_project(tmp_path, monkeypatch):
+    """A project whose post declares a 2-seed audit (the article's trains 200 per setting).
+    Drawing is replaced by stand-in bytes that name the audit they came from: these tests are
+    about what is reused, recomputed and written (the drawing has its own test above), so they
+    draw in this process, where the stand-in applies (tests/test_drawing.py covers workers)."""
+    def fake_draw(self, folder, names):
+        summary = json.loads((folder / "audit.json").read_text())
+        tag = json.dumps(summary["seeds"], sort_keys=True).encode()
+        return {image_filename(n, s): b"PNG " + n.encode() + tag
+                for n in names for s in SCALES}
 
-    (audit_project.posts / "audit-post.md").write_text(AUDIT_POST, encoding="utf-8")
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
+    monkeypatch.setattr(ClaimsAudit, "draw", fake_draw)
+    (tmp_path / "content" / "posts").mkdir(parents=True)
+    shutil.copy(REPO_SITE_YML, tmp_path / "content" / "site.yml")
+    shutil.copy(REPO_SITE_YML.parents[1] / "requirements.lock", tmp_path / "requirements.lock")
+    (tmp_path / "content" / "posts" / "audit-post.md").write_text(AUDIT_POST, encoding="utf-8")
+    return Project(tmp_path)
+
+
+def audit_stage(project: Project, **options) -> dict[str, bytes]:
+    """The run and figures stages of the project's audit alone, in a context of its own."""
+    with context(project) as ctx:
+        d = declared(ctx)["audit"]
+        opts = StageOptions(**options)
+        images = run.figures_of(ctx, d, run.result_of(ctx, d, opts), opts)
+        run.store_of(ctx).save()
+        return dict(images)
+
+
+def manifest_entry(project: Project) -> dict:
+    return json.loads((project.freeze / "manifest.json").read_text())["experiments"]["audit"]
+
+
+def test_stage_computes_then_reuses_and_frozen_refuses_stale(audit_project):
+    project = audit_project
+    with pytest.raises(ResultsError, match="frozen results of experiment 'audit' are stale"):
+        audit_stage(project, frozen=True)
+    said: list[str] = []
+    images = audit_stage(project, explain=said.append)
+    assert said[0].startswith("run audit: ran (no frozen results")
+    assert said[1].startswith("figures audit: drew")
+    folder = project.freeze / "audit"
+    for name in ("audit.json", "audit.npz"):
+        assert (folder / name).is_file()
+    assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(images)
+    entry = manifest_entry(project)
+    assert entry["kind"] == "audit" and entry["inputs"]["config"]["seeds"] == 2
+    assert "generator/science/batched.py" in entry["inputs"]["sources"]
+    said.clear()
+    assert audit_stage(project, frozen=True, explain=said.append) == images
+    assert said[0].startswith("run audit: reused frozen results")
+    assert said[1].startswith("figures audit: reused")
+    # An edited audit is stale: a frozen build says so, a normal one recomputes.
+    (folder / "audit.json").write_text("{}")
+    with pytest.raises(ResultsError, match="edited"):
+        audit_stage(project, frozen=True)
+    said.clear()
+    assert audit_stage(project, explain=said.append) == images
+    assert said[0].startswith("run audit: ran (audit.json was edited or truncated")
+    # A deleted frozen figure: a frozen build names it (as for every experiment), a normal
+    # build redraws it.
+    (folder / "figures" / image_filename("audit_spectrum", 1)).unlink()
+    with pytest.raises(ResultsError, match=r"audit_spectrum.png: frozen figure of experiment "
+                                           r"'audit' is missing"):
+        audit_stage(project, frozen=True)
+    said.clear()
+    assert audit_stage(project, explain=said.append) == images
+    assert said[1].startswith("figures audit: reused (inputs unchanged")
+    assert (folder / "figures" / image_filename("audit_spectrum", 1)).is_file()
+
+
+def test_cli_audit_records_the_build_audit_only_with_the_declared_settings(audit_project):
+    root = str(audit_project.root)
+    ok = CliRunner().invoke(main, ["audit", "--root", root, "--seeds", "2", "-q"])
+    assert ok.exit_code == 0, ok.output
+    said: list[str] = []
+    audit_stage(audit_project, frozen=True, explain=said.append)
+    assert said[0].startswith("run audit: reused frozen results")
+    other = CliRunner().invoke(main, ["audit", "--root", root, "--seeds", "2", "-q",
+                                      "--sweeps", "default"])
+    assert other.exit_code == 0, other.output
+    assert "audit" not in json.loads((audit_project.freeze / "manifest.json").read_text())[
+        "experiments"]
+    with pytest.raises(ResultsError, match="not recorded in content/_freeze/manifest.json"):
+        audit_stage(audit_project, frozen=True)
+
+
+def test_a_missing_audit_names_the_file(audit_project):
+    with pytest.raises(ResultsError) as err:
+        ClaimsAudit().load(audit_project.freeze / "audit", "audit")
+    assert "audit.json" in err.value.message and "lora-site audit" in err.value.message
+
+
+def test_a_post_reading_the_audit_builds_with_its_figures_in_both_trees(audit_project):
     out = audit_project.root / "out"
     build(audit_project, out=out)
     html = (out / "html" / "audit-post" / "index.html").read_text()
@@ -370,75 +390,88 @@ def test_a_post_reading_the_audit_builds_with_its_figures_in_both_trees(audit_pr
             assert twin.read_bytes() == path.read_bytes(), path
 
 
-def test_no_post_reads_the_audit_no_stage_and_a_clashing_experiment_is_refused(audit_project):
-    from generator.pipeline import audit_stage
+def test_data_names_an_experiment_or_declares_the_kind_that_offers_it(audit_project):
+    """`data: [audit]` reads the experiment called audit when the post declares one (of any
+    kind), and otherwise declares the claims audit with its default settings; a name neither
+    an experiment nor a kind offers is an error."""
+    from generator.core.errors import ContentError
+    from generator.kinds.claims_audit import AuditSettings
 
+    (audit_project.posts / "audit-post.md").unlink()
     (audit_project.posts / "plain.md").write_text(
         "---\ntitle: t\ndate: 2026-01-12\n---\nHello.\n", encoding="utf-8")
-    assert audit_stage(audit_project, {}) == {}
-    assert not audit_site.audit_dir(audit_project).exists()
+    with context(audit_project) as ctx:
+        assert declared(ctx) == {}
     (audit_project.posts / "plain.md").write_text(
-        "---\ntitle: t\ndate: 2026-01-12\nexperiments:\n  audit: {}\ndata:\n  - audit\n---\nHi.\n",
-        encoding="utf-8")
-    with pytest.raises(ConfigError, match="taken by the claims audit"):
-        audit_stage(audit_project, {"audit": object()})
+        "---\ntitle: t\ndate: 2026-01-12\ndata:\n  - audit\n---\nHi.\n", encoding="utf-8")
+    with context(audit_project) as ctx:
+        d = declared(ctx)["audit"]
+        assert isinstance(d.kind, ClaimsAudit) and d.settings == AuditSettings()
+    (audit_project.posts / "plain.md").write_text(
+        "---\ntitle: t\ndate: 2026-01-12\nexperiments:\n  audit: {}\ndata:\n  - audit\n---\n"
+        "Hi.\n", encoding="utf-8")
+    with context(audit_project) as ctx:
+        assert declared(ctx)["audit"].kind.name == "lora"
+    (audit_project.posts / "plain.md").write_text(
+        "---\ntitle: t\ndate: 2026-01-12\ndata:\n  - nothing\n---\nHi.\n", encoding="utf-8")
+    with context(audit_project) as ctx, pytest.raises(ContentError,
+                                                      match="no data loader named 'nothing'"):
+        declared(ctx)
 
 
 def _audit_from_elsewhere(project, delta: float) -> bytes:
     """Make content/_freeze/audit a consistent freeze whose per-run statistics differ from what
     this machine computes by ``delta`` in one value; return its audit.npz bytes."""
-    from generator.fsio import npz_bytes, sha256_bytes
-
-    folder = audit_site.audit_dir(project)
+    folder = project.freeze / "audit"
     arrays = load_npz(folder / "audit.npz")
     name = "default__main__target_weight_after"
     arrays[name] = arrays[name].copy()
     arrays[name][0] += np.float32(delta)
     data = npz_bytes(arrays)
     (folder / "audit.npz").write_bytes(data)
-    record = json.loads((folder / "record.json").read_text())
-    record["results"]["files"]["audit.npz"] = sha256_bytes(data)
-    (folder / "record.json").write_text(json.dumps(record, sort_keys=True, indent=2) + "\n")
+    manifest = json.loads((project.freeze / "manifest.json").read_text())
+    manifest["experiments"]["audit"]["files"]["audit.npz"] = sha256_bytes(data)
+    (project.freeze / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True)
+                                                  + "\n")
     return data
 
 
 def test_a_recomputed_audit_within_tolerance_keeps_the_committed_bytes(audit_project):
-    audit_site.audit_stage(audit_project)
+    audit_stage(audit_project)
     planted = _audit_from_elsewhere(audit_project, 2e-7)
-    folder = audit_site.audit_dir(audit_project)
-    record = (folder / "record.json").read_bytes()
+    folder = audit_project.freeze / "audit"
+    entry = manifest_entry(audit_project)
     said: list[str] = []
-    audit_site.audit_stage(audit_project, force=True, explain=said.append,
-                           warn=lambda line: pytest.fail(f"warned: {line}"))
+    audit_stage(audit_project, force=True, explain=said.append,
+                warn=lambda line: pytest.fail(f"warned: {line}"))
     assert (folder / "audit.npz").read_bytes() == planted
-    assert said[0].startswith("audit: ran (--force); matches the frozen results within "
-                              "atol=1e-06, rtol=1e-06 (max |diff| ")
+    assert said[0].startswith("run audit: ran (--force; key ")
+    assert "; matches the frozen results within atol=1e-06, rtol=1e-06 (max |diff| " in said[0]
     assert said[0].endswith("): kept the committed bytes")
-    assert json.loads((folder / "record.json").read_bytes())["results"] == \
-        json.loads(record)["results"]
+    assert manifest_entry(audit_project)["files"] == entry["files"]
 
 
 def test_a_recomputed_audit_beyond_tolerance_is_rewritten_and_reported(audit_project):
-    audit_site.audit_stage(audit_project)
+    audit_stage(audit_project)
     planted = _audit_from_elsewhere(audit_project, 1e-2)
     warned: list[str] = []
-    audit_site.audit_stage(audit_project, force=True, warn=warned.append)
-    folder = audit_site.audit_dir(audit_project)
+    audit_stage(audit_project, force=True, warn=warned.append)
+    folder = audit_project.freeze / "audit"
     assert (folder / "audit.npz").read_bytes() != planted
     assert len(warned) == 1 and warned[0].startswith(
-        "audit: differs from the frozen results beyond atol=1e-06, rtol=1e-06 (1 difference(s):"
-        " arrays.default__main__target_weight_after: 1 of ")
+        "run audit: differs from the frozen results beyond atol=1e-06, rtol=1e-06 (1 "
+        "difference(s): arrays.default__main__target_weight_after: 1 of ")
     # Consistent again: a frozen build reuses it.
     said: list[str] = []
-    audit_site.audit_stage(audit_project, frozen=True, explain=said.append)
-    assert said[0] == "audit: reused"
+    audit_stage(audit_project, frozen=True, explain=said.append)
+    assert said[0].startswith("run audit: reused frozen results")
 
 
 def test_audit_json_numbers_are_compared_to_their_rounding(audit_project):
     """audit.json keeps six significant digits, so a last-bit change upstream can move the
     sixth digit by one: that is within tolerance; a change in the fifth digit is not."""
-    audit_site.audit_stage(audit_project)
-    folder = audit_site.audit_dir(audit_project)
+    audit_stage(audit_project)
+    folder = audit_project.freeze / "audit"
     files = {n: (folder / n).read_bytes() for n in ("audit.json", "audit.npz")}
     doc = json.loads(files["audit.json"])
     target = doc["settings"]["default"]["geometry"]["leakage"]
@@ -446,16 +479,15 @@ def test_audit_json_numbers_are_compared_to_their_rounding(audit_project):
     for bump, ok in ((1e-6, True), (1e-4, False)):
         target["sign_gaussian_prediction"] = base + bump
         fresh = dict(files, **{"audit.json": json.dumps(doc).encode()})
-        diffs, worst = audit_site.compare_audit_files(fresh, folder, 1e-6, 1e-6)
+        diffs, worst = ClaimsAudit().compare(fresh, folder, 1e-6, 1e-6)
         assert (diffs == []) is ok, diffs
         assert worst == pytest.approx(bump)
 
 
 def test_verify_covers_the_audit_and_says_how_it_matched(audit_project):
-    from generator import numerics
+    from generator.core import numerics
 
-    (audit_project.posts / "audit-post.md").write_text(AUDIT_POST, encoding="utf-8")
-    audit_site.audit_stage(audit_project)
+    audit_stage(audit_project)
     root = str(audit_project.root)
     ok = CliRunner().invoke(main, ["verify", "--root", root, "-q"])
     assert ok.exit_code == 0, ok.output

@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from generator.attention import TinySelfAttention
-from generator.batched import RunSpec, initial_tensors, train_batched
-from generator.config import ExperimentConfig
-from generator.errors import ConfigError
-from generator.experiment import build_model, make_tokens, run_experiment
-from generator.metrics import compute_metrics
+from generator.science.attention import TinySelfAttention
+from generator.science.batched import RunSpec, initial_tensors, train_batched
+from generator.science.config import ExperimentConfig
+from generator.core.errors import ConfigError
+from generator.science.experiment import build_model, make_tokens, run_experiment
+from generator.science.metrics import compute_metrics
 
 TOL = 1e-5
 
@@ -42,7 +42,7 @@ def _metric_diff(x, y) -> float:
     if isinstance(x, list):
         assert len(x) == len(y)
         return max((abs(u - v) for u, v in zip(x, y)), default=0.0)
-    if x is None or isinstance(x, (bool, int)):
+    if x is None or isinstance(x, (bool, int, str)):
         assert x == y
         return 0.0
     return abs(x - y)

@@ -1,5 +1,5 @@
-"""A post body is compiled as a skeleton (render.split_text) whose compiled code is kept in a
-pickle-free bytecode cache (render.CodeCache): a prose edit reuses it, and the output and the
+"""A post body is compiled as a skeleton (render.jinja.split_text) whose compiled code is kept
+in a pickle-free bytecode cache (render.jinja.CodeCache): a prose edit reuses it, and the output and the
 error lines are those of compiling the body whole."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import jinja2
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from generator.errors import ContentError
-from generator.render import (TEXT_NAME, CodeCache, make_body_env, make_env, render_body,
-                              split_text)
+from generator.core.errors import ContentError
+from generator.render.jinja import (TEXT_NAME, CodeCache, make_body_env, make_env, render_body,
+                                    split_text)
 
 CTX = {"x": 2, "items": [1, 2, 3], "name": "LoRA", "flag": True}
 

@@ -6,11 +6,11 @@ import copy
 import numpy as np
 import pytest
 
-from generator.batched import RunSpec, train_batched
-from generator.claims import (CLAIMS, CLAIMS_BY_NAME, Claim, applies, claim_holds,
+from generator.science.batched import RunSpec, train_batched
+from generator.science.claims import (CLAIMS, CLAIMS_BY_NAME, Claim, applies, claim_holds,
                               claim_values, run_statistics)
-from generator.config import ExperimentConfig
-from generator.metrics import compute_metrics
+from generator.science.config import ExperimentConfig
+from generator.science.metrics import compute_metrics
 
 CFGS = [ExperimentConfig(seed=s) for s in range(3)] + [ExperimentConfig(seed=3, query=4, key=1)]
 

@@ -9,8 +9,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from generator.cli import main
-from generator.figures import FIGURE_NAMES
-from generator.fsio import load_npz, sha256_file
+from generator.core.fsio import load_npz, sha256_file
+from generator.plots.lora_figures import FIGURE_NAMES
 
 
 def _run(args, **kw):

@@ -1,25 +1,21 @@
 """Drawing figures: the one draw-every-scale loop, and the claims audit's figures drawn by the
-worker while the build goes on (pipeline.draw_later), stored when they arrive."""
+worker while the build goes on (stages.workers.Workers.draw_later), stored when they arrive."""
 from __future__ import annotations
 
 import io
 import json
 import shutil
 
-import pytest
 
-from conftest import REPO
-from generator import audit_site, pipeline
-from generator.audit_figures import FIGURE_NAMES as AUDIT_FIGURES
-from generator.figures import DPI_1X, SCALES, SIZE_IN, _pyplot, draw_every_scale, image_filename
-from generator.fsio import sha256_bytes
-from generator.project import Project
-
-
-@pytest.fixture(autouse=True)
-def no_pool_left():
-    yield
-    pipeline.close_draw_pool()
+from conftest import REPO, write_post
+from generator.core.fsio import sha256_bytes
+from generator.plots.audit_figures import FIGURE_NAMES as AUDIT_FIGURES
+from generator.plots.common import DPI_1X, SCALES, SIZE_IN, draw_every_scale, image_filename
+from generator.plots.common import pyplot as _pyplot
+from generator.stages import run
+from generator.stages.run import StageOptions
+from generator.stages.workers import PendingFigures
+from helpers import context, declared
 
 
 def _tight_figure():
@@ -62,33 +58,42 @@ def test_every_scale_is_drawn_once_with_the_bytes_of_a_plain_savefig(monkeypatch
 def test_audit_figures_from_the_worker_arrive_after_the_stage_and_are_then_frozen(
         tmp_path, monkeypatch):
     monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "2")
-    monkeypatch.setattr(audit_site, "BUILD_SEEDS", 2)
-    (tmp_path / "content" / "posts").mkdir(parents=True)
+    write_post(tmp_path, experiments="  audit: {kind: audit, seeds: 2}\n")
     shutil.copy(REPO / "content" / "site.yml", tmp_path / "content" / "site.yml")
     shutil.copy(REPO / "requirements.lock", tmp_path / "requirements.lock")
-    project = Project(tmp_path)
-    folder = audit_site.audit_dir(project)
-
     said: list[str] = []
-    figs = audit_site.audit_stage(project, explain=said.append)
-    # The names at once (enough to render pages); the bytes, and their record, later.
-    assert isinstance(figs, pipeline.PendingFigures)
-    assert sorted(figs) == sorted(image_filename(n, s) for n in AUDIT_FIGURES for s in SCALES)
-    assert said[1].startswith("audit figures: drew (")
-    assert not (folder / "figures").exists()
-    assert "figures" not in json.loads((folder / "record.json").read_text())
+    opts = StageOptions(explain=said.append)
+    with context(tmp_path) as ctx:
+        d = declared(ctx)["audit"]
+        store, workers = run.store_of(ctx), run.workers_of(ctx)
+        folder = store.folder("audit")
+        figs = run.figures_of(ctx, d, run.result_of(ctx, d, opts), opts)
+        store.save()
+        # The names at once (enough to render pages); the bytes, and their record, later.
+        assert isinstance(figs, PendingFigures)
+        assert sorted(figs) == sorted(image_filename(n, s) for n in AUDIT_FIGURES for s in SCALES)
+        assert said[1].startswith("figures audit: drew (")
+        assert not (folder / "figures").exists()
+        manifest = json.loads((tmp_path / "content" / "_freeze" / "manifest.json").read_text())
+        assert "figures" not in manifest["experiments"]["audit"]
 
-    pipeline.close_draw_pool()                  # collects them, as the end of a build does
-    assert pipeline._pending == [] and pipeline._pool is None
-    stored = {p.name: p.read_bytes() for p in sorted((folder / "figures").iterdir())}
-    assert stored == dict(figs)
-    record = json.loads((folder / "record.json").read_text())
-    assert record["figures"]["files"] == {n: sha256_bytes(b) for n, b in stored.items()}
-    # The worker's bytes are the ones this process draws (each figure depends on its inputs only).
-    some = ("audit_held_site", "audit_spectrum")
-    here = audit_site.draw_figures(folder, some)
-    assert here == {f: stored[f] for f in here} and len(here) == len(some) * len(SCALES)
+        workers.finish_drawing()                # collects them, as the end of a build does
+        assert workers.pending == [] and workers.pool is None
+        stored = {p.name: p.read_bytes() for p in sorted((folder / "figures").iterdir())}
+        assert stored == dict(figs)
+        manifest = json.loads((tmp_path / "content" / "_freeze" / "manifest.json").read_text())
+        assert manifest["experiments"]["audit"]["figures"]["files"] == {
+            n: sha256_bytes(b) for n, b in stored.items()}
+        # The worker's bytes are the ones this process draws (each figure depends on its
+        # inputs only).
+        some = ("audit_held_site", "audit_spectrum")
+        here = d.kind.draw(folder, some)
+        assert here == {f: stored[f] for f in here} and len(here) == len(some) * len(SCALES)
 
     said.clear()
-    assert audit_site.audit_stage(project, frozen=True, explain=said.append) == stored
-    assert said == ["audit: reused", "audit figures: reused"]
+    with context(tmp_path) as ctx:
+        d = declared(ctx)["audit"]
+        frozen = StageOptions(frozen=True, explain=said.append)
+        assert run.figures_of(ctx, d, run.result_of(ctx, d, frozen), frozen) == stored
+    assert said[0].startswith("run audit: reused frozen results")
+    assert said[1].startswith("figures audit: reused")

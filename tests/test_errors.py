@@ -23,8 +23,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REPO
-from generator import site as site_mod
 from generator.cli import main
+from generator.publish import build as build_mod
+from generator.publish import lock as lock_mod
+from generator.publish import tree as tree_mod
 
 POST = "content/posts/lora-attention-geometry.md"
 SITE_YML = "content/site.yml"
@@ -233,7 +235,7 @@ def missing_figure(root):
 
 def missing_listing(root):
     line = add_body_line(root, "{{ listing('lora', 'NoSuchClass') }}")
-    return Case([f"lora-attention-geometry.md:{line}:", "NoSuchClass", "generator/lora.py",
+    return Case([f"lora-attention-geometry.md:{line}:", "NoSuchClass", "generator/science/lora.py",
                  "check the name"])
 
 
@@ -535,7 +537,7 @@ def test_truncated_results_are_recomputed_without_frozen(project):
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(project, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("something\nbroke")
-    monkeypatch.setattr(site_mod, "render_site", boom)
+    monkeypatch.setattr(build_mod, "render_site", boom)
     before = tree_hashes(project / "site")
     line = assert_one_line_error(invoke("build", "--root", str(project), "--quiet"),
                                  ["unexpected error: RuntimeError: something broke",
@@ -559,7 +561,7 @@ def test_debug_prints_the_traceback_of_a_user_error_too(project):
 def test_an_os_error_is_one_line_naming_the_file(project, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(project / "content" / "x"))
-    monkeypatch.setattr(site_mod, "render_site", denied)
+    monkeypatch.setattr(build_mod, "render_site", denied)
     assert_one_line_error(invoke("build", "--root", str(project), "--quiet"),
                           ["content/x: Permission denied", "--debug"])
 
@@ -587,10 +589,10 @@ def start_build(root: Path, pause_at: str | None, flag: Path) -> subprocess.Pope
     """`python -m generator build` in a fresh process; with pause_at it stops at that
     failpoint, writes its pid to ``flag`` and waits until ``flag`` is removed."""
     env = dict(os.environ, LORA_SITE_DRAW_WORKERS="0", PYTHONPATH=str(REPO))
-    env.pop(site_mod.PAUSE_AT_ENV, None)
+    env.pop(lock_mod.PAUSE_AT_ENV, None)
     if pause_at:
-        env[site_mod.PAUSE_AT_ENV] = pause_at
-        env[site_mod.PAUSE_FILE_ENV] = str(flag)
+        env[lock_mod.PAUSE_AT_ENV] = pause_at
+        env[lock_mod.PAUSE_FILE_ENV] = str(flag)
     # SIGINT must reach Python as Ctrl-C does even if this test runs as a background job
     # (which starts with SIGINT ignored, and Python keeps an ignored SIGINT ignored).
     return subprocess.Popen(
@@ -681,7 +683,7 @@ def test_an_interruption_in_process_cleans_up_too(project, monkeypatch):
         if name == "write":
             assert len(leftovers(project)) == 1
             raise KeyboardInterrupt
-    monkeypatch.setattr(site_mod, "failpoint", ctrl_c)
+    monkeypatch.setattr(tree_mod, "failpoint", ctrl_c)
     assert_one_line_error(invoke("build", "--root", str(project), "--quiet"),
                           ["interrupted by SIGINT", "nothing was left half-written"], code=130)
     assert tree_hashes(project / "site") == before
@@ -692,12 +694,12 @@ def test_a_build_killed_between_the_two_renames_gets_its_site_back(tmp_path):
     """The one moment site/ does not exist: moved aside, the new one not yet in place. The next
     build (under the lock) puts the previous site back before anything else."""
     out = tmp_path / "site"
-    site_mod.write_tree(out, {"html/index.html": b"previous"})
+    tree_mod.write_tree(out, {"html/index.html": b"previous"})
     aside = tmp_path / ".site.old-x1"
     aside.mkdir()
     os.rename(out, aside / "site")
     (tmp_path / ".site.build-x2" / "html").mkdir(parents=True)
-    site_mod.recover_output(out)
+    tree_mod.recover_output(out)
     assert (out / "html" / "index.html").read_bytes() == b"previous"
     assert leftovers(tmp_path) == []
 
@@ -726,10 +728,10 @@ def test_a_second_build_at_the_same_time_fails_naming_the_first(project, tmp_pat
 
 def test_run_is_refused_while_a_build_holds_the_lock(project):
     """`lora-site run` writes content/_freeze, which a build reads: it takes the same lock."""
-    from generator.project import Project
+    from generator.core.project import Project
 
     before = tree_hashes(project / "content" / "_freeze")
-    with site_mod.build_lock(Project(project)):
+    with lock_mod.build_lock(Project(project)):
         result = invoke("run", "--root", str(project), "--quiet")
     assert_one_line_error(result, [f"another build is running (pid {os.getpid()})",
                                    "build.lock"])
@@ -737,8 +739,8 @@ def test_run_is_refused_while_a_build_holds_the_lock(project):
 
 
 def test_located_moves_an_error_without_repeating_it():
-    from generator.errors import ConfigError, ContentError
-    from generator.located import located, problem
+    from generator.core.errors import ConfigError, ContentError
+    from generator.core.located import located, problem
 
     inner = ContentError("figure 'x' does not exist", hint="use one of a, b")
     assert problem(inner) == "figure 'x' does not exist"

@@ -29,9 +29,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.errors import ConfigError, ContentError
-from generator.project import Project
-from generator.site import load_site_config, render_site
+from generator.core.errors import ConfigError, ContentError
+from generator.core.project import Project
+from generator.authoring.site_config import load_site_config
+from generator.publish.build import render_site
+from helpers import context
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
@@ -126,7 +128,8 @@ def render(root: Path, *, title: str, description: str, tags: list[str], site_ti
         "Hello $x$.\n"
     (root / "content" / "posts" / f"{SLUG}.md").write_text(post, encoding="utf-8")
     project = Project(root)
-    return render_site(project, results={}, figures={}, site=load_site_config(project))
+    with context(project) as ctx:
+        return render_site(ctx, results={}, figures={}, site=load_site_config(project))
 
 
 def structure(page: PageReader) -> list[str]:

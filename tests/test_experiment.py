@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from generator.config import ExperimentConfig, experiment_from_mapping
-from generator.errors import ConfigError, ExperimentError
-from generator.experiment import run_experiment
+from generator.science.config import ExperimentConfig, experiment_from_mapping
+from generator.core.errors import ConfigError, ExperimentError
+from generator.science.experiment import run_experiment
 
 
 @pytest.fixture(scope="module")

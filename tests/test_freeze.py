@@ -9,12 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import write_post
-from generator import freeze, pipeline
 from generator.cli import main
-from generator.errors import ConfigError, ResultsError
-from generator.experiment import Result
-from generator.project import Project
-from generator.results import load_result, save_result
+from generator.core.errors import ConfigError, ResultsError
+from generator.core.fsio import write_bytes_atomic
+from generator.core.keys import digest
+from generator.core.project import Project
+from generator.kinds.lora_results import load_result, result_files
+from generator.science.experiment import Result
+from generator.stages import run
+from helpers import context, declared, results_stage
 
 TINY = "  main: {d_model: 8, seq_len: 4, key: 2, max_steps: 15}\n"
 
@@ -30,8 +33,21 @@ def frozen_project(tmp_path) -> Project:
     """A project whose content/_freeze holds a fresh result of its one tiny experiment."""
     write_post(tmp_path, experiments=TINY)
     project = Project(tmp_path)
-    pipeline.results_stage(project)
+    results_stage(project)
     return project
+
+
+def no_training(monkeypatch):
+    monkeypatch.setattr(run, "compute_here", lambda *a, **k: pytest.fail("trained"))
+
+
+def record_run(project: Project, name: str = "main") -> None:
+    """Record in the manifest that content/_freeze/<name> holds the result of its inputs."""
+    with context(project) as ctx:
+        d = declared(ctx)[name]
+        store = run.store_of(ctx)
+        store.put_result(name, d.kind, None, run.run_inputs(ctx, d))
+        store.save()
 
 
 def cli(*args):
@@ -39,18 +55,18 @@ def cli(*args):
 
 
 def test_frozen_uses_a_fresh_freeze_without_training(frozen_project, monkeypatch):
-    monkeypatch.setattr(pipeline, "run_one", lambda *a, **k: pytest.fail("trained"))
+    no_training(monkeypatch)
     lines = []
-    results = pipeline.results_stage(frozen_project, frozen=True, explain=lines.append)
+    results = results_stage(frozen_project, frozen=True, explain=lines.append)
     assert results["main"].metrics["steps"] == 15
     assert lines[0].startswith("run main: reused frozen results (inputs unchanged, key ")
 
 
 def test_frozen_fails_naming_a_stale_experiment(frozen_project, monkeypatch):
-    monkeypatch.setattr(pipeline, "run_one", lambda *a, **k: pytest.fail("trained"))
+    no_training(monkeypatch)
     write_post(frozen_project.root, experiments=TINY.replace("key: 2", "key: 3"))
     with pytest.raises(ResultsError) as err:
-        pipeline.results_stage(frozen_project, frozen=True)
+        results_stage(frozen_project, frozen=True)
     msg = err.value.message
     assert "experiment 'main'" in msg and "stale" in msg and "config key 2 -> 3" in msg
     assert str(frozen_project.freeze / "main") in msg
@@ -59,7 +75,7 @@ def test_frozen_fails_naming_a_stale_experiment(frozen_project, monkeypatch):
 def test_frozen_fails_on_a_missing_experiment(frozen_project):
     write_post(frozen_project.root, slug="second", experiments="  other: {d_model: 8}\n")
     with pytest.raises(ResultsError, match=r"experiment 'other'.*no frozen results"):
-        pipeline.results_stage(frozen_project, frozen=True)
+        results_stage(frozen_project, frozen=True)
 
 
 @pytest.mark.parametrize("filename", ["results.json", "arrays.npz"])
@@ -67,31 +83,31 @@ def test_frozen_fails_naming_a_damaged_file(frozen_project, filename):
     path = frozen_project.freeze / "main" / filename
     path.write_bytes(path.read_bytes()[:-10])             # truncated
     with pytest.raises(ResultsError) as err:
-        pipeline.results_stage(frozen_project, frozen=True)
+        results_stage(frozen_project, frozen=True)
     assert str(path) in err.value.message
     assert f"{filename} was edited or truncated" in err.value.message
 
 
 def test_frozen_and_force_are_refused_together(frozen_project):
     with pytest.raises(ConfigError, match="--frozen and --force"):
-        pipeline.results_stage(frozen_project, frozen=True, force=True)
+        results_stage(frozen_project, frozen=True, force=True)
 
 
 def test_results_without_a_manifest_entry_are_not_trusted(frozen_project):
     (frozen_project.freeze / "manifest.json").unlink()
     with pytest.raises(ResultsError, match="not recorded in content/_freeze/manifest.json"):
-        pipeline.results_stage(frozen_project, frozen=True)
+        results_stage(frozen_project, frozen=True)
 
 
 def test_run_command_records_the_manifest(tmp_path):
     write_post(tmp_path, experiments=TINY)
     project = Project(tmp_path)
     assert cli("run", "--root", str(tmp_path), "-q").exit_code == 0
-    cfg = pipeline.declared_experiments(project)["main"]
-    state = freeze.check("main", freeze.run_inputs(cfg), freeze.Manifest.read(project.freeze),
-                         project.freeze)
+    with context(project) as ctx:
+        d = declared(ctx)["main"]
+        state = run.store_of(ctx).check("main", d.kind, run.run_inputs(ctx, d))
     assert state.fresh, state.reasons
-    assert pipeline.results_stage(project, frozen=True)["main"].metrics["steps"] == 15
+    assert results_stage(project, frozen=True)["main"].metrics["steps"] == 15
 
 
 def test_manifest_is_sorted_json_without_paths_or_times(frozen_project):
@@ -99,17 +115,21 @@ def test_manifest_is_sorted_json_without_paths_or_times(frozen_project):
     doc = json.loads(text)
     assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
     assert str(frozen_project.root) not in text
-    assert set(doc["experiments"]["main"]) == {"key", "inputs", "files"}
-    assert doc["experiments"]["main"]["key"] == freeze.digest(doc["experiments"]["main"]["inputs"])
+    assert set(doc["experiments"]["main"]) == {"kind", "key", "inputs", "files"}
+    assert doc["experiments"]["main"]["kind"] == "lora"
+    assert doc["experiments"]["main"]["key"] == digest(doc["experiments"]["main"]["inputs"])
 
 
 def test_frozen_stage_never_imports_torch(frozen_project):
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from generator.pipeline import results_stage\n"
-        "from generator.project import Project\n"
-        f"r = results_stage(Project(Path({str(frozen_project.root)!r})), frozen=True)\n"
+        "from generator.authoring.posts import collect_experiments, read_posts\n"
+        "from generator.core.context import BuildContext\n"
+        "from generator.core.project import Project\n"
+        "from generator.stages.run import StageOptions, results_stage\n"
+        f"ctx = BuildContext(Project(Path({str(frozen_project.root)!r})))\n"
+        "r = results_stage(ctx, collect_experiments(read_posts(ctx)), StageOptions(frozen=True))\n"
         "assert r['main'].metrics['steps'] == 15\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'numpy' not in sys.modules, 'numpy was imported'\n")
@@ -122,7 +142,7 @@ def test_frozen_stage_never_imports_torch(frozen_project):
 def _numerics_text() -> str:
     import torch
 
-    from generator import numerics
+    from generator.core import numerics
 
     return f"{numerics.current().describe()}, ATen {torch.backends.cpu.get_cpu_capability()}"
 
@@ -142,7 +162,7 @@ def test_verify_says_when_a_match_is_within_tolerance_only(frozen_project):
     saved = load_result(frozen_project.freeze / "main")
     loss3 = float(saved.arrays()["loss"][3])
     _plant(frozen_project, array_delta=5e-7)        # a few float32 ulps: within tolerance
-    freeze.record_run(frozen_project, "main", saved.config)     # a consistent freeze
+    record_run(frozen_project)                      # a consistent freeze
     planted = float(load_result(frozen_project.freeze / "main").arrays()["loss"][3])
     assert 0 < abs(planted - loss3) < 1e-6
     res = cli("verify", "--root", str(frozen_project.root), "-q")
@@ -160,7 +180,9 @@ def _plant(project: Project, *, array_delta: float, steps_delta: int = 0) -> Non
     arrays["loss"] = arrays["loss"].copy()
     arrays["loss"][3] += array_delta
     metrics = dict(saved.metrics, steps=saved.metrics["steps"] + steps_delta)
-    save_result(saved.path, "main", Result(saved.config, arrays, metrics, saved.provenance))
+    files = result_files("main", Result(saved.config, arrays, metrics, saved.provenance))
+    for name in ("arrays.npz", "results.json"):
+        write_bytes_atomic(saved.path / name, files[name])
 
 
 def test_verify_reports_each_planted_difference(frozen_project):
@@ -207,9 +229,8 @@ def test_verify_reports_an_unreadable_freeze(frozen_project):
 def _freeze_from_elsewhere(project: Project, delta: float) -> bytes:
     """Make content/_freeze/main look like a consistent freeze made on a machine whose last
     bits differ by ``delta`` in one value; return the bytes of its arrays.npz."""
-    saved = load_result(project.freeze / "main")
     _plant(project, array_delta=delta)
-    freeze.record_run(project, "main", saved.config)
+    record_run(project)
     return (project.freeze / "main" / "arrays.npz").read_bytes()
 
 
@@ -217,7 +238,7 @@ def test_a_rerun_within_tolerance_keeps_the_committed_bytes(frozen_project):
     planted = _freeze_from_elsewhere(frozen_project, 5e-7)
     manifest = (frozen_project.freeze / "manifest.json").read_bytes()
     lines = []
-    pipeline.results_stage(frozen_project, force=True, explain=lines.append,
+    results_stage(frozen_project, force=True, explain=lines.append,
                            warn=lambda line: pytest.fail(f"warned: {line}"))
     assert (frozen_project.freeze / "main" / "arrays.npz").read_bytes() == planted
     assert (frozen_project.freeze / "manifest.json").read_bytes() == manifest
@@ -230,7 +251,7 @@ def test_a_rerun_beyond_tolerance_rewrites_the_freeze_and_says_so(frozen_project
     planted = _freeze_from_elsewhere(frozen_project, 1e-3)
     planted_loss = load_result(frozen_project.freeze / "main").arrays()["loss"][3]
     lines, warned = [], []
-    pipeline.results_stage(frozen_project, force=True, explain=lines.append, warn=warned.append)
+    results_stage(frozen_project, force=True, explain=lines.append, warn=warned.append)
     now = (frozen_project.freeze / "main" / "arrays.npz").read_bytes()
     assert now != planted
     assert abs(load_result(frozen_project.freeze / "main").arrays()["loss"][3]
@@ -240,13 +261,13 @@ def test_a_rerun_beyond_tolerance_rewrites_the_freeze_and_says_so(frozen_project
                                 "rtol=1e-06 (1 difference(s): arrays.loss: 1 of ")
     assert warned[0].endswith(f": rewrote {frozen_project.freeze / 'main'}")
     # And the freeze is consistent again: a frozen build accepts it.
-    pipeline.results_stage(frozen_project, frozen=True)
+    results_stage(frozen_project, frozen=True)
 
 
 def test_refreeze_writes_even_a_match_within_tolerance(frozen_project):
     planted = _freeze_from_elsewhere(frozen_project, 5e-7)
     lines = []
-    pipeline.results_stage(frozen_project, refreeze=True, explain=lines.append)
+    results_stage(frozen_project, refreeze=True, explain=lines.append)
     assert (frozen_project.freeze / "main" / "arrays.npz").read_bytes() != planted
     assert lines[0].endswith("; --refreeze: written whatever the frozen bytes")
 
@@ -256,7 +277,7 @@ def test_an_identical_rerun_writes_nothing(frozen_project):
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
     before["manifest"] = (frozen_project.freeze / "manifest.json").stat().st_mtime_ns
     lines = []
-    pipeline.results_stage(frozen_project, force=True, explain=lines.append)
+    results_stage(frozen_project, force=True, explain=lines.append)
     after = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
     after["manifest"] = (frozen_project.freeze / "manifest.json").stat().st_mtime_ns
     assert after == before
@@ -275,7 +296,7 @@ def test_the_numeric_opt_out_reruns_and_keeps_a_match(frozen_project):
     re-runs; its result matches the pinned freeze within tolerance, so the bytes stay."""
     import os
 
-    from generator import numerics
+    from generator.core import numerics
 
     (frozen_project.content / "site.yml").write_text(
         'title: "T"\ndescription: "D"\nauthor: "A"\nurl: "https://example.org"\n',

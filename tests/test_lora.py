@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from generator.lora import LoRALinear, inject_lora
-from generator.attention import TinySelfAttention
+from generator.science.lora import LoRALinear, inject_lora
+from generator.science.attention import TinySelfAttention
 
 
 def _layer(d_in=16, d_out=12, r=4, **kw):

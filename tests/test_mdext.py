@@ -1,5 +1,5 @@
 """mdext: math and fenced code in the HTML output, decided by the same rules as the Jekyll
-writer (render.iter_blocks, render.inline_math_spans)."""
+writer (render.dialect.iter_blocks, render.dialect.inline_math_spans)."""
 from __future__ import annotations
 
 import re
@@ -8,9 +8,13 @@ import sys
 
 import pytest
 
-from generator.mdext import display_math_html, fence_parts, highlight
-from generator.render import (inline_markdown_to_html, inline_math_spans, iter_blocks,
-                              markdown_to_html, to_kramdown)
+from generator.render.mdext import display_math_html, fence_parts, highlight
+from generator.render.dialect import inline_math_spans, iter_blocks
+from generator.render.kramdown import to_kramdown
+from generator.render.markdown import Markdowner
+
+_MD = Markdowner()          # no highlight cache file: highlights every time
+markdown_to_html, inline_markdown_to_html = _MD.to_html, _MD.inline
 
 SPAN = re.compile(r'<span class="arithmatex">\\\((.*?)\\\)</span>', re.S)
 DIV = re.compile(r'<div class="arithmatex"(?: tabindex="0")?>\\\[\n(.*?)\n\\\]</div>', re.S)
@@ -139,10 +143,10 @@ def test_rendering_math_and_cached_code_imports_no_pymdownx_pygments_or_urllib(t
     code = (
         "import sys, json\n"
         "from pathlib import Path\n"
-        "from generator import render\n"
-        f"render.use_highlight_cache(Path({str(tmp_path / 'hl.json')!r}))\n"
-        "render.markdown_to_html('x $a$\\n\\n```python\\nx = 1\\n```\\n')\n"
-        "render._highlight_cache.save()\n"
+        "from generator.render.markdown import Markdowner\n"
+        f"md = Markdowner(cache_file=Path({str(tmp_path / 'hl.json')!r}))\n"
+        "md.to_html('x $a$\\n\\n```python\\nx = 1\\n```\\n')\n"
+        "md.save()\n"
         "print(json.dumps([m for m in ('pygments', 'pymdownx', 'urllib.request')"
         " if m in sys.modules]))\n")
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

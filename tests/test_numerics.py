@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import numerics
+from generator.core import numerics
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = REPO / "tests" / "probes" / "numerics_probe.py"
@@ -86,7 +86,7 @@ def test_the_native_opt_out_sets_nothing_and_keys_results_apart():
 
 
 def test_a_bad_mode_is_a_one_line_error():
-    from generator.errors import ConfigError
+    from generator.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^LORA_SITE_NUMERICS: LORA_SITE_NUMERICS='fast' is "
                                           r"not a numerics mode \(use pinned \(the default\) "

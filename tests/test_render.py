@@ -1,4 +1,4 @@
-"""render.py and listings.py: Jinja filters, Markdown -> HTML, Markdown -> kramdown-safe Markdown."""
+"""render/: Jinja filters, Markdown -> HTML, Markdown -> kramdown-safe Markdown, listings."""
 from __future__ import annotations
 
 import ast
@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from generator.errors import ContentError
-from generator.listings import PACKAGE_DIR, listing
-from generator.render import (escape_markdown, fmt, guard_liquid, inline_markdown_to_html,
-                              kramdown_inline_tex, make_body_env, markdown_to_html, num,
-                              pct, pygments_css, render_body, sci_tex, to_kramdown)
+from generator.core.errors import ContentError
+from generator.render.jinja import fmt, make_body_env, num, pct, render_body, sci_tex
+from generator.render.kramdown import (escape_markdown, guard_liquid, kramdown_inline_tex,
+                                       to_kramdown)
+from generator.render.listings import PACKAGE_DIR, listing
+from generator.render.markdown import Markdowner
+
+_MD = Markdowner()
+markdown_to_html, inline_markdown_to_html, pygments_css = _MD.to_html, _MD.inline, _MD.pygments_css
 from site_checks import liquid_visible, strip_raw_guards
 
 # ---------------------------------------------------------------------------------------------
@@ -191,7 +195,7 @@ def test_escape_markdown_makes_markup_inert():
 
 
 def _segment(module: str, name: str) -> str:
-    path = PACKAGE_DIR / f"{module}.py"
+    path = PACKAGE_DIR / "science" / f"{module}.py"
     src = path.read_text(encoding="utf-8")
     for node in ast.parse(src).body:
         if getattr(node, "name", None) == name:
@@ -203,7 +207,8 @@ def _segment(module: str, name: str) -> str:
                                          ("lora", "LoRALinear"), ("lora", "inject_lora")])
 def test_listing_is_the_source_segment(module, name):
     assert listing(module, name) == _segment(module, name)
-    assert listing(f"generator.{module}", name) == listing(module, name)
+    assert listing(f"generator.science.{module}", name) == listing(module, name)
+    assert listing(f"science.{module}", name) == listing(module, name)
 
 
 def test_listing_of_a_method_is_dedented_and_keeps_decorators():

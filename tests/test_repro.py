@@ -4,7 +4,7 @@
   every file under site/; so does a build from the other's freeze.
 - The cache rules, end to end: a prose edit re-renders without importing torch or matplotlib,
   a no-op returns before importing Jinja, a plotting edit redraws without training, and an edit
-  to generator/lora.py re-trains.
+  to generator/science/lora.py re-trains.
 """
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def test_prose_edit_rerenders_without_torch_or_drawing(built, tmp_path):
 
 def test_plotting_edit_redraws_without_training(built, tmp_path):
     root = clone(built, tmp_path / "f")
-    figures_py = root / "generator" / "figures.py"
+    figures_py = root / "generator" / "plots" / "lora_figures.py"
     text = figures_py.read_text()
     assert 'TARGET_COLOR = "#d62728"' in text
     figures_py.write_text(text.replace('TARGET_COLOR = "#d62728"', 'TARGET_COLOR = "#e6550d"'))
@@ -150,18 +150,18 @@ def test_plotting_edit_redraws_without_training(built, tmp_path):
     err, imported = lora_site(root, "build", "--explain")
     assert "torch" not in imported, imported
     assert "run main: reused (inputs unchanged" in err
-    assert "figures main: drew (generator/figures.py changed; key " in err
+    assert "figures main: drew (generator/plots/lora_figures.py changed; key " in err
     new_png = (root / "site" / "html" / "assets" / "images" / "after_lora.png").read_bytes()
     assert new_png != old_png
 
 
 def test_lora_source_edit_retrains(built, tmp_path):
     root = clone(built, tmp_path / "l")
-    lora_py = root / "generator" / "lora.py"
+    lora_py = root / "generator" / "science" / "lora.py"
     lora_py.write_text(lora_py.read_text() + "\n# an edit to the LoRA layer\n")
     err, imported = lora_site(root, "build", "--explain")
     assert "torch" in imported
-    assert "run main: ran (generator/lora.py changed; key " in err
+    assert "run main: ran (generator/science/lora.py changed; key " in err
     # A comment changes no number: the arrays are the same, so the figures are reused.
     assert "figures main: reused (inputs unchanged" in err
     assert site_hashes(root) == site_hashes(built)
@@ -169,15 +169,16 @@ def test_lora_source_edit_retrains(built, tmp_path):
 
 def test_frozen_build_fails_naming_the_stale_experiment(built, tmp_path):
     root = clone(built, tmp_path / "s")
-    (root / "generator" / "metrics.py").write_text(
-        (root / "generator" / "metrics.py").read_text() + "\n# changed\n")
+    (root / "generator" / "science" / "metrics.py").write_text(
+        (root / "generator" / "science" / "metrics.py").read_text() + "\n# changed\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(root)
     res = subprocess.run([sys.executable, "-m", "generator", "build", "--frozen", "--root",
                           str(root)], cwd=root, env=env, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 1
-    assert "frozen results of experiment 'main' are stale: generator/metrics.py changed" in \
+    assert ("frozen results of experiment 'main' are stale: generator/science/metrics.py "
+            "changed") in \
         res.stderr
 
 
@@ -189,9 +190,9 @@ class _NoTorch:
         if name == "torch" or name.startswith("torch."):
             raise ModuleNotFoundError("No module named 'torch'")
 sys.meta_path.insert(0, _NoTorch())
-import generator.freeze as freeze
-real = freeze.installed_version
-freeze.installed_version = lambda name: None if name == "torch" else real(name)
+import generator.core.keys as keys
+real = keys.installed_version
+keys.installed_version = lambda name: None if name == "torch" else real(name)
 """
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from generator import serve as serve_mod
-from generator.project import Project
+from generator.core.project import Project
 from generator.serve import BuildState, inject, resolve_request
 
 SITE_YML = ('title: "Preview test"\ndescription: "A site to preview"\nauthor: "Tester"\n'

@@ -14,11 +14,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from generator import site as site_mod
+from generator.authoring.site_config import load_site_config, normalize_baseurl
 from generator.cli import main
-from generator.errors import BuildError, ConfigError, ContentError, ResultsError
-from generator.project import Project
-from generator.site import build, load_site_config, normalize_baseurl, write_tree
+from generator.core.errors import BuildError, ConfigError, ContentError
+from generator.core.project import Project
+from generator.publish import tree as tree_mod
+from generator.publish.lock import build_lock
+from generator.publish.tree import write_tree
+from helpers import build
 from site_checks import (broken_links, liquid_visible, make_project, read_page, split_jekyll,
                          strip_raw_guards)
 
@@ -241,7 +244,7 @@ def test_write_tree_failure_at_swap_keeps_old_and_cleans_up(tmp_path, monkeypatc
             raise OSError(28, "No space left on device")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(site_mod.os, "rename", failing_rename)
+    monkeypatch.setattr(tree_mod.os, "rename", failing_rename)
     with pytest.raises(BuildError) as err:
         write_tree(out, {"a.txt": b"new", "b/c.txt": b"x"})
     assert "No space left" in err.value.message
@@ -276,7 +279,7 @@ def test_write_tree_files_and_folders_are_public_whatever_the_umask(tmp_path):
 def test_a_second_build_at_the_same_time_is_refused(tmp_path):
     make_project(tmp_path, post_text=post())
     project = Project(tmp_path)
-    with site_mod.build_lock(project):
+    with build_lock(project):
         with pytest.raises(BuildError) as err:
             build(project, out=tmp_path / "out")
     assert "another build is running" in err.value.message
@@ -294,14 +297,18 @@ def test_unknown_figure_and_data_loader_are_content_errors(tmp_path):
     assert "data" in err.value.message and "nothing_here" in err.value.message
 
 
-def test_registered_data_loader_feeds_the_body(tmp_path, monkeypatch):
-    monkeypatch.setitem(site_mod.DATA_LOADERS, "demo",
-                        lambda project, results: {"claims": ["one", "two"]})
+def test_a_project_kind_feeds_the_body_its_data(tmp_path):
+    """A kind of the project's own (site.yml `kinds:`), declared by `data:` alone: its data
+    feeds the body."""
     make_project(tmp_path, slug="p", post_text=post(
-        extra="data: [demo]\n", body="{% for c in data.demo.claims %}- {{ c }}\n{% endfor %}"))
+        extra="data: [walk_summary]\n",
+        body="{% for k in ['argmax', 'name'] %}- {{ k }}: {{ data.walk_summary[k] }}\n"
+             "{% endfor %}"))
+    site_yml = tmp_path / "content" / "site.yml"
+    site_yml.write_text(site_yml.read_text() + "kinds: [kinds.sums]\n")
     build(Project(tmp_path), out=tmp_path / "o")
     html = (tmp_path / "o" / "html" / "p" / "index.html").read_text()
-    assert "<li>one</li>\n<li>two</li>" in html
+    assert "<li>argmax: " in html and "</li>\n<li>name: walk_summary</li>" in html
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from generator import numerics
+from generator.core import numerics
 
 ENV = numerics.pin()
 
@@ -25,10 +25,10 @@ SEEDS = 24
 
 
 def main() -> dict:
-    from generator.audit import DEFAULT, NPZ_STATS, _canonical, run_sets, train_run_sets
-    from generator.config import ExperimentConfig
-    from generator.experiment import run_experiment
-    from generator.fsio import load_npz, npz_bytes, sha256_bytes
+    from generator.science.audit import DEFAULT, NPZ_STATS, _canonical, run_sets, train_run_sets
+    from generator.science.config import ExperimentConfig
+    from generator.science.experiment import run_experiment
+    from generator.core.fsio import load_npz, npz_bytes, sha256_bytes
 
     out: dict = {"capability": torch.backends.cpu.get_cpu_capability(), "holds": ENV.holds,
                  "why_not": list(ENV.why_not), "numerics": numerics.in_use()}

@@ -1,0 +1,183 @@
+"""The commands that compute and check results: run, figures, verify, audit."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import common
+
+
+@click.command(name="run")
+@common.root_option
+@common.quiet_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for results (default: content/_freeze, recorded in its manifest).")
+@click.option("--only", "names", multiple=True, metavar="NAME",
+              help="Run only this experiment (repeatable).")
+def run_command(root, quiet, out, names) -> None:
+    """Compute the experiments the posts declare and save their results (content/_freeze)."""
+    from ..core.errors import ConfigError
+    from ..core.fsio import write_bytes_atomic
+    from ..publish.lock import build_lock
+    from ..stages.run import StageOptions, compute_here, run_inputs, save_result, store_of
+
+    ctx = common.context(root)
+    declared = common.declared(ctx)
+    for name in names:
+        if name not in declared:
+            raise ConfigError(f"no experiment named '{name}'", field="--only",
+                              hint=f"declared: {', '.join(declared) or 'none'}")
+    opts = StageOptions(progress=common.progress_factory(quiet), warn=common.warn)
+    # The build's lock: a build reading content/_freeze never sees this run half-way.
+    with build_lock(ctx.project):
+        for name, d in declared.items():
+            if names and name not in names:
+                continue
+            files = compute_here(d, opts)
+            if out:
+                folder = Path(out) / name
+                for filename in d.kind.result_files:
+                    write_bytes_atomic(folder / filename, files[filename])
+                outcome = None
+            else:
+                folder = store_of(ctx).folder(name)
+                outcome = save_result(ctx, d, files, run_inputs(ctx, d), opts)
+                store_of(ctx).save()
+            if not quiet:
+                click.echo(f"{d.kind.summary(name, d.kind.load(folder, name))} -> {folder}")
+                if outcome is not None and outcome.detail and not outcome.reported:
+                    click.echo(f"{name}: {outcome.detail}")
+
+
+@click.command()
+@common.root_option
+@common.quiet_option
+@click.option("--results", type=click.Path(file_okay=False), default=None,
+              help="Folder holding <experiment>/<result files> (default: content/_freeze).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the PNGs (default: .cache/lora-site/figures).")
+def figures(root, quiet, results, out) -> None:
+    """Draw the figures of every saved experiment from its results (no torch)."""
+    from ..core.fsio import write_bytes_atomic
+
+    ctx = common.context(root)
+    results_dir = Path(results) if results else ctx.project.freeze
+    out_dir = Path(out) if out else ctx.project.cache / "figures"
+    for name, d in common.declared(ctx).items():
+        names = tuple(d.kind.figures(d.settings))
+        images = d.kind.draw(results_dir / name, names) if names else {}
+        for filename in sorted(images):
+            write_bytes_atomic(out_dir / name / filename, images[filename])
+        if not quiet:
+            click.echo(f"{name}: {len(images)} images -> {out_dir / name}")
+
+
+@click.command()
+@common.root_option
+@common.quiet_option
+@click.option("--atol", type=float, default=1e-6, show_default=True,
+              help="Absolute tolerance for arrays and numeric metrics.")
+@click.option("--rtol", type=float, default=1e-6, show_default=True,
+              help="Relative tolerance: a value passes when |re-run - frozen| <= atol + rtol*|frozen|.")
+def verify(root, quiet, atol, rtol) -> None:
+    """Re-run every experiment (the claims audit too) and compare it with content/_freeze."""
+    from ..core.errors import ResultsError
+    from ..core.numerics import current, in_use
+    from ..stages.run import StageOptions
+    from ..stages.verify import verify as verify_frozen
+
+    ctx = common.context(root)
+    report = verify_frozen(ctx, common.declared(ctx), atol=atol, rtol=rtol,
+                           opts=StageOptions(progress=common.progress_factory(quiet)))
+    env = in_use()
+    where = current().describe() + (f", ATen {env['aten_capability']}"
+                                     if env.get("aten_capability") else "")
+    failed = []
+    for name, found in report.items():
+        for note in found["notes"]:
+            click.echo(f"{name}: note: {note}")
+        for diff in found["differences"]:
+            click.echo(f"{name}: {diff}")
+        if found["differences"]:
+            failed.append(name)
+        elif found["match"] == "bit-exact":
+            click.echo(f"{name}: bit-exact match with the frozen results (numerics: {where})")
+        else:
+            click.echo(f"{name}: matches the frozen results within atol={atol:g}, rtol={rtol:g}, "
+                       f"max |diff| {found['max_diff']:.3g} (numerics: {where})")
+    if failed:
+        count = sum(len(report[n]["differences"]) for n in failed)
+        raise ResultsError(f"{count} difference(s) between re-run and frozen results in: "
+                           f"{', '.join(failed)}", path="content/_freeze",
+                           hint="if the change is intended, rebuild with --force and commit "
+                                "content/_freeze")
+
+
+@click.command()
+@common.root_option
+@common.quiet_option
+@click.option("--seeds", type=click.IntRange(1, None), default=200, show_default=True,
+              help="Seeds per setting (seeds 0..N-1); every claim is checked on each.")
+@click.option("--sweeps", type=click.Choice(["all", "default"]), default="all",
+              show_default=True,
+              help="'all': the default setting and every sweep (rank, d_model, update site, "
+                   "A init, token correlation); 'default': the default setting only.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Torch device for training: cpu, or cuda where present.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Audit JSON path (default: content/_freeze/audit/audit.json); the per-run "
+                   "statistics go beside it as .npz.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 unless every claim holds in the default setting.")
+@click.option("--refreeze", is_flag=True,
+              help="Write the audit into content/_freeze even where it matches the frozen one "
+                   "within tolerance (which is otherwise kept).")
+def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
+    """Check every claim of the reference article over many seeds and settings."""
+    from ..core.fsio import write_bytes_atomic
+    from ..kinds.base import Declared
+    from ..kinds.claims_audit import AUDIT_JSON, AUDIT_NPZ, KIND, AuditSettings
+    from ..publish.lock import build_lock
+    from ..science.audit import format_table, min_seeds_to_hold
+    from ..stages.run import StageOptions, compute_here, run_inputs, save_result, store_of
+
+    ctx = common.context(root)
+    if seeds < min_seeds_to_hold() and not quiet:
+        click.echo(f"note: with fewer than {min_seeds_to_hold()} seeds no claim can be shown "
+                   "to hold at 95% confidence", err=True)
+    settings = AuditSettings(seeds=seeds, sweeps=sweeps, device=device)
+    declared = {n: d for n, d in common.declared(ctx).items() if d.kind is KIND}
+    name = next(iter(declared), "audit")
+    d = Declared(name, KIND, settings, declared[name].source if name in declared else None)
+    opts = StageOptions(progress=common.progress_factory(quiet), refreeze=refreeze, warn=common.warn)
+    files = compute_here(d, opts)
+    if out:
+        json_path = Path(out)
+        write_bytes_atomic(json_path.with_suffix(".npz"), files[AUDIT_NPZ])
+        write_bytes_atomic(json_path, files[AUDIT_JSON])
+        npz_name = json_path.with_suffix(".npz").name
+    else:
+        # content/_freeze/<name>: recorded as the build's result only when these are the
+        # settings a post declares (otherwise the next build recomputes it).
+        matches = name in declared and declared[name].settings == settings
+        with build_lock(ctx.project):
+            outcome = save_result(ctx, d, files, run_inputs(ctx, d) if matches else None, opts)
+            store_of(ctx).save()
+        if outcome.detail and not outcome.reported and not quiet:
+            click.echo(f"audit: {outcome.detail}", err=True)
+        json_path = store_of(ctx).folder(name) / AUDIT_JSON
+        npz_name = AUDIT_NPZ
+    import json
+
+    summary = json.loads(files[AUDIT_JSON])
+    if not quiet:
+        click.echo(format_table(summary))
+        click.echo(f"audit of {seeds} seeds ({sweeps} sweeps) -> {json_path} and {npz_name}")
+    failed = [row["claim"] for row in summary["table"] if row["verdict"] != "holds"]
+    if strict and failed:
+        click.echo(f"claims that do not hold in the default setting: {', '.join(failed)}",
+                   err=True)
+        raise SystemExit(1)
+
+

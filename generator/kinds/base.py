@@ -1,0 +1,181 @@
+"""What an experiment kind declares, and the registry of kinds.
+
+A kind is everything the stages need to know about one sort of experiment, declared as data
+and a few functions (as doit declares tasks): how its settings are read from front matter,
+which source and libraries key its results, how it computes (torch imported lazily, nothing
+written: it returns its files' bytes), its figures, how a re-run is compared with a frozen
+result, and what a post body sees. Caching, the freeze, ``--frozen``, ``--explain``,
+``verify``, figure markup and the output trees iterate over kinds with no special case.
+
+A new kind is one module in this package that sets ``KIND = YourKind()`` (or a module named in
+site.yml's ``kinds:`` list, for a project's own kinds); the registry finds it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..core.compare import Comparison
+from ..core.errors import ConfigError
+
+# progress(done, total, note): the CLI draws it; a kind calls it as work advances.
+Progress = Callable[[int, int, str], None]
+
+
+class Kind:
+    """Base class of experiment kinds. Class attributes declare; methods compute."""
+
+    name: str = ""                          # what front matter's `kind:` names
+    description: str = ""                   # one line for `lora-site list`
+    result_files: tuple[str, ...] = ()      # the files of one result, in write order
+    figure_input_files: tuple[str, ...] = ()   # the result files the figures are drawn from
+    run_roots: tuple[str, ...] = ()         # modules (as 'science.experiment') whose imports key
+    run_libraries: tuple[str, ...] = ()     # ...the results, with these libraries' versions
+    figure_roots: tuple[str, ...] = ()
+    figure_libraries: tuple[str, ...] = ()
+    heavy: bool = False                     # worth a process of its own when cores allow
+    data_name: str | None = None            # `data: [<name>]` declares this kind by default
+
+    @property
+    def module(self) -> str:
+        """The module that defines this kind (a worker process imports it to draw)."""
+        return type(self).__module__
+
+    # ---- settings
+    def defaults(self) -> Any:
+        return self.parse({})
+
+    def parse(self, mapping: Mapping[str, Any] | None, *, source: object | None = None,
+              prefix: str = "") -> Any:
+        """Settings from front matter; a bad value is a ConfigError naming source and field."""
+        raise NotImplementedError
+
+    def settings_dict(self, settings: Any) -> dict[str, Any]:
+        return settings.to_dict()
+
+    # ---- results
+    def compute(self, name: str, settings: Any,
+                progress: Progress | None = None) -> dict[str, bytes]:
+        """The result files' bytes (file name -> bytes) of experiment ``name``. Pure: reads
+        and writes nothing (the stages write)."""
+        raise NotImplementedError
+
+    def load(self, folder: Path, name: str) -> Any:
+        """The result saved in ``folder``, as the figures and the body read it. Must not
+        import torch; a damaged result is a ResultsError naming the file."""
+        raise NotImplementedError
+
+    def check(self, loaded: Any) -> None:
+        """Read everything the result holds (its arrays too): a damaged file is a ResultsError
+        naming it."""
+
+    def settings_of(self, loaded: Any) -> Any:
+        """The settings a loaded result was computed with (None: not recorded)."""
+        return None
+
+    def compare(self, files: dict[str, bytes], folder: Path, atol: float,
+                rtol: float) -> Comparison | None:
+        """Fresh files against the result frozen in ``folder``; None when they cannot be
+        compared (missing, damaged, other settings)."""
+        raise NotImplementedError
+
+    def exact(self, files: dict[str, bytes], folder: Path) -> bool:
+        """Whether every number of the fresh files equals the frozen one bit for bit (their
+        provenance may differ)."""
+        raise NotImplementedError
+
+    def summary(self, name: str, loaded: Any) -> str:
+        """One line after `lora-site run`."""
+        return f"{name}: computed"
+
+    # ---- figures
+    def figures(self, settings: Any) -> dict[str, str]:
+        """Figure name -> alt text, in order (the alt text may follow the settings)."""
+        return {}
+
+    def draw(self, folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+        """The figures ``names`` of the result in ``folder`` at every scale (matplotlib)."""
+        raise NotImplementedError
+
+    # ---- what a post body sees
+    def view(self, name: str, loaded: Any) -> Any:
+        """The body variable ``<name>`` (main.metrics.steps, ...)."""
+        return loaded
+
+    def data(self, loaded: Any) -> Any:
+        """``data.<name>`` for a post that lists the experiment under ``data:``."""
+        return self.view("", loaded)
+
+    def listing(self, loaded: Any) -> dict[str, list[str]]:
+        """What `lora-site list` shows: section -> names (metrics, figures, ...)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One experiment a post declares: its name, kind and settings, and the post (for
+    errors)."""
+
+    name: str
+    kind: Kind
+    settings: Any
+    source: Path | None = None
+
+    def key(self) -> tuple:
+        return (self.kind.name, repr(self.settings))
+
+
+DEFAULT_KIND = "lora"
+BASE_MODULES = ("base", "lora_results")
+
+
+class Kinds:
+    """The registry: the kinds of this package, and those of modules named in site.yml."""
+
+    def __init__(self, extra_modules: tuple[str, ...] = ()) -> None:
+        import importlib
+        import pkgutil
+
+        self._kinds: dict[str, Kind] = {}
+        here = str(Path(__file__).resolve().parent)
+        modules = [f"{__package__}.{m.name}"
+                   for m in sorted(pkgutil.iter_modules([here]), key=lambda m: m.name)
+                   if m.name not in BASE_MODULES and not m.name.startswith("_")]
+        for module in (*modules, *extra_modules):
+            try:
+                kind = getattr(importlib.import_module(module), "KIND", None)
+            except ImportError as exc:
+                raise ConfigError(f"cannot import the kind module {module!r}: {exc}",
+                                  field="kinds", hint="check the module name in site.yml "
+                                  "and that it is importable") from None
+            if isinstance(kind, Kind):
+                self.register(kind)
+            elif module in extra_modules:
+                raise ConfigError(f"module {module!r} defines no KIND", field="kinds",
+                                  hint="set KIND = YourKind() in it (see generator/kinds/"
+                                       "base.py)")
+
+    def register(self, kind: Kind) -> Kind:
+        if not kind.name:
+            raise ValueError(f"{type(kind).__name__} has no name")
+        if kind.name in self._kinds and self._kinds[kind.name] is not kind:
+            raise ConfigError(f"two experiment kinds are named {kind.name!r}", field="kinds")
+        self._kinds[kind.name] = kind
+        return kind
+
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
+
+    def __iter__(self):
+        return iter(self._kinds[n] for n in self.names())
+
+    def get(self, name: str, *, source: object | None = None, field: str | None = None) -> Kind:
+        if name not in self._kinds:
+            raise ConfigError(f"no experiment kind named {name!r}", path=source, field=field,
+                              hint=f"known kinds: {', '.join(self.names())}")
+        return self._kinds[name]
+
+    def for_data(self, name: str) -> Kind | None:
+        """The kind a `data: [name]` entry declares when no experiment has that name."""
+        return next((k for k in self if k.data_name == name), None)

@@ -1,0 +1,113 @@
+"""The LoRA experiment as a kind: one training run of science.experiment (the default kind).
+
+Settings: science.config.ExperimentConfig. Results: results.json + arrays.npz
+(kinds.lora_results). Figures: plots.lora_figures. A post body sees the experiment as
+``<name>.config``, ``<name>.metrics`` and ``<name>.provenance``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..core.compare import (compare_arrays, compare_values, max_abs_difference,
+                            max_array_difference, npz_from_bytes)
+from ..core.errors import ResultsError
+from ..plots.lora_figures import FIGURES
+from ..science.config import ExperimentConfig, experiment_from_mapping
+from .base import Kind, Progress
+from .lora_results import ARRAYS_NPZ, RESULTS_JSON, SavedResult, load_result, result_files
+
+
+@dataclass(frozen=True)
+class ExperimentView:
+    """One experiment as the article sees it: main.config.d_model, main.metrics.steps, ..."""
+
+    name: str
+    config: Any
+    metrics: Mapping[str, Any]
+    provenance: Mapping[str, Any]
+
+
+class LoraRun(Kind):
+    name = "lora"
+    description = "one LoRA training run on a single attention head (science/experiment.py)"
+    result_files = (ARRAYS_NPZ, RESULTS_JSON)       # the arrays first: results.json names them
+    figure_input_files = (ARRAYS_NPZ,)
+    run_roots = ("science.experiment", "kinds.lora_results")
+    run_libraries = ("torch", "numpy")
+    figure_roots = ("plots.lora_figures",)
+    figure_libraries = ("matplotlib", "numpy", "pillow")
+
+    def parse(self, mapping: Mapping[str, Any] | None, *, source: object | None = None,
+              prefix: str = "") -> ExperimentConfig:
+        return experiment_from_mapping(mapping, source=source, prefix=prefix)
+
+    def compute(self, name: str, settings: ExperimentConfig,
+                progress: Progress | None = None) -> dict[str, bytes]:
+        from ..science.experiment import run_experiment   # torch, only when something trains
+
+        step_progress = None
+        if progress is not None:
+            def step_progress(step: int, loss: float, p: float) -> None:
+                progress(step, settings.max_steps, f"p={p:.3f}")
+        return result_files(name, run_experiment(settings, progress=step_progress))
+
+    def load(self, folder: Path, name: str) -> SavedResult:
+        return load_result(folder)
+
+    def check(self, loaded: SavedResult) -> None:
+        loaded.arrays()
+
+    def settings_of(self, loaded: SavedResult) -> ExperimentConfig:
+        return loaded.config
+
+    def compare(self, files: dict[str, bytes], folder: Path, atol: float, rtol: float):
+        """Metrics and arrays within tolerance; None when the frozen result is unreadable or
+        was computed from other settings (then there is nothing to keep)."""
+        try:
+            saved = load_result(folder)
+            frozen_arrays = saved.arrays()
+        except ResultsError:
+            return None
+        doc = json.loads(files[RESULTS_JSON].decode("utf-8"))
+        if doc.get("config") != saved.config.to_dict():
+            return None
+        fresh_arrays = npz_from_bytes(files[ARRAYS_NPZ])
+        diffs = compare_values(doc.get("metrics"), saved.metrics, "metrics", atol, rtol)
+        diffs += compare_arrays(fresh_arrays, frozen_arrays, atol, rtol)
+        worst = max(max_abs_difference(doc.get("metrics"), saved.metrics),
+                    max_array_difference(fresh_arrays, frozen_arrays))
+        return diffs, worst
+
+    def exact(self, files: dict[str, bytes], folder: Path) -> bool:
+        from ..core.compare import arrays_equal
+
+        saved = load_result(folder)
+        doc = json.loads(files[RESULTS_JSON].decode("utf-8"))
+        return doc.get("metrics") == saved.metrics and arrays_equal(
+            npz_from_bytes(files[ARRAYS_NPZ]), saved.arrays())
+
+    def summary(self, name: str, loaded: SavedResult) -> str:
+        m = loaded.metrics
+        return (f"{name}: {m['steps']} steps, target weight {m['target_weight_before']:.3f} -> "
+                f"{m['target_weight_after']:.3f}")
+
+    def figures(self, settings: ExperimentConfig) -> dict[str, str]:
+        return FIGURES.alt_texts(settings)
+
+    def draw(self, folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+        saved = load_result(folder)
+        return FIGURES.draw(saved.config, saved.arrays(), names)
+
+    def view(self, name: str, loaded: SavedResult) -> ExperimentView:
+        return ExperimentView(name=name, config=loaded.config, metrics=loaded.metrics,
+                              provenance=loaded.provenance)
+
+    def listing(self, loaded: SavedResult) -> dict[str, list[str]]:
+        return {"config": sorted(loaded.config.to_dict()), "metrics": sorted(loaded.metrics),
+                "figures": list(self.figures(loaded.config))}
+
+
+KIND = LoraRun()

@@ -1,0 +1,120 @@
+"""What an output format declares, the page templates they share, and the registry.
+
+An output format turns rendered posts into one folder of site/ (site/<name>/). It declares:
+  figure(ref, markdown)      the markup ``{{ figure(...) }}`` puts in a body (Markdown source)
+  finish(text, markdown)     a rendered body -> the JSON-able parts its pages need (cached)
+  files(build)               every file of its tree: relative path -> bytes
+Adding a format is one module in this package that sets ``FORMAT = YourFormat()``, plus its
+templates under templates/<name>/; the registry finds it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..core.errors import BuildError
+from ..core.project import Project
+from ..render.context import FigureRef, image_dir
+from ..render.jinja import make_env, render_template
+from ..render.markdown import Markdowner
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+class OutputFormat:
+    name: str = ""
+
+    def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
+        raise NotImplementedError
+
+    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def files(self, build: "SiteBuild") -> dict[str, bytes]:
+        raise NotImplementedError
+
+
+def template_dirs(project: Project) -> list[Path]:
+    """The project's own templates/ first (to override a file), then the built-in ones."""
+    dirs = [p for p in (project.templates, DEFAULT_TEMPLATES) if p.is_dir()]
+    seen, out = set(), []
+    for d in dirs:
+        if d.resolve() not in seen:
+            seen.add(d.resolve())
+            out.append(d)
+    if not out:
+        raise BuildError("no templates folder", path=project.templates,
+                         hint="restore templates/ from the repository")
+    return out
+
+
+@dataclass
+class SiteBuild:
+    """What every format's files() reads: the settings, the posts newest first with their
+    rendered parts, the figures, and the page templates."""
+
+    project: Project
+    site: Any                                   # authoring.site_config.SiteConfig
+    posts: list                                 # PostInfo, newest first
+    rendered: dict[str, Any]                    # slug -> render.post.RenderedPost
+    figures: Mapping[str, Mapping[str, bytes]]  # experiment -> file name -> PNG bytes
+    markdown: Markdowner
+    bytecode_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        import yaml
+
+        self.dirs = template_dirs(self.project)
+        self.env = make_env(self.dirs, bytecode_dir=self.bytecode_dir)
+        self.env.filters["to_yaml"] = lambda v: yaml.safe_dump(
+            v, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
+        self.common = {"site": self.site, "base": self.site.baseurl, "posts": self.posts,
+                       "updated": max((p.date for p in self.posts), default=None)}
+        self._css: str | None = None
+
+    def page(self, name: str, **ctx: Any) -> str:
+        return render_template(self.env, self.dirs, name, **{**self.common, **ctx})
+
+    def css(self) -> str:
+        """The one stylesheet, with both colour schemes' highlighting rules appended."""
+        if self._css is None:
+            self._css = self.page("assets/style.css") + "\n" + self.markdown.pygments_css()
+        return self._css
+
+    def figure_files(self, *, one_x_only: bool = False) -> dict[str, bytes]:
+        """assets/images/.../<file> -> PNG bytes of every figure (the 1x files only, for a
+        format whose pages link no 2x image)."""
+        out = {}
+        for exp in sorted(self.figures):
+            files = self.figures[exp]
+            for filename in sorted(files):
+                if one_x_only and "@" in filename:
+                    continue
+                out[f"{image_dir(exp)}/{filename}"] = files[filename]
+        return out
+
+
+class Files(dict):
+    """A tree of output files; two writers of one path is a bug."""
+
+    def put(self, path: str, data: str | bytes) -> None:
+        if path in self:
+            raise BuildError(f"two outputs want the same file {path}")
+        self[path] = data if isinstance(data, bytes) else data.encode("utf-8")
+
+
+def formats() -> list[OutputFormat]:
+    """Every output format of this package, by name."""
+    import importlib
+    import pkgutil
+
+    here = str(Path(__file__).resolve().parent)
+    out = []
+    for m in sorted(pkgutil.iter_modules([here]), key=lambda m: m.name):
+        if m.name == "base" or m.name.startswith("_"):
+            continue
+        fmt = getattr(importlib.import_module(f"{__package__}.{m.name}"), "FORMAT", None)
+        if isinstance(fmt, OutputFormat):
+            out.append(fmt)
+    return sorted(out, key=lambda f: f.name)

@@ -1,0 +1,81 @@
+"""The standalone HTML site (site/html/), what the GitHub Pages workflow deploys.
+
+  index.html                 list of posts
+  <slug>/index.html          one page per post, at <baseurl>/<slug>/
+  assets/style.css           the one stylesheet (Pygments light + dark appended)
+  assets/images/<name>.png   figures of the experiment 'main' (and <name>@2x.png);
+  assets/images/<exp>/...    figures of any other experiment
+  404.html, feed.xml, sitemap.xml, .nojekyll
+URLs are root-relative and carry the baseurl, so the site works under /repo/.
+"""
+from __future__ import annotations
+
+from html import escape as html_escape
+from typing import Any
+
+from ..plots.common import image_filename
+from ..render.context import FigureRef, image_dir
+from ..render.markdown import Markdowner
+from .base import Files, OutputFormat, SiteBuild
+
+
+def _json_ld(info, site) -> dict:
+    return {
+        "@context": "https://schema.org",
+        "@type": "BlogPosting",
+        "headline": info.title,
+        "description": info.description,
+        "datePublished": info.iso,
+        "author": {"@type": "Person", "name": site.author},
+        **({"keywords": list(info.tags)} if info.tags else {}),
+        "url": site.url + info.url,
+        "mainEntityOfPage": site.url + info.url,
+    }
+
+
+class HtmlSite(OutputFormat):
+    name = "html"
+
+    def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
+        cap = markdown.inline(ref.caption)
+        a = html_escape(ref.alt, quote=True)
+        # One raw HTML block with no blank line inside, so Markdown passes it through whole.
+        return (f'\n<figure id="fig-{html_escape(ref.name)}">\n'
+                f'<img src="{html_escape(ref.src)}" srcset="{html_escape(ref.src)} 1x, '
+                f'{html_escape(ref.src2x)} 2x" width="{ref.width}" height="{ref.height}" '
+                f'alt="{a}" loading="lazy" decoding="async">\n'
+                f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}'
+                f'</figcaption>\n</figure>\n')
+
+    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
+        doc = markdown.to_html(text)
+        return {"html": doc.html, "toc": doc.toc}
+
+    def files(self, build: SiteBuild) -> dict[str, bytes]:
+        site, base = build.site, build.site.baseurl
+        out = Files()
+        out.put("assets/style.css", build.css())
+        out.put(".nojekyll", b"")
+        out.put("index.html", build.page("html/index.html", canonical=f"{site.url}{base}/",
+                                         page_title=site.title))
+        out.put("404.html", build.page("html/404.html", canonical=None,
+                                       page_title=f"Page not found · {site.title}"))
+        for info in build.posts:
+            r = build.rendered[info.slug]
+            first_img = None
+            if r.figures_used:
+                exp, name = r.figures_used[0]
+                first_img = f"{site.url}{base}/{image_dir(exp)}/{image_filename(name, 1)}"
+            parts = r.parts[self.name]
+            out.put(f"{info.slug}/index.html", build.page(
+                "html/post.html", post=info, body=parts["html"], toc=parts["toc"],
+                canonical=f"{site.url}{info.url}", page_title=f"{info.title} · {site.title}",
+                og_image=first_img, json_ld=_json_ld(info, site)))
+        out.put("feed.xml", build.page("feed.xml"))
+        out.put("sitemap.xml", build.page("sitemap.xml"))
+        for path, data in build.figure_files().items():
+            out.put(path, data)
+        return out
+
+
+FORMAT = HtmlSite()

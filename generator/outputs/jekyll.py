@@ -1,0 +1,78 @@
+"""The Jekyll tree (site/jekyll/): a complete Jekyll site whose post also drops into an existing
+blog, with math that survives GitHub Pages' kramdown (render.kramdown).
+
+  _posts/<date>-<slug>.md    the post: front matter, then kramdown-safe Markdown
+  _config.yml, _layouts/, _includes/mathjax.html, index.html, assets/css/style.css
+  assets/images/...          the 1x figures the posts link to
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ..render.context import FigureRef
+from ..render.kramdown import escape_markdown, to_kramdown
+from ..render.markdown import Markdowner
+from .base import Files, OutputFormat, SiteBuild
+
+# Front matter keys that steer the build and are not passed on to Jekyll.
+BUILD_KEYS = ("experiments", "data", "description", "slug")
+
+
+def jekyll_front_matter(info) -> str:
+    """The Jekyll front matter: layout first, then the author's keys in their order, minus the
+    keys that only steer this build. safe_dump quotes whatever needs quoting."""
+    meta = {"layout": info.post.meta.get("layout", "post")}
+    for key, value in info.post.meta.items():
+        if key in BUILD_KEYS or key == "layout":
+            continue
+        meta[key] = info.date_text if key == "date" else value
+    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                          width=10_000)
+
+
+class JekyllTree(OutputFormat):
+    name = "jekyll"
+
+    def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
+        md_alt = ref.alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+        return f"\n*Figure {ref.number}: {ref.caption}*\n\n![{md_alt}]({ref.src})\n"
+
+    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
+        return {"body": to_kramdown(text)}
+
+    def files(self, build: SiteBuild) -> dict[str, bytes]:
+        site, base = build.site, build.site.baseurl
+        out = Files()
+        out.put("_config.yml", build.page("jekyll/_config.yml", settings={
+            "title": site.title, "description": site.description, "author": site.author,
+            "url": site.url, "baseurl": base, "lang": site.lang,
+            "markdown": "kramdown", "highlighter": "rouge",
+            "kramdown": {"input": "GFM", "math_engine": "mathjax",
+                         "syntax_highlighter": "rouge", "hard_wrap": False},
+            "exclude": ["Gemfile", "Gemfile.lock", "vendor"],
+        }))
+        out.put("_includes/mathjax.html", build.page("jekyll/_includes/mathjax.html"))
+        out.put("assets/css/style.css", build.css())
+        static = next((d / "jekyll" / "static" for d in build.dirs
+                       if (d / "jekyll" / "static").is_dir()), None)
+        if static is None:
+            from ..core.errors import BuildError
+
+            raise BuildError("no Jekyll static files",
+                             path=build.project.templates / "jekyll" / "static")
+        for path in sorted(static.rglob("*")):
+            if path.is_file():
+                out.put(path.relative_to(static).as_posix(), path.read_bytes())
+        for info in build.posts:
+            parts = build.rendered[info.slug].parts[self.name]
+            out.put(f"_posts/{info.jekyll_name}", build.page(
+                "jekyll/post.md", front_matter=jekyll_front_matter(info),
+                heading="# " + escape_markdown(info.title), body=parts["body"]))
+        for path, data in build.figure_files(one_x_only=True).items():
+            out.put(path, data)
+        return out
+
+
+FORMAT = JekyllTree()

@@ -1,0 +1,1 @@
+"""Plots: every figure drawn from saved results (matplotlib, imported lazily; never torch)."""

@@ -1,0 +1,141 @@
+"""The whole-build fingerprint: a no-op rebuild returns before importing anything heavy.
+
+Everything a build depends on (every file it reads, the options, the interpreter, the installed
+libraries, the numeric pins) hashed, plus the hashes of what it wrote; when both match the last
+successful build there is nothing to do. Standard library only.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core import numerics
+from ..core.fsio import write_bytes_atomic
+from ..core.keys import digest, installed_distributions, package_dir
+
+def tree_hashes(folder: Path, sha256: Callable[[str], str], *,
+                skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """relative path -> sha256 of every file under ``folder``, in sorted order."""
+    root = str(folder)
+    out = {}
+    if not os.path.isdir(root):
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in skip and d != "__pycache__")
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for filename in sorted(filenames):
+            rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
+            out[rel] = sha256(os.path.join(dirpath, filename))
+    return dict(sorted(out.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole-build fingerprint: a no-op rebuild returns before importing anything heavy
+
+BUILD_RECORD = "build.json"
+# Environment variables that can change what a build writes.
+BUILD_ENV = ("SOURCE_DATE_EPOCH", "LORA_SITE_REQUIRE_CLIENTS")
+FREEZE_PREFIX = "content/_freeze/"
+
+
+def _input_files(project, sha256: Callable[[str], str]) -> dict[str, str]:
+    """label/relative path -> sha256 of every file a build reads: content/ (posts, settings and
+    the freeze), the templates (the project's and the package's defaults), the generator
+    package that runs, and the lock."""
+    pkg = package_dir()
+    folders = [("content", project.content), ("templates", project.templates),
+               ("generator", pkg), ("package-templates", pkg.parent / "templates")]
+    files: dict[str, str] = {}
+    seen: set[Path] = set()
+    for label, folder in folders:
+        try:
+            real = Path(folder).resolve()
+        except OSError:
+            continue
+        if real in seen:
+            continue    # the repository's templates/ is both the project's and the package's
+        seen.add(real)
+        for rel, sha in tree_hashes(folder, sha256).items():
+            files[f"{label}/{rel}"] = sha
+    lock = Path(project.root) / "requirements.lock"
+    if lock.is_file():
+        files["requirements.lock"] = sha256(lock)
+    return dict(sorted(files.items()))
+
+
+class BuildFingerprint:
+    """Everything a build depends on, hashed, plus the hashes of what it wrote.
+
+    ``unchanged()`` is true when the inputs equal those of the last successful build *and* the
+    output folder still holds exactly what that build wrote; then there is nothing to do.
+    """
+
+    def __init__(self, ctx, out: Path, options: dict[str, Any]) -> None:
+        import sys
+
+        project = ctx.project
+        self.ctx, self.project, self.out = ctx, project, Path(out)
+        self.record_path = Path(project.cache) / BUILD_RECORD
+        self.inputs = {
+            "format": 1,
+            "options": options,
+            "out": str(self.out.resolve()),
+            "python": sys.version,
+            "executable": sys.executable,
+            "libraries": installed_distributions(),
+            "env": {k: os.environ.get(k) for k in BUILD_ENV},
+            "numerics": numerics.key(),
+            "files": _input_files(project, ctx.hashes.sha256),
+        }
+        self.key = digest(self.inputs)
+
+    def _last(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def changes(self) -> list[str]:
+        """Why a build is needed (empty when nothing changed)."""
+        last = self._last()
+        if not last or "inputs" not in last:
+            return ["no record of a previous build"]
+        old = last["inputs"]
+        reasons = []
+        if old.get("files") != self.inputs["files"]:
+            a, b = old.get("files", {}), self.inputs["files"]
+            changed = sorted(p for p in set(a) | set(b) if a.get(p) != b.get(p))
+            shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more"
+                                              if len(changed) > 4 else "")
+            reasons.append(f"changed: {shown}")
+        for name in ("options", "out", "python", "executable", "libraries", "env", "numerics"):
+            if old.get(name) != self.inputs[name]:
+                reasons.append(f"{name} changed")
+        if not reasons and last.get("outputs") != tree_hashes(self.out, self.ctx.hashes.sha256):
+            reasons.append(f"{self.out} differs from what the last build wrote")
+        return reasons
+
+    def stages(self) -> list[str]:
+        """The stages the last build reported ('run main', 'figures main', 'render', ...)."""
+        last = self._last() or {}
+        return list(last.get("stages", []))
+
+    def record(self, stages: list[str]) -> bool:
+        """Remember this build. Inputs are re-read now: the build may have refreshed
+        content/_freeze; but if a *source* changed while it ran, nothing is recorded, so the next
+        build does not skip that edit."""
+        after = BuildFingerprint(self.ctx, self.out, self.inputs["options"])
+        before_src = {k: v for k, v in self.inputs["files"].items()
+                      if not k.startswith(FREEZE_PREFIX)}
+        after_src = {k: v for k, v in after.inputs["files"].items()
+                     if not k.startswith(FREEZE_PREFIX)}
+        if before_src != after_src:
+            return False
+        doc = {"key": after.key, "inputs": after.inputs,
+               "outputs": tree_hashes(self.out, self.ctx.hashes.sha256),
+               "stages": list(stages)}
+        write_bytes_atomic(self.record_path,
+                           (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+        return True

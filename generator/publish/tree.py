@@ -1,0 +1,156 @@
+"""Writing site/: the one place that touches the output folder, atomically and recoverably."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Mapping
+
+from ..core.errors import BuildError
+from .lock import failpoint
+
+def _leftovers(out: Path) -> list[Path]:
+    """Temporary folders a killed build (SIGKILL, power loss) left beside ``out``."""
+    parent = out.parent
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir()
+                  if p.name.startswith((f".{out.name}.build-", f".{out.name}.old-")))
+
+
+def recover_output(out: Path) -> None:
+    """Undo what a killed build left behind; call with the build lock held.
+
+    A build killed between its two renames has moved the previous output into .<name>.old-*/
+    and not yet put the new one in place: that previous output is put back. Every other leftover
+    (a half-written .<name>.build-* folder) is removed."""
+    out = Path(out)
+    for leftover in _leftovers(out):
+        kept = leftover / "site"
+        if leftover.name.startswith(f".{out.name}.old-") and kept.exists() \
+                and not (out.exists() or out.is_symlink()):
+            os.rename(kept, out)
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def probe_output(out: Path) -> None:
+    """Fail before any work when the output folder cannot be written: the build writes a folder
+    beside ``out`` and renames it, so that is what is tried here."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BuildError("the output exists and is not a folder", path=out,
+                         hint="move that file away or choose another folder with --out")
+    blocker = next((a for a in out.parents if a.exists() or a.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise BuildError(f"the output folder cannot be written: {blocker} is not a folder",
+                         path=out, hint="choose another folder with --out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent)
+        # A running build's clean-up of leftovers may have removed it already: no matter.
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(probe)
+    except OSError as exc:
+        raise BuildError(f"the output folder cannot be written: {exc.strerror or exc}",
+                         path=out, hint="choose a writable folder with --out or fix the "
+                                        "permissions of its parent") from None
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM until the block ends, then act on them: the swap of the output
+    folders and the cleanup after a failure must not stop halfway. Python runs signal handlers
+    in the main thread only, so elsewhere this does nothing."""
+    import signal
+
+    caught: list[int] = []
+    try:
+        old = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+               for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:              # not the main thread
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            if caught:
+                handler = old[caught[0]]
+                if callable(handler):
+                    handler(caught[0], None)
+                elif handler == signal.SIG_DFL:
+                    os.kill(os.getpid(), caught[0])
+
+
+def _undo(tmp: Path, old: Path | None, out: Path) -> None:
+    """After a failed write: drop the new tree, put the previous output back if it was moved."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    if old is None:
+        return
+    kept = old / "site"
+    if kept.exists() or kept.is_symlink():
+        if out.exists() or out.is_symlink():
+            return                  # cannot happen; keep both rather than lose one
+        os.rename(kept, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) as the folder ``out``, atomically: everything goes
+    into a temporary folder beside ``out``, which replaces ``out`` only once complete. On any
+    failure or interruption the temporary folder is removed and the previous ``out`` is left as
+    it was. (A build killed outright leaves its temporary folder; ``recover_output`` removes it
+    at the next build.)"""
+    out = Path(out)
+    parent = out.parent
+    if out.exists() and not out.is_dir():
+        raise BuildError("the output exists and is not a folder", path=out,
+                         hint="move that file away or choose another folder with --out")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=parent))
+    except OSError as exc:
+        raise BuildError(f"cannot create a folder beside the output: {exc.strerror}",
+                         path=parent, hint="check that the folder is writable") from None
+    old = None
+    try:
+        made = {tmp}
+        for rel in sorted(files):
+            # Checked on the name, not by resolving every path (a syscall per folder level):
+            # the temporary folder is new, so it holds no symlink a name could follow.
+            parts = PurePosixPath(rel).parts
+            if not parts or PurePosixPath(rel).is_absolute() or any(
+                    p in ("..", ".", "") or "\\" in p for p in parts):
+                raise BuildError(f"refusing to write outside the output folder: {rel}")
+            target = tmp.joinpath(*parts)
+            for folder in reversed(target.parents[: len(parts) - 1]):
+                if folder not in made:
+                    folder.mkdir(exist_ok=True)
+                    made.add(folder)
+            with open(target, "xb") as fh:
+                fh.write(files[rel])
+                os.fchmod(fh.fileno(), 0o644)       # whatever the umask: ordinary public files
+        for path in made:
+            os.chmod(path, 0o755)                   # mkdtemp makes the top folder private
+        failpoint("write")
+        with signals_deferred():
+            if out.exists() or out.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+                os.rename(out, old / "site")
+            os.rename(tmp, out)
+    except OSError as exc:
+        with signals_deferred():
+            _undo(tmp, old, out)
+        raise BuildError(f"cannot write the site: {exc.strerror or exc}", path=out,
+                         hint="check free space and permissions") from None
+    except BaseException:
+        with signals_deferred():
+            _undo(tmp, old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+

@@ -1,0 +1,373 @@
+"""Jinja for post bodies and page templates: the number filters a body uses, the compiled-code
+cache (read without pickle), and the body skeletons that make a prose edit recompile nothing.
+
+Everything here returns strings; nothing writes the site.
+"""
+from __future__ import annotations
+
+import math
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import jinja2
+
+from ..core.errors import ContentError
+from ..core.fsio import write_bytes_atomic
+from ..core.located import located
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number with a fixed count of decimals: ``{{ x | fmt(3) }}``.
+
+    None, NaN or a non-number is an error rather than a silent "None" in the article.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ContentError(f"fmt: expected a number, got {value!r}",
+                           hint="check the metric name; some metrics are None when undefined")
+    if not math.isfinite(value):
+        raise ContentError(f"fmt: the value is not finite ({value!r})")
+    text = f"{value:.{int(digits)}f}"
+    # "-0.000" reads as a sign error; a value that rounds to zero is zero.
+    if text.lstrip("-").strip("0.") == "":
+        text = text.lstrip("-")
+    return text
+
+
+def fmt_sci(value: Any, digits: int = 1) -> str:
+    """Scientific notation in the form a reader can paste into Python: 0.00081 -> '8.1e-04'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ContentError(f"fmt_sci: expected a finite number, got {value!r}")
+    return f"{value:.{int(digits)}e}"
+
+
+def sci_tex(value: Any, digits: int = 1) -> str:
+    """Scientific notation as TeX, for use inside math: 0.00081 -> '8.1 \\times 10^{-4}'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ContentError(f"sci_tex: expected a finite number, got {value!r}")
+    mantissa, exponent = f"{value:.{int(digits)}e}".split("e")
+    exp = int(exponent)
+    return mantissa if exp == 0 else f"{mantissa} \\times 10^{{{exp}}}"
+
+
+def pct(value: Any, digits: int = 0) -> str:
+    """A fraction as a percentage: 0.941 -> '94%'."""
+    return fmt(value * 100 if isinstance(value, (int, float)) and not isinstance(value, bool)
+               else value, digits) + "%"
+
+
+def num(value: Any) -> str:
+    """A setting as its author would write it: 8.0 -> '8', 0.01 -> '0.01', 500 -> '500'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ContentError(f"num: expected a finite number, got {value!r}")
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def argmax(values: Any, exclude: int | None = None) -> int:
+    """Index of the largest value, skipping index ``exclude``: which other token moved most."""
+    best = None
+    for i, v in enumerate(values):
+        if i != exclude and (best is None or v > values[best]):
+            best = i
+    if best is None:
+        raise ContentError("argmax: no values to compare")
+    return best
+
+
+def argmin(values: Any, exclude: int | None = None) -> int:
+    return argmax([-v for v in values], exclude)
+
+
+class CodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept between builds, read back without pickle.
+
+    Jinja's own FileSystemBytecodeCache stores each entry's checksum with pickle, and nothing
+    this project reads from disk is unpickled. An entry here is one header line (this format,
+    Python's bytecode magic number, Jinja's version, Jinja's checksum of the template source),
+    then the code object marshalled as in a .pyc. An entry whose header is not exactly the
+    expected one is ignored (and rewritten), so an edited template or another Python or Jinja
+    never runs stale code. One file per template name: the folder does not grow with edits.
+    """
+
+    FORMAT = "lora-site-jinja-code 1"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, bucket: jinja2.bccache.Bucket) -> Path:
+        return self.directory / f"{bucket.key}.code"
+
+    def _header(self, bucket: jinja2.bccache.Bucket) -> bytes:
+        from importlib.util import MAGIC_NUMBER
+
+        return (f"{self.FORMAT} {MAGIC_NUMBER.hex()} {jinja2.__version__} "
+                f"{bucket.checksum}\n").encode("ascii")
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        import marshal
+        import types
+
+        try:
+            data = self._path(bucket).read_bytes()
+        except OSError:
+            return
+        header = self._header(bucket)
+        if not data.startswith(header):
+            return
+        try:
+            code = marshal.loads(data[len(header):])
+        except (EOFError, ValueError, TypeError):
+            return
+        if isinstance(code, types.CodeType):
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        import marshal
+
+        write_bytes_atomic(self._path(bucket), self._header(bucket) + marshal.dumps(bucket.code))
+
+
+def make_env(template_dirs: Iterable[Path],
+             bytecode_dir: Path | None = None) -> jinja2.Environment:
+    """The environment for page templates (HTML, XML, Jekyll files).
+
+    Autoescaping is on for .html and .xml, so a title with < or & is inert everywhere;
+    StrictUndefined turns a misspelt variable into an error instead of an empty string.
+    bytecode_dir: where compiled templates are kept between builds (each checked against its
+    template's source), so a prose edit does not recompile the page templates.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in template_dirs]),
+        bytecode_cache=CodeCache(bytecode_dir) if bytecode_dir is not None else None,
+        autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    _add_filters(env)
+    return env
+
+
+class _SkeletonLoader(jinja2.BaseLoader):
+    """Holds the skeletons of post bodies (see split_text), by name, for get_template."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, str] = {}
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        if template not in self.sources:
+            raise jinja2.TemplateNotFound(template)
+        source = self.sources[template]
+        return source, None, lambda: self.sources.get(template) == source
+
+
+def make_body_env(bytecode_dir: Path | None = None) -> jinja2.Environment:
+    """The environment for post bodies: Markdown, so no autoescaping (HTML is escaped by
+    Markdown's own rules), and block tags that swallow their own line.
+
+    bytecode_dir: where the compiled skeletons of bodies are kept between builds (render_body).
+    """
+    env = jinja2.Environment(
+        loader=_SkeletonLoader(),
+        bytecode_cache=CodeCache(bytecode_dir) if bytecode_dir is not None else None,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    _add_filters(env)
+    return env
+
+
+# The name under which a skeleton reads its text; a body that uses it is compiled whole.
+TEXT_NAME = "__lora_site_text__"
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A template split by split_text: ``source`` renders, with ``TEXT_NAME=texts``, exactly as
+    the original does; ``lines[i]`` is the original line of the skeleton's line i + 1."""
+    source: str
+    texts: list[str]
+    lines: list[int]
+
+    def original_line(self, line: int | None) -> int | None:
+        if line is None or not 1 <= line <= len(self.lines):
+            return None
+        return self.lines[line - 1]
+
+
+def split_text(env: jinja2.Environment, source: str) -> Skeleton:
+    """Split a template into its tags and its plain text: the skeleton keeps every tag and
+    comment as written and puts ``{{ TEXT_NAME[i] }}`` where the i-th run of text was.
+
+    Why: compiling a post body costs more than the rest of a prose-edit rebuild, and a prose
+    edit changes only the text. The skeleton stays the same, so its compiled code is reused
+    from the bytecode cache. The texts come from Jinja's own lexer, after it has applied
+    trim_blocks, lstrip_blocks and the - markers, so whitespace control is untouched.
+
+    The skeleton has no line breaks of its own, so adding or removing lines of prose leaves it
+    unchanged too; a tag that starts on a new line of the original starts a new line of the
+    skeleton (after an empty comment), and ``lines`` maps each skeleton line back, so errors
+    still name the post's line.
+    """
+    parts: list[str] = []
+    texts: list[str] = []
+    lines = [1]                 # the original line of each skeleton line so far
+    for lineno, kind, value in env.lex(source):
+        if kind in ("raw_begin", "raw_end"):
+            continue            # the raw block's content is a text now
+        if kind == "data":
+            parts.append(f"{{{{ {TEXT_NAME}[{len(texts)}] }}}}")
+            texts.append(value)
+            continue
+        if lineno != lines[-1]:
+            parts.append("{#\n#}")
+            lines.append(lineno)
+        parts.append(value)
+        # A tag that spans lines spans as many in both.
+        lines.extend(range(lineno + 1, lineno + 1 + value.count("\n")))
+    return Skeleton("".join(parts), texts, lines)
+
+
+def _add_filters(env: jinja2.Environment) -> None:
+    env.filters["fmt"] = fmt
+    env.filters["fmt_sci"] = fmt_sci
+    env.filters["pct"] = pct
+    env.filters["num"] = num
+    env.filters["sci_tex"] = sci_tex
+    env.globals["argmax"] = argmax
+    env.globals["argmin"] = argmin
+    env.globals["enumerate"] = enumerate
+    env.globals["zip"] = zip
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The line of the template being rendered when ``exc`` was raised (Jinja rewrites
+    tracebacks so template frames carry the template's name and line)."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == "<template>":
+            line = frame.lineno
+    return line
+
+
+def _compile_body(env: jinja2.Environment, source: str,
+                  name: str) -> tuple[jinja2.Template, dict, Skeleton | None]:
+    """The body as (template, extra context, skeleton or None). With a bytecode cache, the
+    template is the body's skeleton (split_text), found in the cache after a prose-only edit.
+    Syntax errors carry the body's line numbers either way."""
+    if env.bytecode_cache is None or TEXT_NAME in source:
+        return env.from_string(source), {}, None
+    try:
+        skeleton = split_text(env, source)
+    except jinja2.TemplateSyntaxError:
+        # The lexer read the whole body before the parser saw its first tag; compiling whole
+        # reports the error a reader meets first, as the uncached path does.
+        return env.from_string(source), {}, None
+    env.loader.sources[name] = skeleton.source
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        exc.lineno = skeleton.original_line(exc.lineno)
+        raise
+    return template, {TEXT_NAME: skeleton.texts}, skeleton
+
+
+class BodyRenderer:
+    """The environment post bodies are rendered in, and the bodies compiled so far: a body is
+    rendered once per output format, and compiled once (a preview server's context keeps them
+    across rebuilds; the bytecode cache keeps them across processes)."""
+
+    def __init__(self, ctx=None, *, bytecode_dir: Path | None = None) -> None:
+        if ctx is not None and bytecode_dir is None:
+            bytecode_dir = ctx.project.cache / "jinja"
+        self.env = make_body_env(bytecode_dir)
+        self.compiled: dict[str, tuple] = {}
+
+    def render(self, source: str, context: dict[str, Any], *, path: Path,
+               first_line: int = 1) -> str:
+        return render_body(self, source, context, path=path, first_line=first_line)
+
+
+def body_renderer(ctx) -> BodyRenderer:
+    return ctx.state("body-jinja", BodyRenderer)
+
+
+def render_body(renderer: "BodyRenderer | jinja2.Environment", source: str,
+                context: dict[str, Any], *, path: Path, first_line: int = 1) -> str:
+    """Render a post body (Jinja over Markdown). Errors name the post file and its line.
+    ``renderer``: a BodyRenderer, or an environment (compiled anew each call)."""
+    def where(line: int | None) -> int | None:
+        return None if line is None else first_line + line - 1
+
+    if isinstance(renderer, jinja2.Environment):
+        env, compiled = renderer, {}
+    else:
+        env, compiled = renderer.env, renderer.compiled
+    try:
+        if source not in compiled:
+            compiled[source] = _compile_body(env, source, name=f"post-body:{path.name}")
+        template, extra, skeleton = compiled[source]
+    except jinja2.TemplateSyntaxError as exc:
+        raise ContentError(f"template syntax error: {exc.message}", path=path,
+                           line=where(exc.lineno), hint="fix the {{ }} or {% %} tag") from None
+
+    def line_of(exc: BaseException) -> int | None:
+        line = _template_line(exc)
+        return where(skeleton.original_line(line) if skeleton is not None else line)
+
+    try:
+        return template.render({**context, **extra})
+    except ContentError as exc:
+        raise located(exc, path=path, line=line_of(exc)) from None
+    except jinja2.UndefinedError as exc:
+        raise ContentError(f"undefined value: {exc.message}", path=path, line=line_of(exc),
+                           hint="check the name against the results' metrics and config") from None
+    except jinja2.TemplateError as exc:
+        raise ContentError(f"template error: {exc}", path=path, line=line_of(exc)) from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as exc:
+        raise ContentError(f"error in a template expression: {type(exc).__name__}: {exc}",
+                           path=path, line=line_of(exc)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Page templates (templates/): errors name the template file and line
+
+def _template_frame(exc: BaseException, dirs: list[Path]) -> tuple[str | None, int | None]:
+    """The template file and line being rendered when ``exc`` was raised: Jinja rewrites
+    tracebacks so that template frames carry the template's file name and line."""
+    roots = [str(d.resolve()) for d in dirs]
+    found: tuple[str | None, int | None] = (None, None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if any(frame.filename.startswith(r + os.sep) for r in roots):
+            found = (frame.filename, frame.lineno)
+    return found
+
+
+def render_template(env: jinja2.Environment, dirs: list[Path], name: str, **ctx: Any) -> str:
+    """A page template rendered to a string; a Jinja error becomes one line naming the template
+    file and line (an edited templates/ file is author input like a post)."""
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateNotFound as exc:
+        raise ContentError(f"template {exc.name!r} not found (needed for {name})",
+                           path=dirs[0], hint="restore it from the repository's templates/") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ContentError(f"template syntax error: {exc.message}", path=exc.filename or name,
+                           line=exc.lineno, hint="fix the {{ }} or {% %} tag") from None
+    except ContentError:
+        raise
+    except jinja2.UndefinedError as exc:
+        file, line = _template_frame(exc, dirs)
+        raise ContentError(f"undefined value: {exc.message}", path=file or name, line=line,
+                           hint="check the name against the variables the output format "
+                                "passes to this template") from None
+    except (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        file, line = _template_frame(exc, dirs)
+        raise ContentError(f"error in a template: {type(exc).__name__}: {exc}",
+                           path=file or name, line=line,
+                           hint="fix the expression on that line") from None

@@ -1,0 +1,76 @@
+"""Render one post's body for every output format: Jinja over the author's Markdown, then the
+format finishes it (Markdown -> HTML for the site, kramdown-safe Markdown for Jekyll). Errors
+found in the Markdown after Jinja ran name the post, and the line where they can.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..core.context import BuildContext
+from ..core.errors import ContentError
+from .context import body_context
+from .jinja import body_renderer
+from .markdown import markdowner
+from .postcache import post_cache
+
+
+@dataclass
+class RenderedPost:
+    info: Any
+    parts: dict[str, dict[str, Any]]             # output format name -> what it rendered
+    figures_used: list = field(default_factory=list)   # [(experiment, figure name), ...]
+
+
+def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
+                figures: Mapping[str, Mapping[str, bytes]], formats: list) -> RenderedPost:
+    """The post's body rendered for each of ``formats`` (output format objects)."""
+    renderer, md = body_renderer(ctx), markdowner(ctx)
+    post = info.post
+    parts: dict[str, dict[str, Any]] = {}
+    used: list = []
+    for fmt in formats:
+        variables, helper = body_context(info, site, results, figures, fmt, md)
+        text = renderer.render(post.body, variables, path=post.path, first_line=post.body_line)
+        used = helper.used
+        try:
+            parts[fmt.name] = fmt.finish(text, md)
+        except ContentError as exc:
+            raise _locate_markdown_error(exc, post) from None
+    return RenderedPost(info=info, parts=parts, figures_used=used)
+
+
+def _locate_markdown_error(exc: ContentError, post: Any) -> ContentError:
+    """An error found in the Markdown after Jinja ran (an unclosed $$, an inline $$) names the
+    post, and the line when the same problem is in the post as written (it nearly always is:
+    Jinja rarely writes the dollars). A line counted in the rendered text would mislead, so
+    otherwise there is none."""
+    from ..core.located import located, problem
+    from .dialect import iter_blocks
+
+    try:
+        iter_blocks(post.body)
+    except ContentError as src:
+        if src.line is not None and problem(src) == problem(exc):
+            return located(src, path=post.path, line=post.body_line + src.line - 1)
+    return located(exc, path=post.path, line=None)
+
+
+def cached_render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
+                       figures: Mapping[str, Mapping[str, bytes]], formats: list, *,
+                       result_files: dict[str, Any]) -> RenderedPost:
+    """render_post, or its parts from an earlier build whose inputs were exactly these
+    (postcache): an edit to one post does not re-render the others. result_files: name ->
+    {kind, settings, files: {file: sha256}} of every experiment the post declares."""
+    cache = post_cache(ctx)
+    key = cache.key(info, site, {n: result_files[n] for n in sorted(info.post.experiments)},
+                    {exp: sorted(files) for exp, files in sorted(figures.items())},
+                    [f.name for f in formats])
+    doc = cache.get(key)
+    if doc is not None and sorted(doc) == ["figures_used", "parts"] \
+            and sorted(doc["parts"]) == sorted(f.name for f in formats):
+        return RenderedPost(info=info, parts=doc["parts"],
+                            figures_used=[tuple(x) for x in doc["figures_used"]])
+    rendered = render_post(ctx, info, site, results, figures, formats)
+    cache.put(key, {"parts": rendered.parts, "figures_used": rendered.figures_used})
+    return rendered

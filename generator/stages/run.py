@@ -1,0 +1,270 @@
+"""The run and figures stages, for every declared experiment of any kind.
+
+run:      results reused from content/_freeze while the manifest records exactly the current
+          inputs, else computed (in this process, or in a child for a heavy kind) and settled
+          against the freeze (store.settle).
+figures:  PNGs looked up in .cache/lora-site/figures/<key>/, then in the freeze, and drawn
+          (by the figure worker while the build goes on) only when neither holds them.
+
+Stages hand each other plain data on disk (result files, PNG bytes), so each one can be run,
+cached and tested alone. Nothing here knows a kind by name.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.context import BuildContext
+from ..core.errors import ConfigError, ExperimentError, ResultsError
+from ..core.keys import changed_inputs, digest, stage_inputs
+from ..kinds.base import Declared
+from .figcache import FigureCache
+from .store import Store, settle
+from .workers import Workers
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """How the stages run. frozen: never compute, use content/_freeze only, and fail naming a
+    stale result. force: recompute every result and redraw every figure. refreeze: force, and
+    write every re-run even where it matches the freeze within tolerance. explain: told one line
+    per stage and experiment. warn: told of a re-run that differs from the freeze. progress:
+    progress(name, kind) -> a context manager yielding progress(done, total, note), or None."""
+
+    frozen: bool = False
+    force: bool = False
+    refreeze: bool = False
+    explain: Say | None = None
+    warn: Say | None = None
+    progress: Callable | None = None
+
+    def __post_init__(self) -> None:
+        if self.frozen and (self.force or self.refreeze):
+            raise ConfigError("--frozen and --force contradict each other", field="--force",
+                              hint="--frozen never trains; drop one of them")
+
+    @property
+    def recompute(self) -> bool:
+        return self.force or self.refreeze
+
+    def say(self, line: str) -> None:
+        if self.explain is not None:
+            self.explain(line)
+
+
+def _short(key: str) -> str:
+    return key[:12]
+
+
+def store_of(ctx: BuildContext) -> Store:
+    return ctx.state("store", Store)
+
+
+def workers_of(ctx: BuildContext) -> Workers:
+    return ctx.state("workers", Workers)
+
+
+def _outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
+    """A kind defined outside the package (site.yml's `kinds:`) is keyed by its own file too."""
+    if d.kind.module.startswith("generator."):
+        return {}
+    import sys
+
+    path = getattr(sys.modules.get(d.kind.module), "__file__", None)
+    return {"kind-module": {d.kind.module: ctx.hashes.sha256(path) if path else None}}
+
+
+def run_inputs(ctx: BuildContext, d: Declared) -> dict[str, Any]:
+    """Everything that decides the results of ``d`` (core.keys.stage_inputs)."""
+    return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.run_roots,
+                        libraries=d.kind.run_libraries, sha256=ctx.hashes.sha256,
+                        lock=ctx.project.root / "requirements.lock",
+                        extra=_outside_sources(ctx, d))
+
+
+def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any]:
+    """Everything that decides the figures of ``d``: the settings (titles and the outlined
+    cell use them), the hashes of the result files they are drawn from, the plotting source
+    and libraries."""
+    results = {f: ctx.hashes.sha256(folder / f) for f in d.kind.figure_input_files}
+    return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.figure_roots,
+                        libraries=d.kind.figure_libraries, sha256=ctx.hashes.sha256,
+                        lock=ctx.project.root / "requirements.lock",
+                        extra={"results": results, **_outside_sources(ctx, d)})
+
+
+def compute_here(d: Declared, opts: StageOptions) -> dict[str, bytes]:
+    """Compute ``d`` in this process; a training failure names the post that declares it."""
+    try:
+        if opts.progress is None:
+            return d.kind.compute(d.name, d.settings)
+        with opts.progress(d.name, d.kind) as progress:
+            return d.kind.compute(d.name, d.settings, progress)
+    except ExperimentError as exc:
+        from ..core.located import located
+
+        raise located(exc, path=d.source, field=f"experiments.{d.name}") from None
+
+
+def save_result(ctx: BuildContext, d: Declared, files: dict[str, bytes], inputs: dict | None,
+                opts: StageOptions):
+    """Settle fresh files against the freeze, write what must be written, record the inputs.
+    Returns the store.Settled outcome."""
+    store = store_of(ctx)
+    outcome = settle(store.folder(d.name), files, d.kind.compare, refreeze=opts.refreeze)
+    if inputs is None:
+        # Not the declared settings (a command-line override): written, never recorded.
+        if outcome.write:
+            store.put_result(d.name, d.kind, files, {})
+        store.forget(d.name)
+    else:
+        store.put_result(d.name, d.kind, files if outcome.write else None, inputs)
+    if outcome.reported and opts.warn is not None:
+        opts.warn(f"run {d.name}: {outcome.detail}")
+    return outcome
+
+
+def start_children(ctx: BuildContext, declared: Mapping[str, Declared],
+                   opts: StageOptions) -> None:
+    """Start a child for each stale result of a heavy kind, so it computes while this process
+    trains the rest and has their figures drawn."""
+    if opts.frozen:
+        return
+    store, workers = store_of(ctx), workers_of(ctx)
+    for d in declared.values():
+        if not d.kind.heavy:
+            continue
+        inputs = run_inputs(ctx, d)
+        if opts.recompute or not store.check(d.name, d.kind, inputs).fresh:
+            workers.start_compute(d.name, d.kind, d.settings, digest(inputs))
+
+
+def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
+    """The fresh result of ``d``: reused, collected from its child, or computed here."""
+    store = store_of(ctx)
+    inputs = run_inputs(ctx, d)
+    state = store.check(d.name, d.kind, inputs)
+    folder = store.folder(d.name)
+    if opts.frozen:
+        if not state.fresh:
+            raise ResultsError(f"frozen results of experiment '{d.name}' are stale: "
+                               f"{'; '.join(state.reasons)}", path=state.bad_file or folder,
+                               hint="rebuild without --frozen where torch is installed, "
+                                    "then commit content/_freeze")
+        opts.say(f"run {d.name}: reused frozen results (inputs unchanged, key "
+                 f"{_short(state.key)})")
+        return d.kind.load(folder, d.name)
+    if state.fresh and not opts.recompute:
+        workers_of(ctx).stop(d.name)
+        opts.say(f"run {d.name}: reused (inputs unchanged, key {_short(state.key)})")
+        return d.kind.load(folder, d.name)
+    why = "--force" if opts.recompute else "; ".join(state.reasons)
+    # New results mean new figures: the figure worker imports matplotlib on the other core
+    # while this one trains.
+    workers = workers_of(ctx)
+    workers.start_pool()
+    files = None
+    if workers.computing(d.name) and opts.progress is None:
+        files = workers.collect(d.name, state.key)
+    workers.stop(d.name)            # a child cannot report progress: computed here instead
+    if files is None:
+        files = compute_here(d, opts)
+    outcome = save_result(ctx, d, files, inputs, opts)
+    detail = f"; {outcome.detail}" if outcome.detail else ""
+    opts.say(f"run {d.name}: ran ({why}; key {_short(state.key)}){detail}")
+    return d.kind.load(folder, d.name)
+
+
+def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
+               opts: StageOptions) -> Mapping[str, bytes]:
+    """file name -> PNG bytes of the figures of ``d`` (a PendingFigures when the worker is
+    still drawing them). A frozen build refuses a damaged frozen figure rather than redraw it."""
+    from ..plots.common import image_files
+
+    names = tuple(d.kind.figures(d.settings))
+    if not names:
+        return {}
+    store = store_of(ctx)
+    cache = FigureCache(ctx.project.cache)
+    folder = store.folder(d.name)
+    inputs = figure_inputs(ctx, d, folder)
+    key = digest(inputs)
+    frozen_images, stale = store.figures(d.name, inputs)
+    damaged = [r for r in stale if r.startswith("figures/")]
+    if opts.frozen and damaged:
+        bad, _, what = damaged[0].partition(" ")
+        raise ResultsError(f"frozen figure of experiment '{d.name}' {what}",
+                           path=folder / bad,
+                           hint="rebuild without --frozen, then commit content/_freeze")
+    images = None if opts.recompute else cache.load(key)
+    if images is not None:
+        opts.say(f"figures {d.name}: reused (inputs unchanged, key {_short(key)})")
+    elif frozen_images is not None and not opts.recompute:
+        images = frozen_images
+        opts.say(f"figures {d.name}: reused frozen figures (inputs unchanged, key "
+                 f"{_short(key)})")
+        cache.store(key, images)
+    else:
+        last = cache.last_inputs("figures", d.name) or \
+            store.entries.get(d.name, {}).get("figures", {}).get("inputs")
+        why = "--force" if opts.recompute else "; ".join(changed_inputs(last, inputs))
+        opts.say(f"figures {d.name}: drew ({why or 'not in the cache'}; key {_short(key)})")
+        cache.remember_inputs("figures", d.name, inputs)
+
+        def keep(drawn: dict[str, bytes]) -> None:
+            cache.store(key, drawn)
+            if frozen_images != drawn:
+                # Freeze what the site shows, so a checkout builds the same pages undrawn.
+                store.put_figures(d.name, drawn, inputs)
+                store.save()
+        return workers_of(ctx).draw_later(
+            d.kind, folder, names, image_files(names),
+            fallback=functools.partial(d.kind.draw, folder, names), keep=keep)
+    if frozen_images != images:
+        store.put_figures(d.name, images, inputs)
+    cache.remember_inputs("figures", d.name, inputs)
+    return images
+
+
+def _in_order(declared: Mapping[str, Declared], ctx: BuildContext) -> list[Declared]:
+    """Light results first, heavy ones (perhaps computing in a child) last: the figures of the
+    first can be drawn while the others compute."""
+    workers = workers_of(ctx)
+    return sorted(declared.values(),
+                  key=lambda d: (d.kind.heavy, workers.computing(d.name), d.name))
+
+
+def results_stage(ctx: BuildContext, declared: Mapping[str, Declared],
+                  opts: StageOptions = StageOptions()) -> dict[str, Any]:
+    """Fresh results for every declared experiment: name -> the kind's loaded result."""
+    start_children(ctx, declared, opts)
+    out = {d.name: result_of(ctx, d, opts) for d in _in_order(declared, ctx)}
+    store_of(ctx).save()
+    return {name: out[name] for name in sorted(out)}
+
+
+def figures_stage(ctx: BuildContext, declared: Mapping[str, Declared], results: Mapping[str, Any],
+                  opts: StageOptions = StageOptions()) -> dict[str, Mapping[str, bytes]]:
+    """experiment name -> {file name -> PNG bytes} for every declared experiment."""
+    out = {name: figures_of(ctx, declared[name], results[name], opts) for name in sorted(results)}
+    store_of(ctx).save()
+    return out
+
+
+def experiments(ctx: BuildContext, declared: Mapping[str, Declared],
+                opts: StageOptions = StageOptions()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both stages, experiment by experiment: each one's figures go to the worker as soon as
+    its results are there, while the next result trains or its child finishes."""
+    start_children(ctx, declared, opts)
+    results: dict[str, Any] = {}
+    figures: dict[str, Any] = {}
+    for d in _in_order(declared, ctx):
+        results[d.name] = result_of(ctx, d, opts)
+        figures[d.name] = figures_of(ctx, d, results[d.name], opts)
+    store_of(ctx).save()
+    return ({n: results[n] for n in sorted(results)}, {n: figures[n] for n in sorted(figures)})
