@@ -7,7 +7,7 @@ temporary copy of the project; the working tree is never touched. Scenarios:
   clean          site/ and .cache deleted, a valid content/_freeze present (must not import torch)
   no-op          a rebuild with nothing changed
   prose edit     a rebuild after changing a sentence of the post
-  plotting edit  a rebuild after changing generator/figures.py
+  plotting edit  a rebuild after changing generator/plots/lora_figures.py
   setting edit   a rebuild after changing an experiment setting in the front matter
   floor: import  `python -c "import torch, matplotlib.pyplot"`
   floor: compute the experiments' own compute time: every declared experiment, and the claims
@@ -56,22 +56,15 @@ from pathlib import Path
 from generator.core import numerics
 numerics.pin()          # as every lora-site process does, before torch and numpy load
 import numpy, torch
-from generator.content import read_post
-from generator.science.experiment import run_experiment
-from generator.pipeline import declared_experiments
+from generator.authoring.posts import collect_experiments, read_posts
+from generator.core.context import BuildContext
 from generator.core.project import Project
-project = Project(Path.cwd())
+ctx = BuildContext(Project(Path.cwd()), remember_hashes=False)
 times = {{}}
-for name, cfg in declared_experiments(project).items():
+for name, d in collect_experiments(read_posts(ctx)).items():
     t = time.perf_counter()
-    run_experiment(cfg)
+    d.kind.compute(name, d.settings)
     times[name] = time.perf_counter() - t
-if any("audit" in (read_post(p).meta.get("data") or []) for p in project.post_files()):
-    from generator import audit, audit_site as a
-    t = time.perf_counter()
-    audit.run_audit(a.BUILD_SEEDS, sweeps=a.BUILD_SWEEPS, device=a.BUILD_DEVICE,
-                    threads=a.BUILD_THREADS)
-    times["audit"] = time.perf_counter() - t
 with open({out!r}, "w") as fh:
     json.dump(times, fh)
 """
@@ -114,10 +107,10 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, floa
 class Project:
     """A temporary copy of the project and the edits the scenarios make to it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, repo: Path = REPO) -> None:
         self.root = root
         for name in COPY:
-            src = REPO / name
+            src = repo / name
             if src.is_dir():
                 shutil.copytree(src, root / name,
                                 ignore=shutil.ignore_patterns("__pycache__", ".*.tmp"))
@@ -128,10 +121,12 @@ class Project:
                  if PROSE[0] in p.read_text(encoding="utf-8")
                  and re.search(r"^  main: \{.*\}$", p.read_text(encoding="utf-8"), re.M)]
         if not posts:
-            raise SystemExit(f"no post in {REPO / 'content/posts'} has the sentence "
+            raise SystemExit(f"no post in {repo / 'content/posts'} has the sentence "
                              f"{PROSE[0]!r} and a '  main: {{...}}' experiment line")
         self.post = posts[0]
-        self.figures = root / "generator" / "figures.py"
+        # The article's plotting module (generator/figures.py before the package had layers).
+        self.figures = next(p for p in (root / "generator" / "plots" / "lora_figures.py",
+                                        root / "generator" / "figures.py") if p.is_file())
         self.toggles = {"prose": 0, "plotting": 0, "setting": 0}
         self.imports: dict[str, list[str]] = {}
 
@@ -210,10 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(SCENARIOS), metavar="NAMES",
                     help="comma-separated subset of " + ", ".join(SCENARIOS)
                          + " (default: all; the cold/floor ratio needs cold and floor)")
+    ap.add_argument("--against", metavar="REV", default=None,
+                    help="also benchmark the project as it was at git revision REV, sample by "
+                         "sample alternating with the working tree, and print both side by side")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     if only - set(SCENARIOS):
         ap.error(f"unknown scenario(s): {', '.join(sorted(only - set(SCENARIOS)))}")
+    if args.against:
+        return compare(args.against, args.runs, args.cold_runs, only)
     # A terminated benchmark still removes its temporary copy (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = child_env()
@@ -289,6 +289,57 @@ def main(argv: list[str] | None = None) -> int:
               f"{compute_s:.2f}) = {cold / (floor_s + compute_s):.2f}")
     print(f"load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f}; "
           f"wall times include waiting for the CPU, cpu s does not")
+    return 0
+
+
+EDITS = {"prose edit": "edit_prose", "plotting edit": "edit_plotting",
+         "setting edit": "edit_setting"}
+
+
+def compare(rev: str, runs: int, cold_runs: int, only: set[str]) -> int:
+    """Every scenario on two copies, the working tree and revision ``rev``, one sample of each in
+    turn (the order alternating), so both see the same machine load."""
+    env = child_env()
+    tmp = Path(tempfile.mkdtemp(prefix="lora-site-bench-vs-"))
+    rows: dict[str, dict[str, list[float]]] = {}
+    try:
+        old_src = tmp / "src-before"
+        old_src.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, *COPY],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive, check=True)
+        sides = {"before": Project(tmp / "before", repo=old_src),
+                 "after": Project(tmp / "after")}
+        print(f"benchmarking {rev} (before) against the working tree (after), alternating; "
+              f"{runs} runs, {cold_runs} cold", file=sys.stderr)
+        for p in sides.values():
+            p.build("warm-up", env)
+        plan = []
+        if "cold" in only:
+            plan.append(("cold", cold_runs, lambda p: p.remove("content/_freeze", ".cache", "site")))
+        if "clean" in only:
+            plan.append(("clean (valid freeze)", runs, lambda p: p.remove(".cache", "site")))
+        if "no-op" in only:
+            plan.append(("no-op", runs, lambda p: None))
+        for name, method in EDITS.items():
+            if name.split()[0] in only:
+                plan.append((name, runs, lambda p, m=method: getattr(p, m)()))
+        for name, count, prepare in plan:
+            for i in range(count):
+                order = ("before", "after") if i % 2 == 0 else ("after", "before")
+                for side in order:
+                    prepare(sides[side])
+                    wall = sides[side].build(name, env)[0]
+                    rows.setdefault(name, {}).setdefault(side, []).append(wall)
+                    print(f"  {name} {side}: {wall:.3f} s", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{'scenario':<22} {'before s':>9} {'after s':>9} {'after/before':>13}   "
+          f"(medians; before = {rev})")
+    print("-" * 62)
+    for name, by in rows.items():
+        a, b = statistics.median(by["before"]), statistics.median(by["after"])
+        print(f"{name:<22} {a:>9.3f} {b:>9.3f} {b / a:>12.2f}x")
     return 0
 
 

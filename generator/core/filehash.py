@@ -59,6 +59,9 @@ class HashMemo:
     def sha256(self, path: Path | str) -> str:
         """sha256 of a file's bytes (reused while the file's stat is unchanged)."""
         name = os.path.abspath(path)
+        seen = self.entries.get(name)
+        if seen is not None and seen[0] == _stat_key(os.stat(name)):
+            return seen[1]                  # one stat, no open: the common case of a build
         with open(name, "rb") as fh:
             key = _stat_key(os.fstat(fh.fileno()))
             seen = self.entries.get(name)
@@ -73,6 +76,25 @@ class HashMemo:
             self.entries[name] = (key, sha)     # re-inserted: the newest entries are at the end
             self.changed = True
         return sha
+
+    def tree(self, folder: Path | str, *, skip: tuple[str, ...] = (),
+             suffix: str = "") -> dict[str, str]:
+        """relative path -> sha256 of every file under ``folder`` (ending in ``suffix``), in
+        sorted order; __pycache__ and folders named in ``skip`` are left out. os.walk and
+        strings, not pathlib: a build hashes a few hundred files this way."""
+        root = str(folder)
+        out: dict[str, str] = {}
+        if not os.path.isdir(root):
+            return out
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in skip and d != "__pycache__")
+            rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            for filename in sorted(filenames):
+                if suffix and not filename.endswith(suffix):
+                    continue
+                rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
+                out[rel] = self.sha256(os.path.join(dirpath, filename))
+        return dict(sorted(out.items()))
 
     def save(self) -> None:
         """Write the memo to its file, if anything was added."""

@@ -102,13 +102,17 @@ def imported_modules(source: str, current: str, is_package: bool = False) -> set
     return found
 
 
-def module_closure(roots: Iterable[str], pkg_dir: Path | None = None) -> list[str]:
+def module_closure(roots: Iterable[str], pkg_dir: Path | None = None,
+                   memo: dict | None = None) -> list[str]:
     """Paths (relative to the project, e.g. 'generator/science/lora.py') of the modules
     ``roots`` (dotted, e.g. 'science.experiment') and of every package module they import,
     transitively, with the __init__ of every subpackage they live in (Python runs it first),
     sorted. The package's own __init__ only holds the version string and the layer list;
-    counting it would re-train on every release."""
+    counting it would re-train on every release. memo: a dict kept by the caller (the build
+    context) in which each file's imports are remembered while its stat is unchanged, so the
+    closures of several stages read each source once."""
     pkg_dir = pkg_dir or package_dir()
+    memo = {} if memo is None else memo
     seen: dict[str, Path] = {}
     todo = list(roots)
     while todo:
@@ -119,8 +123,14 @@ def module_closure(roots: Iterable[str], pkg_dir: Path | None = None) -> list[st
         if path is None:
             continue                # an attribute imported from a module, not a module
         seen[name] = path
-        is_package = path.name == "__init__.py"
-        todo.extend(imported_modules(path.read_text(encoding="utf-8"), name, is_package))
+        st = path.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        known = memo.get((str(path), name))
+        if known is None or known[0] != stamp:
+            known = (stamp, imported_modules(path.read_text(encoding="utf-8"), name,
+                                             path.name == "__init__.py"))
+            memo[(str(path), name)] = known
+        todo.extend(known[1])
         parent = name.rpartition(".")[0]
         if parent:
             todo.append(parent)
@@ -128,10 +138,10 @@ def module_closure(roots: Iterable[str], pkg_dir: Path | None = None) -> list[st
 
 
 def source_hashes(roots: Iterable[str], sha256: Callable[[Path], str],
-                  pkg_dir: Path | None = None) -> dict[str, str]:
+                  pkg_dir: Path | None = None, memo: dict | None = None) -> dict[str, str]:
     pkg_dir = pkg_dir or package_dir()
     return {rel: sha256(pkg_dir / rel.split("/", 1)[1])
-            for rel in module_closure(roots, pkg_dir)}
+            for rel in module_closure(roots, pkg_dir, memo)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +228,8 @@ def library_versions(names: Iterable[str], lock: Path | None = None) -> dict[str
 
 def stage_inputs(*, settings: dict[str, Any], roots: Iterable[str], libraries: Iterable[str],
                  sha256: Callable[[Path], str], lock: Path | None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: dict[str, Any] | None = None, memo: dict | None = None
+                 ) -> dict[str, Any]:
     """Everything that decides a stage's output: the settings (under "config"), the source
     closure of ``roots``, the library versions, the numeric pins, and ``extra`` (for the
     figures stage: the hash of the results they are drawn from)."""
@@ -226,7 +237,7 @@ def stage_inputs(*, settings: dict[str, Any], roots: Iterable[str], libraries: I
                               "numerics": numerics.key()}
     if "threads" in settings:
         inputs["threads"] = settings["threads"]
-    inputs["sources"] = source_hashes(roots, sha256)
+    inputs["sources"] = source_hashes(roots, sha256, memo=memo)
     inputs["libraries"] = library_versions(libraries, lock)
     inputs.update(extra or {})
     return inputs

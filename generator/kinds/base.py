@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..core.compare import Comparison
 from ..core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..core.compare import Comparison
 
 # progress(done, total, note): the CLI draws it; a kind calls it as work advances.
 Progress = Callable[[int, int, str], None]
@@ -135,13 +137,12 @@ class Kinds:
 
     def __init__(self, extra_modules: tuple[str, ...] = ()) -> None:
         import importlib
-        import pkgutil
+        import os
 
         self._kinds: dict[str, Kind] = {}
-        here = str(Path(__file__).resolve().parent)
-        modules = [f"{__package__}.{m.name}"
-                   for m in sorted(pkgutil.iter_modules([here]), key=lambda m: m.name)
-                   if m.name not in BASE_MODULES and not m.name.startswith("_")]
+        here = os.path.dirname(os.path.abspath(__file__))
+        modules = [f"{__package__}.{f[:-3]}" for f in sorted(os.listdir(here))
+                   if f.endswith(".py") and f[:-3] not in BASE_MODULES and not f.startswith("_")]
         for module in (*modules, *extra_modules):
             try:
                 kind = getattr(importlib.import_module(module), "KIND", None)

@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..core.compare import (arrays_equal, compare_arrays, compare_values, max_abs_difference,
-                            max_array_difference, npz_from_bytes)
 from ..core.errors import ConfigError, ResultsError, unknown_key_error
 from ..plots.audit_figures import ALT_TEXT, FIGURES
 from .base import Kind, Progress
@@ -147,6 +145,9 @@ class ClaimsAudit(Kind):
         """Per-run arrays within (atol, rtol), summary numbers within (atol, max(rtol,
         JSON_RTOL)); counts of runs that hold a claim must match exactly (integers). None when
         the frozen audit is missing, unreadable or was computed with other settings."""
+        from ..core.compare import (compare_arrays, compare_values, max_abs_difference,
+                                    max_array_difference, npz_from_bytes)
+
         frozen = self._frozen(Path(folder))
         if frozen is None:
             return None
@@ -164,6 +165,8 @@ class ClaimsAudit(Kind):
                           max_array_difference(fresh_arrays, frozen_arrays))
 
     def exact(self, files: dict[str, bytes], folder: Path) -> bool:
+        from ..core.compare import arrays_equal, npz_from_bytes
+
         frozen = self._frozen(Path(folder))
         if frozen is None:
             return False

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..core.compare import (compare_arrays, compare_values, max_abs_difference,
-                            max_array_difference, npz_from_bytes)
 from ..core.errors import ResultsError
 from ..plots.lora_figures import FIGURES
 from ..science.config import ExperimentConfig, experiment_from_mapping
@@ -66,6 +64,9 @@ class LoraRun(Kind):
     def compare(self, files: dict[str, bytes], folder: Path, atol: float, rtol: float):
         """Metrics and arrays within tolerance; None when the frozen result is unreadable or
         was computed from other settings (then there is nothing to keep)."""
+        from ..core.compare import (compare_arrays, compare_values, max_abs_difference,
+                                    max_array_difference, npz_from_bytes)
+
         try:
             saved = load_result(folder)
             frozen_arrays = saved.arrays()
@@ -82,7 +83,7 @@ class LoraRun(Kind):
         return diffs, worst
 
     def exact(self, files: dict[str, bytes], folder: Path) -> bool:
-        from ..core.compare import arrays_equal
+        from ..core.compare import arrays_equal, npz_from_bytes
 
         saved = load_result(folder)
         doc = json.loads(files[RESULTS_JSON].decode("utf-8"))

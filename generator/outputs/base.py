@@ -107,14 +107,14 @@ class Files(dict):
 def formats() -> list[OutputFormat]:
     """Every output format of this package, by name."""
     import importlib
-    import pkgutil
+    import os
 
-    here = str(Path(__file__).resolve().parent)
+    here = os.path.dirname(os.path.abspath(__file__))
     out = []
-    for m in sorted(pkgutil.iter_modules([here]), key=lambda m: m.name):
-        if m.name == "base" or m.name.startswith("_"):
+    for f in sorted(os.listdir(here)):
+        if not f.endswith(".py") or f == "base.py" or f.startswith("_"):
             continue
-        fmt = getattr(importlib.import_module(f"{__package__}.{m.name}"), "FORMAT", None)
+        fmt = getattr(importlib.import_module(f"{__package__}.{f[:-3]}"), "FORMAT", None)
         if isinstance(fmt, OutputFormat):
             out.append(fmt)
     return sorted(out, key=lambda f: f.name)

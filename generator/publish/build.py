@@ -102,7 +102,8 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
         opts.say(f"render: ran ({len(files)} files)")
         write_tree(out, files)
         opts.say(f"write: {out}")
-    run.workers_of(ctx).close_pool()                 # figure workers left idle by the stages
+    if ctx.has_state("workers"):
+        run.workers_of(ctx).close_pool()             # figure workers left idle by the stages
     counts = {}
     for path in files:
         fmt = path.split("/", 1)[0]

@@ -9,27 +9,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..core import numerics
 from ..core.fsio import write_bytes_atomic
 from ..core.keys import digest, installed_distributions, package_dir
-
-def tree_hashes(folder: Path, sha256: Callable[[str], str], *,
-                skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """relative path -> sha256 of every file under ``folder``, in sorted order."""
-    root = str(folder)
-    out = {}
-    if not os.path.isdir(root):
-        return out
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in skip and d != "__pycache__")
-        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        for filename in sorted(filenames):
-            rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
-            out[rel] = sha256(os.path.join(dirpath, filename))
-    return dict(sorted(out.items()))
-
 
 # ---------------------------------------------------------------------------------------------
 # The whole-build fingerprint: a no-op rebuild returns before importing anything heavy
@@ -40,7 +24,7 @@ BUILD_ENV = ("SOURCE_DATE_EPOCH", "LORA_SITE_REQUIRE_CLIENTS")
 FREEZE_PREFIX = "content/_freeze/"
 
 
-def _input_files(project, sha256: Callable[[str], str]) -> dict[str, str]:
+def _input_files(project, hashes) -> dict[str, str]:
     """label/relative path -> sha256 of every file a build reads: content/ (posts, settings and
     the freeze), the templates (the project's and the package's defaults), the generator
     package that runs, and the lock."""
@@ -57,11 +41,11 @@ def _input_files(project, sha256: Callable[[str], str]) -> dict[str, str]:
         if real in seen:
             continue    # the repository's templates/ is both the project's and the package's
         seen.add(real)
-        for rel, sha in tree_hashes(folder, sha256).items():
+        for rel, sha in hashes.tree(folder).items():
             files[f"{label}/{rel}"] = sha
     lock = Path(project.root) / "requirements.lock"
     if lock.is_file():
-        files["requirements.lock"] = sha256(lock)
+        files["requirements.lock"] = hashes.sha256(lock)
     return dict(sorted(files.items()))
 
 
@@ -87,7 +71,7 @@ class BuildFingerprint:
             "libraries": installed_distributions(),
             "env": {k: os.environ.get(k) for k in BUILD_ENV},
             "numerics": numerics.key(),
-            "files": _input_files(project, ctx.hashes.sha256),
+            "files": _input_files(project, ctx.hashes),
         }
         self.key = digest(self.inputs)
 
@@ -113,7 +97,7 @@ class BuildFingerprint:
         for name in ("options", "out", "python", "executable", "libraries", "env", "numerics"):
             if old.get(name) != self.inputs[name]:
                 reasons.append(f"{name} changed")
-        if not reasons and last.get("outputs") != tree_hashes(self.out, self.ctx.hashes.sha256):
+        if not reasons and last.get("outputs") != self.ctx.hashes.tree(self.out):
             reasons.append(f"{self.out} differs from what the last build wrote")
         return reasons
 
@@ -134,7 +118,7 @@ class BuildFingerprint:
         if before_src != after_src:
             return False
         doc = {"key": after.key, "inputs": after.inputs,
-               "outputs": tree_hashes(self.out, self.ctx.hashes.sha256),
+               "outputs": self.ctx.hashes.tree(self.out),
                "stages": list(stages)}
         write_bytes_atomic(self.record_path,
                            (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))

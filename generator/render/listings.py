@@ -10,6 +10,7 @@ can be read: a name that would leave the package folder is refused.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -20,17 +21,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-def _modules(package_dir: Path) -> dict[str, Path]:
-    """dotted name -> file of every module of the package, sorted."""
-    out = {}
-    for path in sorted(package_dir.rglob("*.py")):
-        rel = path.relative_to(package_dir).with_suffix("")
-        if "__pycache__" in rel.parts or rel.name == "__init__":
-            continue
-        out[".".join(rel.parts)] = path
-    return out
-
-
 def module_path(module: str, package_dir: Path | None = None) -> Path:
     """The file of 'attention', 'science.attention', 'generator.science.attention' or
     'attention.py'."""
@@ -39,18 +29,22 @@ def module_path(module: str, package_dir: Path | None = None) -> Path:
     if not _MODULE.match(name):
         raise ContentError(f"listing: {module!r} is not a module of the generator package",
                            hint="use a module name such as 'attention' or 'science.lora'")
-    modules = _modules(package_dir)
-    if name in modules:
-        path = modules[name]
+    direct = package_dir.joinpath(*name.split(".")).with_suffix(".py")
+    if direct.is_file():
+        path = direct
     else:
-        matches = [m for m in modules if m.rsplit(".", 1)[-1] == name]
+        # A short name: the one module of that name in the package (a listing per figure
+        # caption would make a full walk of the package per call add up).
+        matches = [] if "." in name else sorted(
+            f"{sub}.{name}" for sub in os.listdir(package_dir)
+            if os.path.isfile(os.path.join(package_dir, sub, f"{name}.py")))
         if len(matches) > 1:
             raise ContentError(f"listing: {module!r} names {len(matches)} modules "
                                f"({', '.join(matches)})", hint="use the dotted name")
         if not matches:
             raise ContentError(f"listing: no module generator/{name.replace('.', '/')}.py",
                                hint="use a module name such as 'attention' or 'science.lora'")
-        path = modules[matches[0]]
+        path = package_dir.joinpath(*matches[0].split(".")).with_suffix(".py")
     resolved = path.resolve()
     if not resolved.is_relative_to(package_dir.resolve()):
         # A symlink out of the package: refused as if the module did not exist.

@@ -46,9 +46,7 @@ class PostCache:
 
     def _code(self) -> dict[str, str]:
         """sha256 of every source file of the running generator package."""
-        root = package_dir()
-        return {p.relative_to(root).as_posix(): self.ctx.hashes.sha256(p)
-                for p in sorted(root.rglob("*.py")) if "__pycache__" not in p.parts}
+        return self.ctx.hashes.tree(package_dir(), suffix=".py")
 
     def key(self, info: Any, site: Any, results_files: dict[str, Any],
             figures: dict[str, list[str]], formats: list[str]) -> str | None:

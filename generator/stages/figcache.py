@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,9 @@ class FigureCache:
             return None
 
     def store(self, key: str, images: dict[str, bytes]) -> None:
+        import shutil
+        import tempfile
+
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / key
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
@@ -65,6 +66,8 @@ class FigureCache:
         removed."""
         sets = sorted((p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                       key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+        import shutil
+
         removed = []
         for old in sets[keep:]:
             shutil.rmtree(old, ignore_errors=True)

@@ -23,7 +23,6 @@ from ..core.keys import changed_inputs, digest, stage_inputs
 from ..kinds.base import Declared
 from .figcache import FigureCache
 from .store import Store, settle
-from .workers import Workers
 
 Say = Callable[[str], None]
 
@@ -65,8 +64,16 @@ def store_of(ctx: BuildContext) -> Store:
     return ctx.state("store", Store)
 
 
-def workers_of(ctx: BuildContext) -> Workers:
+def workers_of(ctx: BuildContext):
+    """The context's stages.workers.Workers (imported when a build first needs a process)."""
+    from .workers import Workers
+
     return ctx.state("workers", Workers)
+
+
+def _import_memo(ctx: BuildContext) -> dict:
+    """Each source file's imports, read once per context (core.keys.module_closure)."""
+    return ctx.state("import-memo", lambda ctx: {})
 
 
 def _outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
@@ -84,7 +91,7 @@ def run_inputs(ctx: BuildContext, d: Declared) -> dict[str, Any]:
     return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.run_roots,
                         libraries=d.kind.run_libraries, sha256=ctx.hashes.sha256,
                         lock=ctx.project.root / "requirements.lock",
-                        extra=_outside_sources(ctx, d))
+                        extra=_outside_sources(ctx, d), memo=_import_memo(ctx))
 
 
 def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any]:
@@ -95,7 +102,8 @@ def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any
     return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.figure_roots,
                         libraries=d.kind.figure_libraries, sha256=ctx.hashes.sha256,
                         lock=ctx.project.root / "requirements.lock",
-                        extra={"results": results, **_outside_sources(ctx, d)})
+                        extra={"results": results, **_outside_sources(ctx, d)},
+                        memo=_import_memo(ctx))
 
 
 def compute_here(d: Declared, opts: StageOptions) -> dict[str, bytes]:
@@ -135,13 +143,13 @@ def start_children(ctx: BuildContext, declared: Mapping[str, Declared],
     trains the rest and has their figures drawn."""
     if opts.frozen:
         return
-    store, workers = store_of(ctx), workers_of(ctx)
+    store = store_of(ctx)
     for d in declared.values():
         if not d.kind.heavy:
             continue
         inputs = run_inputs(ctx, d)
         if opts.recompute or not store.check(d.name, d.kind, inputs).fresh:
-            workers.start_compute(d.name, d.kind, d.settings, digest(inputs))
+            workers_of(ctx).start_compute(d.name, d.kind, d.settings, digest(inputs))
 
 
 def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
@@ -160,7 +168,8 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
                  f"{_short(state.key)})")
         return d.kind.load(folder, d.name)
     if state.fresh and not opts.recompute:
-        workers_of(ctx).stop(d.name)
+        if ctx.has_state("workers"):
+            workers_of(ctx).stop(d.name)
         opts.say(f"run {d.name}: reused (inputs unchanged, key {_short(state.key)})")
         return d.kind.load(folder, d.name)
     why = "--force" if opts.recompute else "; ".join(state.reasons)
@@ -234,9 +243,9 @@ def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
 def _in_order(declared: Mapping[str, Declared], ctx: BuildContext) -> list[Declared]:
     """Light results first, heavy ones (perhaps computing in a child) last: the figures of the
     first can be drawn while the others compute."""
-    workers = workers_of(ctx)
-    return sorted(declared.values(),
-                  key=lambda d: (d.kind.heavy, workers.computing(d.name), d.name))
+    started = ctx.has_state("workers")
+    return sorted(declared.values(), key=lambda d: (
+        d.kind.heavy, started and workers_of(ctx).computing(d.name), d.name))
 
 
 def results_stage(ctx: BuildContext, declared: Mapping[str, Declared],

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -116,8 +115,10 @@ class DrawPool:
     """One worker process that draws with ``processes`` processes."""
 
     def __init__(self, processes: int) -> None:
+        import subprocess
+
         self.processes = max(1, processes)
-        self.proc: subprocess.Popen | None = subprocess.Popen(
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "generator.stages.worker_main", "draw", str(self.processes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env())
         self.last_error: str | None = None
@@ -175,6 +176,8 @@ class DrawPool:
                 pass
         except OSError:
             pass
+        import subprocess
+
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -287,6 +290,8 @@ class Workers:
             self.stop(name)
         if any(c["proc"].poll() is None for c in self.children.values()) and usable_cores() < 3:
             return False                    # one child at a time on two cores
+        import subprocess
+
         proc = subprocess.Popen([sys.executable, "-m", "generator.stages.worker_main", "compute"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=child_env())
@@ -330,7 +335,7 @@ class Workers:
             self._end(child["proc"])
 
     @staticmethod
-    def _end(proc: subprocess.Popen) -> None:
+    def _end(proc) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
