@@ -50,7 +50,7 @@ def _metric_diff(x, y) -> float:
 
 @pytest.fixture(scope="module")
 def mixed_batch():
-    return train_batched(MIXED)
+    return train_batched(MIXED, trace_weights=True)
 
 
 @pytest.mark.parametrize("cfg", [

@@ -205,7 +205,7 @@ def test_config_edit_reruns_and_says_which_field(project, fake_draw):
     assert lines[0].startswith("run main: ran (config max_steps 15 -> 9; key ")
     assert results["main"].metrics["steps"] == 9
     # New arrays, so new figures: the figure key holds the arrays' hash.
-    assert lines[1].startswith("figures main: drew (config max_steps 15 -> 9; results ")
+    assert lines[1].startswith("figures main: drew (config max_steps 15 -> 9; arrays.npz changed; ")
 
 
 def test_lora_source_edit_reruns(project, fake_draw, package_copy, monkeypatch):

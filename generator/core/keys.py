@@ -290,6 +290,10 @@ def changed_inputs(recorded: dict[str, Any] | None, current: dict[str, Any]) -> 
                 f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in fields))
         elif name == "numerics":
             reasons.append(f"numerics {_numerics_text(old)} -> {_numerics_text(new)}")
+        elif name == "results" and isinstance(old, dict) and isinstance(new, dict):
+            # The result files a stage reads (the figures: the arrays they are drawn from).
+            reasons.extend(f"{f} changed" for f in sorted(set(old) | set(new))
+                           if old.get(f) != new.get(f))
         else:
             reasons.append(f"{name} {old!r} -> {new!r}")
     return reasons

@@ -119,7 +119,8 @@ class Batch:
     X (S, n, d); W_base (S, d, d) the adapted projection's initial weight; A (S, r, d) and
     B (S, d, r) (NaN for full fine-tuning); delta_w (S, d, d); {Q,K,V,scores,weights}_{before,after}.
     Traces are padded with NaN past each run's end: target_prob (S, T+1), loss (S, T) and
-    a_align (S, T+1), the fraction of x_query's norm inside A's row space (NaN for "full").
+    a_align (S, T+1), the fraction of x_query's norm inside A's row space (NaN for "full");
+    with trace_weights, weights_steps (S, T+1, n, n), the attention map before each step.
     steps (S,) int64 counts the optimiser steps each run took.
     """
 
@@ -138,7 +139,7 @@ class Batch:
                 continue
             if name == "loss":
                 out[name] = value[i, :steps].copy()
-            elif name == "target_prob":
+            elif name in ("target_prob", "weights_steps"):
                 out[name] = value[i, :steps + 1].copy()
             else:
                 out[name] = value[i].copy()
@@ -151,12 +152,13 @@ def _group_key(spec: RunSpec) -> tuple:
 
 
 def train_batched(specs: Sequence[RunSpec | ExperimentConfig], *, device: str = "cpu",
-                  threads: int = 1, trace_alignment: bool = True,
+                  threads: int = 1, trace_alignment: bool = True, trace_weights: bool = False,
                   progress: BatchProgress | None = None) -> Batch:
     """Train every spec (ExperimentConfig alone means LoRA) and return the stacked results.
 
     device: "cpu" (default) or "cuda"; threads: torch intra-op threads for the duration (fixed,
-    so reductions run in one order and two calls give identical bytes).
+    so reductions run in one order and two calls give identical bytes). trace_weights: keep the
+    whole attention map at every step (as run_experiment does), not only the target weight.
     """
     specs = tuple(s if isinstance(s, RunSpec) else RunSpec(s) for s in specs)
     if not specs:
@@ -180,7 +182,8 @@ def train_batched(specs: Sequence[RunSpec | ExperimentConfig], *, device: str = 
             if progress is not None:
                 progress(done_so_far[0], len(specs))
 
-        parts = [(idx, _train_group([specs[i] for i in idx], dev, trace_alignment, tick))
+        parts = [(idx, _train_group([specs[i] for i in idx], dev, trace_alignment, tick,
+                                    trace_weights))
                  for _, idx in sorted(groups.items(), key=lambda kv: kv[1][0])]
     return Batch(specs, _scatter(parts, len(specs)))
 
@@ -193,9 +196,9 @@ def _scatter(parts: list[tuple[list[int], dict[str, np.ndarray]]], S: int) -> di
     names = parts[0][1].keys()
     for name in names:
         first = parts[0][1][name]
-        if name in ("target_prob", "loss", "a_align"):
+        if name in ("target_prob", "loss", "a_align", "weights_steps"):
             T = max(p[name].shape[1] for _, p in parts)
-            arr = np.full((S, T), np.nan, dtype=first.dtype)
+            arr = np.full((S, T) + first.shape[2:], np.nan, dtype=first.dtype)
             for idx, p in parts:
                 arr[idx, :p[name].shape[1]] = p[name]
         else:
@@ -219,7 +222,8 @@ def _adam_step(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tenso
 
 
 def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
-                 tick: Callable[[int], None]) -> dict[str, np.ndarray]:
+                 tick: Callable[[int], None], trace_weights: bool = False
+                 ) -> dict[str, np.ndarray]:
     """Train runs sharing (shape, site, update, lr) as one program; rows follow `specs`."""
     cfg0 = specs[0].config
     site, update, lr = cfg0.site, specs[0].update, cfg0.lr
@@ -289,6 +293,7 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
     probs: list[torch.Tensor] = []     # entry t: (S,) weight before step t+1, NaN once ended
     losses: list[torch.Tensor] = []    # entry t: (S,) loss of step t+1, NaN once ended
     aligns: list[torch.Tensor] = []
+    maps: list[torch.Tensor] = []      # entry t: (S, n, n) attention before step t+1 (trace_weights)
     steps_taken = torch.zeros(S, dtype=torch.int64, device=dev)
     t = 0
     while True:
@@ -300,6 +305,10 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
         row = nan_row()
         row[live["row"]] = p_now
         probs.append(row)
+        if trace_weights:
+            grid = torch.full((S, n, n), float("nan"), device=dev)                # (S, n, n)
+            grid[live["row"]] = out[4].detach()
+            maps.append(grid)
         if trace_alignment and lora:
             row = nan_row()
             row[live["row"]] = alignment(live, leaves[0].detach())
@@ -342,7 +351,7 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
             # Replay them at once: same loss and target weight until each run's max_steps.
             ends = live["max_steps"]                                             # (s',)
             for j in range(t + 1, int(ends.max()) + 1):
-                for trace_rows in (probs, aligns):
+                for trace_rows in (probs, aligns, maps):
                     if trace_rows:
                         row = trace_rows[-1].clone()
                         row[live["row"][ends < j]] = float("nan")
@@ -389,6 +398,8 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
               "target_prob": trace(probs), "loss": trace(losses),
               "a_align": trace(aligns) if aligns else np.full((S, len(probs)), np.nan,
                                                               dtype=np.float32)}
+    if trace_weights:
+        arrays["weights_steps"] = trace(maps)                               # (S, T+1, n, n)
     for name, b, a in zip(SNAPSHOT, before, after):
         arrays[f"{name}_before"] = np32(b)
         arrays[f"{name}_after"] = np32(a)

@@ -82,11 +82,13 @@ def _run(cfg: ExperimentConfig, progress: Progress | None) -> Result:
 
     losses: list[float] = []
     probs: list[float] = []
+    maps: list[np.ndarray] = []        # the attention map before each step, and at the end
     steps = 0
     while True:
         out = attn(X)
         p = float(out.weights[cfg.query, cfg.key].detach())
         probs.append(p)
+        maps.append(out.weights.detach().numpy().copy())                # (n, n)
         # Check before stepping: a run that starts above stop_prob takes zero steps.
         if p >= cfg.stop_prob or steps >= cfg.max_steps:
             break
@@ -114,7 +116,8 @@ def _run(cfg: ExperimentConfig, progress: Progress | None) -> Result:
               "A": lora.A.detach().numpy().copy(), "B": lora.B.detach().numpy().copy(),
               "W_base": lora.base.weight.detach().numpy().copy(),
               "loss": np.asarray(losses, dtype=np.float32),
-              "target_prob": np.asarray(probs, dtype=np.float32)}
+              "target_prob": np.asarray(probs, dtype=np.float32),
+              "weights_steps": np.stack(maps).astype(np.float32)}             # (T+1, n, n)
     for name, value in before.items():
         arrays[f"{name}_before"] = value
     for name, value in after.items():
