@@ -512,3 +512,11 @@ def test_render_from_saved_results_imports_neither_torch_nor_matplotlib(article,
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
     assert (tmp_path / "o" / HTML_POST).is_file()
+
+
+def test_the_audit_summary_is_its_own_paragraph_in_both_outputs(article):
+    """The conclusion's last list item and the audit summary after it stay two blocks (a
+    Jinja comment once glued them: render.jinja.check_whitespace_control refuses the class)."""
+    assert "<p><strong>How well does this hold up?</strong>" in article.html
+    assert "does not make.</li>" in article.html
+    assert "\n\n**How well does this hold up?**" in article.body

@@ -226,3 +226,39 @@ def test_listing_of_a_missing_name_is_an_error():
     with pytest.raises(ContentError) as err:
         listing("lora", "NoSuchClass")
     assert "NoSuchClass" in err.value.message
+
+
+# ---------------------------------------------------------------------------------------------
+# Jinja whitespace control never glues two Markdown blocks together
+
+@pytest.mark.parametrize("body, line, marker", [
+    ("- the last item\n\n{#- a comment -#}\n**Next paragraph.**\n", 3, "{#-"),
+    ("- the last item\n\n{%- set x = 1 %}\n**Next paragraph.**\n", 3, "{%-"),
+    ("A paragraph.\n\n   {{- x }} and more\n", 3, "{{-"),
+    ("## Heading {# c -#}\n\nA paragraph.\n", 1, "-#}"),
+    ("{% set y = 2 -%}\n\n\n| a | b |\n|---|---|\n", 1, "-%}"),
+    ("Text {{ x -}}\n  \nmore text\n", 1, "-}}"),
+])
+def test_a_whitespace_marker_that_eats_a_blank_line_is_refused(body, line, marker):
+    from generator.render.jinja import check_whitespace_control
+
+    with pytest.raises(ContentError) as err:
+        check_whitespace_control(body, path=Path("post.md"), first_line=10)
+    assert err.value.message.startswith(f"post.md:{9 + line}: '{marker}' strips the blank line ")
+    assert "glues two Markdown blocks together" in err.value.message
+    # Through the renderer too, before anything renders.
+    with pytest.raises(ContentError, match=f"post.md:{9 + line}:"):
+        render_body(make_body_env(), body, {"x": 1}, path=Path("post.md"), first_line=10)
+
+
+@pytest.mark.parametrize("body", [
+    "{#- a note -#}\n{% set c = 1 %}\n## Introduction\n",      # the posts' opening comments
+    "$q_{ {{- q -}} }$ inline\n",
+    "- item\n- item {{- x }}\n\nA paragraph.\n",
+    "{% raw %}\n\n{#- not a tag here -#}\n\n{% endraw %}\n",
+    "text\n{%- if x %}\nyes\n{%- endif %}\n",
+])
+def test_whitespace_markers_that_keep_blocks_apart_are_fine(body):
+    from generator.render.jinja import check_whitespace_control
+
+    check_whitespace_control(body, path=Path("post.md"))

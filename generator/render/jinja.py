@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,6 +278,34 @@ def _compile_body(env: jinja2.Environment, source: str,
     return template, {TEXT_NAME: skeleton.texts}, skeleton
 
 
+# A '-' on a tag strips the whitespace beside it, newlines included. Where that whitespace holds
+# a blank line, it is the break between two Markdown blocks: stripping it glues the next block
+# (a heading, a paragraph, a table) onto the list item or paragraph before, as the old "...does
+# not make.**How well does this hold up?**" conclusion showed. That is never what an author
+# means, so it is an error, found on the source before anything renders.
+_STRIP_BEFORE = re.compile(r"\n[ \t]*\n[ \t\n]*(\{[%{#]-)")
+_STRIP_AFTER = re.compile(r"(-[%}#]\})[ \t]*\n[ \t]*\n")
+_RAW = re.compile(r"\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}", re.S)
+
+
+def check_whitespace_control(source: str, *, path: Path, first_line: int = 1) -> None:
+    """Refuse a '-' whitespace marker that would strip a blank line (see above)."""
+    # Raw blocks hold text, not tags: blank them out, keeping their line breaks.
+    text = _RAW.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
+    found = [(m.start(1), m.group(1), "before") for m in _STRIP_BEFORE.finditer(text)]
+    found += [(m.start(1), m.group(1), "after") for m in _STRIP_AFTER.finditer(text)]
+    if not found:
+        return
+    at, marker, side = min(found)
+    line = first_line + text.count("\n", 0, at)
+    plain = marker.replace("-", "")
+    raise ContentError(f"{marker!r} strips the blank line {side} it, which glues two Markdown "
+                       "blocks together (a list item or paragraph swallows the next block)",
+                       path=path, line=line,
+                       hint=f"write {plain!r} without the '-', or keep the tag away from the "
+                            "blank line")
+
+
 class BodyRenderer:
     """The environment post bodies are rendered in, and the bodies compiled so far: a body is
     rendered once per output format, and compiled once (a preview server's context keeps them
@@ -308,6 +337,8 @@ def render_body(renderer: "BodyRenderer | jinja2.Environment", source: str,
         env, compiled = renderer, {}
     else:
         env, compiled = renderer.env, renderer.compiled
+    if source not in compiled:
+        check_whitespace_control(source, path=path, first_line=first_line)
     try:
         if source not in compiled:
             compiled[source] = _compile_body(env, source, name=f"post-body:{path.name}")
