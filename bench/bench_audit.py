@@ -6,7 +6,7 @@ process, on one torch thread for both engines (the single engine pins cfg.thread
   loop      generator.science.experiment.run_experiment(cfg) for seeds 0..S-1, one after another
             (each call trains and computes its metrics)
   batched   generator.science.batched.train_batched(cfgs), the same S runs as one tensor program,
-            plus generator.science.claims.run_statistics (the batched counterpart of the metrics)
+            plus generator.science.runstats.run_statistics (the batched counterpart of the metrics)
 
 for S = 1, 10, 100 and 1000 default runs (d_model 64, n 10, r 4), every run trained in full
 (nothing is extrapolated). Small S are repeated and the median is kept. Then the audit itself:
@@ -48,7 +48,7 @@ def main() -> int:
 
     from generator.science.audit import run_audit
     from generator.science.batched import train_batched
-    from generator.science.claims import run_statistics
+    from generator.science.runstats import run_statistics
     from generator.science.config import ExperimentConfig
     from generator.science.experiment import run_experiment
 

@@ -18,7 +18,8 @@ TOL = 1e-5
 
 # One shape (d, n, r) = (64, 10, 4); everything else varies, including the learning rate (a
 # separate Adam group inside the batch), a run that starts above stop_prob (0 steps), one cut by
-# max_steps, LoRA on K, another target pair and the Kaiming A init.
+# max_steps, LoRA on K, another target pair, the Kaiming A init and plain gradient descent (its
+# own group, on Q and on K).
 MIXED = [
     ExperimentConfig(seed=0),
     ExperimentConfig(seed=1),
@@ -29,6 +30,8 @@ MIXED = [
     ExperimentConfig(seed=6, site="k"),
     ExperimentConfig(seed=7, lr=0.02, query=2, key=7),
     ExperimentConfig(seed=8, stop_prob=0.99, a_std=0.05),
+    ExperimentConfig(seed=9, optimizer="sgd", lr=0.1),
+    ExperimentConfig(seed=10, optimizer="sgd", lr=0.3, site="k", query=4, key=4),
 ]
 
 
@@ -128,7 +131,8 @@ def _full_reference(cfg: ExperimentConfig):
     weight = getattr(attn, f"{cfg.site}_proj").weight
     w0 = weight.detach().clone()
     weight.requires_grad_(True)
-    opt = torch.optim.Adam([weight], lr=cfg.lr)
+    opt = (torch.optim.SGD([weight], lr=cfg.lr) if cfg.optimizer == "sgd"
+           else torch.optim.Adam([weight], lr=cfg.lr))
     steps = 0
     while True:
         out = attn(X)
@@ -144,7 +148,9 @@ def _full_reference(cfg: ExperimentConfig):
 
 def test_full_fine_tuning_matches_a_plain_torch_loop():
     cfgs = [ExperimentConfig(seed=s, lr=0.001) for s in range(3)] + \
-           [ExperimentConfig(seed=9, lr=0.001, site="k", max_steps=4)]
+           [ExperimentConfig(seed=9, lr=0.001, site="k", max_steps=4),
+            ExperimentConfig(seed=10, optimizer="sgd", lr=0.03),
+            ExperimentConfig(seed=11, optimizer="sgd", lr=0.03, site="k")]
     batch = train_batched([RunSpec(c, "full") for c in cfgs])
     for i, cfg in enumerate(cfgs):
         steps, dw, weights = _full_reference(cfg)
@@ -202,3 +208,76 @@ def test_thread_count_is_restored():
     before = torch.get_num_threads()
     train_batched([ExperimentConfig(seed=0, d_model=16)], threads=1)
     assert torch.get_num_threads() == before
+
+
+def test_gradient_descent_runs_really_are_plain_gradient_descent(mixed_batch):
+    """A gradient-descent run with B = 0 at the start: the first step cannot move A (its
+    gradient is proportional to B), so after one step A is still its init exactly, which Adam's
+    normalised step would not keep either (it moves every coordinate with a non-zero moment)."""
+    cfg = ExperimentConfig(seed=9, optimizer="sgd", lr=0.1, max_steps=1)
+    one = train_batched([cfg]).run_arrays(0)
+    assert np.array_equal(one["A"], initial_tensors(cfg)["A"].numpy())
+    assert one["B"].any()
+    assert int(mixed_batch.arrays["steps"][MIXED.index(ExperimentConfig(seed=9, optimizer="sgd",
+                                                                        lr=0.1))]) >= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out sequences
+
+def test_heldout_attention_of_a_batch_is_the_trained_head_run_on_fresh_sequences():
+    """The batched evaluation on fresh sequences equals, run by run, the single engine's
+    trained modules applied to the same fresh sequences (LoRA on Q and on K, gradient descent,
+    correlated tokens, full fine-tuning)."""
+    from generator.science.heldout import HELDOUT_SEQUENCES, fresh_tokens, heldout_of_run
+    from generator.science.lora import LoRALinear
+
+    specs = [RunSpec(ExperimentConfig(seed=0)), RunSpec(ExperimentConfig(seed=1, site="k")),
+             RunSpec(ExperimentConfig(seed=2, optimizer="sgd", lr=0.1)),
+             RunSpec(ExperimentConfig(seed=3, tokens="correlated", token_corr=0.5)),
+             RunSpec(ExperimentConfig(seed=4, lr=0.003), "full")]
+    m = 3
+    batch = train_batched(specs, heldout=m)
+    assert batch.arrays["heldout_X"].shape == (len(specs), m, 10, 64)
+    for i, spec in enumerate(specs):
+        cfg = spec.config
+        fresh = fresh_tokens(cfg, m)
+        assert np.array_equal(batch.arrays["heldout_X"][i], fresh.numpy())
+        # The trained head as modules: build_model's head, the run's update put in its layer.
+        _, attn, lora = build_model(cfg)
+        dw = torch.from_numpy(batch.arrays["delta_w"][i])
+        with torch.no_grad():
+            before = attn(fresh).weights
+            if spec.update == "lora" and isinstance(lora, LoRALinear):
+                lora.A.copy_(torch.from_numpy(batch.arrays["A"][i]))
+                lora.B.copy_(torch.from_numpy(batch.arrays["B"][i]))
+            after = attn(fresh).weights if spec.update == "lora" else None
+        assert _max_diff(batch.arrays["heldout_weights_before"][i], before.numpy()) <= TOL
+        single = heldout_of_run(cfg, dw, m)
+        assert _max_diff(batch.arrays["heldout_weights_after"][i],
+                         single["weights_after"].numpy()) <= TOL
+        if after is not None:
+            assert _max_diff(batch.arrays["heldout_weights_after"][i], after.numpy()) <= TOL
+        assert _max_diff(batch.arrays["heldout_dproj_norm"][i],
+                         single["dproj"].norm(dim=-1).numpy()) <= TOL
+    # Different seeds draw different fresh sequences, none of them the training sequence.
+    assert not np.array_equal(batch.arrays["heldout_X"][0], batch.arrays["heldout_X"][1])
+    for i in range(len(specs)):
+        assert not np.isclose(batch.arrays["heldout_X"][i], batch.arrays["X"][i][None]).all()
+    assert HELDOUT_SEQUENCES >= 8
+
+
+def test_fresh_sequences_follow_the_training_distribution():
+    """Correlated fresh tokens share one component within a sequence, at the configured
+    expected cosine, as experiment.make_tokens' tokens do (checked on many sequences)."""
+    from generator.science.heldout import fresh_tokens
+
+    cfg = ExperimentConfig(seed=5, tokens="correlated", token_corr=0.5, d_model=256)
+    x = fresh_tokens(cfg, 64).double()                                   # (64, n, d)
+    unit = x / x.norm(dim=-1, keepdim=True)
+    cos = unit @ unit.transpose(-1, -2)                                  # (64, n, n)
+    off = ~torch.eye(cfg.seq_len, dtype=torch.bool)
+    assert float(cos[:, off].mean()) == pytest.approx(0.5, abs=0.05)
+    plain = fresh_tokens(ExperimentConfig(seed=5, d_model=256), 64).double()
+    pu = plain / plain.norm(dim=-1, keepdim=True)
+    assert abs(float((pu @ pu.transpose(-1, -2))[:, off].mean())) < 0.02

@@ -2,45 +2,34 @@
 
 ``run_audit`` trains the runs (batched), computes per-run statistics, and returns the audit as
 plain data: a JSON-able summary (claims table, held fractions with Wilson intervals, quantiles
-of each statistic, geometry analyses) and a dict of per-run arrays for the .npz. It writes
-nothing (``audit_files`` gives the two files' bytes; the stages write them).
-
-A *setting* is the default experiment with one thing changed (rank, d_model, where the update
-goes, the A init, the token correlation). In every setting whose update is LoRA on W_Q, each
-seed is also trained with LoRA on W_K and with full fine-tuning of W_Q, because two claims
-compare against those runs of the same seed.
+of each statistic, geometry analyses, the controls' tests) and a dict of per-run arrays for the
+.npz. It writes nothing (``audit_files`` gives the two files' bytes; the stages write them).
+The settings and sweeps are science.sweeps'. Every setting's main runs are also evaluated on
+fresh sequences (science.heldout).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
-from .claims import CLAIMS, applies
-from .config import ExperimentConfig
+from .claims import CLAIMS, CONTROL_CLAIMS, Claim, applies
 from ..core.numerics import in_use as numerics_in_use
 from .summaries import (FAILS_IF_UPPER_BELOW, HOLDS_IF_LOWER_AT_LEAST, claim_summary,
                         geometry_summary, min_seeds_to_hold, verdict, wilson)
+from .sweeps import (DEFAULT, SGD_LR_RULE, SGD_LR_SWEEP, SWEEP_CHOICES, SWEEPS, RunSet, Setting,
+                     canonical, choose_sgd_lr, run_sets, setting_for, settings_for)
 
 __all__ = ["AuditResult", "run_audit", "audit_files", "format_table", "wilson", "verdict",
-           "min_seeds_to_hold", "settings_for", "run_sets", "train_run_sets"]
+           "min_seeds_to_hold", "settings_for", "run_sets", "train_run_sets", "DEFAULT",
+           "SWEEPS", "SWEEP_CHOICES", "Setting", "RunSet", "canonical", "setting_for"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_SEEDS = 200
 # Batches are split so one (S, d, d) float32 tensor stays under 16 MB.
 CHUNK_FLOATS = 1 << 22
-
-SWEEPS: dict[str, tuple[str, tuple]] = {
-    # sweep name: (what varies, values in order); the default's value is among them.
-    "rank": ("rank", (1, 2, 4, 8, 16, 32)),
-    "d_model": ("d_model", (16, 32, 64, 128, 256)),
-    "site": ("update site", ("q", "k", "v", "full")),
-    "a_init": ("A initialisation", ("gaussian", "kaiming")),
-    "tokens": ("token correlation", (0.0, 0.25, 0.5, 0.75)),
-}
-SWEEP_CHOICES = ("default", "all")
 
 # Per-run arrays kept in the .npz (the JSON holds their summaries).
 NPZ_STATS = (
@@ -51,98 +40,22 @@ NPZ_STATS = (
     "leakage_sign_pred", "sigma2_over_sigma1", "delta_w_singular_values", "amplification",
     "amplification_top1",
     "w_projection_over_random", "a_align_init", "a_align_final", "a_align_sign_final",
-    "max_weight_before", "target_weight_over_uniform",
+    "max_weight_before", "target_weight_over_uniform", "leakage_sign_error_over_dot",
+    "heldout_tv_rowmax", "heldout_tv_over_target", "heldout_leakage_mean",
 )
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str                         # "default", "rank=8", "site=full", "tokens=0.25", ...
-    overrides: tuple = ()             # (field, value) pairs applied to ExperimentConfig()
-    update: str = "lora"
-    sweep: str | None = None
-    value: Any = None
-
-    @property
-    def lora_q(self) -> bool:
-        return self.update == "lora" and dict(self.overrides).get("site", "q") == "q"
-
-    def config(self, seed: int) -> ExperimentConfig:
-        return ExperimentConfig(seed=seed, **dict(self.overrides))
-
-
-DEFAULT = Setting("default")
-
-
-def _setting_for(sweep: str, value: Any) -> Setting:
-    base = ExperimentConfig()
-    if sweep == "site":
-        if value == "q":
-            return DEFAULT
-        if value == "full":
-            return Setting("site=full", (), "full", sweep, value)
-        return Setting(f"site={value}", (("site", value),), "lora", sweep, value)
-    if sweep == "tokens":
-        if value == 0.0:
-            return DEFAULT
-        return Setting(f"tokens={value:g}", (("tokens", "correlated"), ("token_corr", value)),
-                       "lora", sweep, value)
-    if getattr(base, sweep) == value:
-        return DEFAULT
-    return Setting(f"{sweep}={value}", ((sweep, value),), "lora", sweep, value)
-
-
-def settings_for(which: str) -> list[Setting]:
-    """The settings of the default audit ("default") or of every sweep ("all"), in order."""
-    if which not in SWEEP_CHOICES:
-        from ..core.errors import ConfigError
-        raise ConfigError(f"unknown sweep set {which!r}", field="--sweeps",
-                          hint=f"use one of {', '.join(SWEEP_CHOICES)}")
-    out = [DEFAULT]
-    if which == "all":
-        for sweep, (_, values) in SWEEPS.items():
-            for value in values:
-                s = _setting_for(sweep, value)
-                if s not in out:
-                    out.append(s)
-    return out
-
-
-# A run set: one setting's configs for every seed, as one update kind; roles "main", "lora_k",
-# "full_q". Run sets are deduplicated, so site=k's runs are the default's lora_k partners.
-@dataclass(frozen=True)
-class RunSet:
-    overrides: tuple
-    update: str
-
-    def specs(self, seeds: Sequence[int]):
-        from .batched import RunSpec
-        return [RunSpec(ExperimentConfig(seed=s, **dict(self.overrides)), self.update)
-                for s in seeds]
-
-
-def run_sets(setting: Setting) -> dict[str, RunSet]:
-    roles = {"main": RunSet(setting.overrides, setting.update)}
-    if setting.lora_q:
-        ov = dict(setting.overrides)
-        roles["lora_k"] = RunSet(tuple(sorted({**ov, "site": "k"}.items())), "lora")
-        roles["full_q"] = RunSet(setting.overrides, "full")
-    return roles
-
-
-def _canonical(rs: RunSet) -> RunSet:
-    return RunSet(tuple(sorted(rs.overrides)), rs.update)
 
 
 Progress = Callable[[int, int], None]
 
 
 def train_run_sets(sets: Sequence[RunSet], seeds: Sequence[int], *, device: str = "cpu",
-                   threads: int = 1, progress: Progress | None = None
-                   ) -> dict[RunSet, dict[str, np.ndarray]]:
-    """Per-run statistics of every run set, trained in batches (chunked to bound memory)."""
+                   threads: int = 1, heldout: Collection[RunSet] = (),
+                   progress: Progress | None = None) -> dict[RunSet, dict[str, np.ndarray]]:
+    """Per-run statistics of every run set, trained in batches (chunked to bound memory); the
+    run sets in ``heldout`` are also evaluated on fresh sequences."""
     from .batched import torch_threads, train_batched
-    from .claims import run_statistics
+    from .heldout import HELDOUT_SEQUENCES
+    from .runstats import run_statistics
 
     total = len(sets) * len(seeds)
     done = 0
@@ -154,7 +67,8 @@ def train_run_sets(sets: Sequence[RunSet], seeds: Sequence[int], *, device: str 
         parts = []
         for start in range(0, len(specs), size):
             chunk = specs[start:start + size]
-            batch = train_batched(chunk, device=device, threads=threads)
+            batch = train_batched(chunk, device=device, threads=threads,
+                                  heldout=HELDOUT_SEQUENCES if rs in heldout else 0)
             with torch_threads(threads):
                 parts.append(run_statistics(batch))
             done += len(chunk)
@@ -191,6 +105,51 @@ class AuditResult:
         return [row["claim"] for row in self.table() if row["verdict"] != "holds"]
 
 
+def _claims_of(claims: Sequence[Claim], s: Setting, site: str, main, partners, arrays):
+    """Each claim's summary in setting s (or that it does not apply); its per-run values go
+    into ``arrays``."""
+    out = {}
+    for claim in claims:
+        if not applies(claim, site, s.update):
+            out[claim.name] = {"applies": False}
+            continue
+        partner = partners[claim.partner] if claim.partner else None
+        summary, values = claim_summary(claim, main, partner)
+        out[claim.name] = {"applies": True, **summary}
+        arrays[f"{s.name}__claim__{claim.name}"] = values.astype(np.float32)
+    return out
+
+
+def _registry(claims: Sequence[Claim]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "sentence": c.sentence, "statistic": c.statistic, "key": c.key,
+             "op": c.op,
+             "threshold": list(c.threshold) if isinstance(c.threshold, tuple) else c.threshold,
+             "threshold_text": c.threshold_text(), "why": c.why, "partner": c.partner,
+             "query_only": c.query_only,
+             "sites": list(c.sites) if c.sites is not None else None} for c in claims]
+
+
+def _sweeps_out(settings_out: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every sweep's points (value, setting name) in order, and how the gradient-descent
+    learning rate of the optimizer sweep was chosen from the measured steps."""
+    _, grid = SWEEPS[SGD_LR_SWEEP]
+    names = [setting_for(SGD_LR_SWEEP, v).name for v in grid]
+    steps = [settings_out[n]["geometry"]["steps"]["quantiles"]["0.5"] for n in names]
+    adam = settings_out["default"]["geometry"]["steps"]["quantiles"]["0.5"]
+    pick = choose_sgd_lr(steps, adam)
+    sgd_lr = {"rule": SGD_LR_RULE, "grid": list(grid), "median_steps": steps,
+              "adam_median_steps": adam, "chosen": grid[pick], "setting": names[pick]}
+    out = {}
+    for sweep, (label, values) in SWEEPS.items():
+        points = []
+        for v in values:
+            chosen = setting_for(sweep, v)
+            points.append({"value": list(v) if isinstance(v, tuple) else v,
+                           "setting": names[pick] if chosen is None else chosen.name})
+        out[sweep] = {"label": label, "points": points}
+    return out, sgd_lr
+
+
 def run_audit(seeds: int | Sequence[int] = DEFAULT_SEEDS, *, sweeps: str = "default",
               device: str = "cpu", threads: int = 1,
               progress: Progress | None = None) -> AuditResult:
@@ -200,41 +159,37 @@ def run_audit(seeds: int | Sequence[int] = DEFAULT_SEEDS, *, sweeps: str = "defa
         from ..core.errors import ConfigError
         raise ConfigError("at least one seed is needed", field="--seeds")
     settings = settings_for(sweeps)
-    roles = {s.name: {role: _canonical(rs) for role, rs in run_sets(s).items()}
+    roles = {s.name: {role: canonical(rs) for role, rs in run_sets(s).items()}
              for s in settings}
     unique: list[RunSet] = []
     for s in settings:
         for rs in roles[s.name].values():
             if rs not in unique:
                 unique.append(rs)
-    stats = train_run_sets(unique, seed_list, device=device, threads=threads,
+    mains = {roles[s.name]["main"] for s in settings}
+    stats = train_run_sets(unique, seed_list, device=device, threads=threads, heldout=mains,
                            progress=progress)
 
     summary_settings: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
     for s in settings:
         main = stats[roles[s.name]["main"]]
+        partners = {role: stats[rs] for role, rs in roles[s.name].items()}
         cfg = s.config(seed_list[0]).to_dict()
         cfg.pop("seed")
-        site = cfg["site"]
-        claims_out = {}
-        for claim in CLAIMS:
-            if not applies(claim, site, s.update):
-                claims_out[claim.name] = {"applies": False}
-                continue
-            partner = stats[roles[s.name][claim.partner]] if claim.partner else None
-            summary, values = claim_summary(claim, main, partner)
-            claims_out[claim.name] = {"applies": True, **summary}
-            arrays[f"{s.name}__claim__{claim.name}"] = values.astype(np.float32)
         summary_settings[s.name] = {
-            "sweep": s.sweep, "value": s.value, "update": s.update, "config": cfg,
-            "runs": len(seed_list), "claims": claims_out,
+            "sweep": s.sweep, "value": list(s.value) if isinstance(s.value, tuple) else s.value,
+            "update": s.update, "config": cfg, "runs": len(seed_list),
+            "claims": _claims_of(CLAIMS, s, cfg["site"], main, partners, arrays),
+            "controls": _claims_of(CONTROL_CLAIMS, s, cfg["site"], main, partners, arrays),
             "geometry": geometry_summary(s.config(0), main),
         }
         for role, rs in roles[s.name].items():
             if role != "main" and s.name != "default":
                 continue      # partner runs are kept once, under the default setting
             for name in NPZ_STATS:
+                if name not in stats[rs]:
+                    continue  # the held-out statistics: main runs only
                 value = stats[rs][name]
                 arrays[f"{s.name}__{role}__{name}"] = (
                     value.astype(np.float32) if value.dtype.kind == "f" else value)
@@ -249,11 +204,7 @@ def run_audit(seeds: int | Sequence[int] = DEFAULT_SEEDS, *, sweeps: str = "defa
                       "threshold": claim.threshold_text(), "held": c["held"], "n": c["n"],
                       "fraction": c["fraction"], "ci95": c["ci95"], "verdict": c["verdict"],
                       "median": c["statistic"]["quantiles"]["0.5"]})
-    sweeps_out = {}
-    if sweeps == "all":
-        for sweep, (label, values) in SWEEPS.items():
-            sweeps_out[sweep] = {"label": label, "points": [
-                {"value": v, "setting": _setting_for(sweep, v).name} for v in values]}
+    sweeps_out, sgd_lr = _sweeps_out(summary_settings) if sweeps == "all" else ({}, None)
     summary = {
         "format": FORMAT_VERSION,
         "seeds": {"first": seed_list[0], "last": seed_list[-1], "count": len(seed_list),
@@ -270,17 +221,21 @@ def run_audit(seeds: int | Sequence[int] = DEFAULT_SEEDS, *, sweeps: str = "defa
                          "fails_if_upper_below": FAILS_IF_UPPER_BELOW,
                          "confidence": 0.95, "min_seeds_to_hold": min_seeds_to_hold()},
         "runs_trained": len(unique) * len(seed_list),
-        "claims": [{"name": c.name, "sentence": c.sentence, "statistic": c.statistic,
-                    "key": c.key, "op": c.op,
-                    "threshold": list(c.threshold) if isinstance(c.threshold, tuple)
-                    else c.threshold,
-                    "threshold_text": c.threshold_text(), "why": c.why, "partner": c.partner,
-                    "query_only": c.query_only} for c in CLAIMS],
+        "heldout_sequences": _heldout_count(),
+        "claims": _registry(CLAIMS),
+        "control_claims": _registry(CONTROL_CLAIMS),
         "table": table,
         "settings": summary_settings,
         "sweeps": sweeps_out,
+        "sgd_lr": sgd_lr,
     }
     return AuditResult(summary, arrays)
+
+
+def _heldout_count() -> int:
+    from .heldout import HELDOUT_SEQUENCES
+
+    return HELDOUT_SEQUENCES
 
 
 def audit_json_bytes(result: AuditResult) -> bytes:

@@ -18,11 +18,12 @@ the rounding of batched versus unbatched matmul kernels. Three rules make that h
 - Adam is torch.optim.Adam's single-tensor CPU formula, written out on stacked tensors. Every run
   still training has taken the same number of steps (all start together and none pauses), so the
   bias corrections are shared scalars; runs are grouped by learning rate so the step size is the
-  same Python float the single engine uses.
+  same Python float the single engine uses. Plain gradient descent (optimizer "sgd") is
+  torch.optim.SGD's formula without momentum, p -= lr g, likewise.
 
 Runs in one call share the shape (d_model, seq_len, rank); seeds and every other setting may
-differ. Runs are sub-grouped internally by (site, update, lr) and each group trains as one
-program.
+differ. Runs are sub-grouped internally by (site, update, optimizer, lr) and each group trains as
+one program.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from .config import ExperimentConfig
 from ..core.errors import ConfigError, ExperimentError
 from .experiment import make_tokens
+from .heldout import fresh_tokens, heldout_attention
 
 UPDATES = ("lora", "full")
 SITE_NAMES = ("q", "k", "v")
@@ -120,7 +122,9 @@ class Batch:
     B (S, d, r) (NaN for full fine-tuning); delta_w (S, d, d); {Q,K,V,scores,weights}_{before,after}.
     Traces are padded with NaN past each run's end: target_prob (S, T+1), loss (S, T) and
     a_align (S, T+1), the fraction of x_query's norm inside A's row space (NaN for "full");
-    with trace_weights, weights_steps (S, T+1, n, n), the attention map before each step.
+    with trace_weights, weights_steps (S, T+1, n, n), the attention map before each step;
+    with heldout=m, heldout_X (S, m, n, d), heldout_weights_{before,after} (S, m, n, n) and
+    heldout_dproj_norm (S, m, n) (science.heldout).
     steps (S,) int64 counts the optimiser steps each run took.
     """
 
@@ -148,17 +152,18 @@ class Batch:
 
 def _group_key(spec: RunSpec) -> tuple:
     c = spec.config
-    return (c.site, spec.update, c.lr)
+    return (c.site, spec.update, c.optimizer, c.lr)
 
 
 def train_batched(specs: Sequence[RunSpec | ExperimentConfig], *, device: str = "cpu",
                   threads: int = 1, trace_alignment: bool = True, trace_weights: bool = False,
-                  progress: BatchProgress | None = None) -> Batch:
+                  heldout: int = 0, progress: BatchProgress | None = None) -> Batch:
     """Train every spec (ExperimentConfig alone means LoRA) and return the stacked results.
 
     device: "cpu" (default) or "cuda"; threads: torch intra-op threads for the duration (fixed,
     so reductions run in one order and two calls give identical bytes). trace_weights: keep the
     whole attention map at every step (as run_experiment does), not only the target weight.
+    heldout: evaluate each trained update on that many fresh sequences (science.heldout).
     """
     specs = tuple(s if isinstance(s, RunSpec) else RunSpec(s) for s in specs)
     if not specs:
@@ -183,7 +188,7 @@ def train_batched(specs: Sequence[RunSpec | ExperimentConfig], *, device: str = 
                 progress(done_so_far[0], len(specs))
 
         parts = [(idx, _train_group([specs[i] for i in idx], dev, trace_alignment, tick,
-                                    trace_weights))
+                                    trace_weights, heldout))
                  for _, idx in sorted(groups.items(), key=lambda kv: kv[1][0])]
     return Batch(specs, _scatter(parts, len(specs)))
 
@@ -221,12 +226,19 @@ def _adam_step(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tenso
     p.addcdiv_(m, denom, value=-step_size)
 
 
+def _sgd_step(p: torch.Tensor, g: torch.Tensor, lr: float) -> None:
+    """torch.optim.SGD (single-tensor path, no momentum or weight decay), in place."""
+    p.add_(g, alpha=-lr)
+
+
 def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
-                 tick: Callable[[int], None], trace_weights: bool = False
+                 tick: Callable[[int], None], trace_weights: bool = False, heldout: int = 0
                  ) -> dict[str, np.ndarray]:
-    """Train runs sharing (shape, site, update, lr) as one program; rows follow `specs`."""
+    """Train runs sharing (shape, site, update, optimizer, lr) as one program; rows follow
+    `specs`."""
     cfg0 = specs[0].config
     site, update, lr = cfg0.site, specs[0].update, cfg0.lr
+    sgd = cfg0.optimizer == "sgd"
     d, n, r = cfg0.d_model, cfg0.seq_len, cfg0.rank
     S = len(specs)
     lora = update == "lora"
@@ -347,7 +359,8 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
             live = {name: value[keep] for name, value in live.items()}
         if all(g is None for g in grads):
             # The loss does not reach the trained weights (LoRA on V cannot move the scores):
-            # Adam skips parameters without a gradient, so every remaining step is a no-op.
+            # the optimizer skips parameters without a gradient, so every remaining step is a
+            # no-op.
             # Replay them at once: same loss and target weight until each run's max_steps.
             ends = live["max_steps"]                                             # (s',)
             for j in range(t + 1, int(ends.max()) + 1):
@@ -368,7 +381,10 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
         t += 1
         with torch.no_grad():
             for p, g, (m, v) in zip(params, grads, moments):
-                _adam_step(p, g, m, v, t, lr)
+                if sgd:
+                    _sgd_step(p, g, lr)
+                else:
+                    _adam_step(p, g, m, v, t, lr)
 
     with torch.no_grad():
         if lora:
@@ -400,6 +416,14 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
                                                               dtype=np.float32)}
     if trace_weights:
         arrays["weights_steps"] = trace(maps)                               # (S, T+1, n, n)
+    if heldout:
+        fresh = torch.stack([fresh_tokens(s.config, heldout) for s in specs]).to(dev)
+        with torch.no_grad():
+            h = heldout_attention(fresh, W, delta_w, site)
+        arrays["heldout_X"] = np32(fresh)                                   # (S, m, n, d)
+        arrays["heldout_weights_before"] = np32(h["weights_before"])        # (S, m, n, n)
+        arrays["heldout_weights_after"] = np32(h["weights_after"])
+        arrays["heldout_dproj_norm"] = np32(h["dproj"].norm(dim=-1))        # (S, m, n)
     for name, b, a in zip(SNAPSHOT, before, after):
         arrays[f"{name}_before"] = np32(b)
         arrays[f"{name}_after"] = np32(a)

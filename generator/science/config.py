@@ -14,6 +14,7 @@ from ..core.errors import ConfigError, unknown_key_error
 SITES = ("q", "k", "v")
 A_INITS = ("gaussian", "kaiming")
 TOKEN_KINDS = ("gaussian", "correlated")
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class ExperimentConfig:
     alpha: float = 8.0           # LoRA scale numerator; the update is (alpha / r) B A
     a_init: str = "gaussian"     # "gaussian": A ~ N(0, a_std^2) as in the reference; "kaiming": as PEFT/loralib
     a_std: float = 0.01          # standard deviation of A under the gaussian init
-    lr: float = 0.01             # Adam learning rate for A and B
+    optimizer: str = "adam"      # "adam": torch.optim.Adam, defaults; "sgd": plain gradient descent
+    lr: float = 0.01             # learning rate for A and B
     max_steps: int = 500         # hard cap on optimisation steps
     stop_prob: float = 0.9       # stop once weights[query, key] reaches this probability
     query: int = 0               # the query token whose attention we steer
@@ -94,6 +96,8 @@ def validate_experiment(cfg: ExperimentConfig, *, source: object | None = None,
         raise bad("site", f"must be one of {', '.join(SITES)}, got {cfg.site!r}")
     if cfg.a_init not in A_INITS:
         raise bad("a_init", f"must be one of {', '.join(A_INITS)}, got {cfg.a_init!r}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
     if cfg.tokens not in TOKEN_KINDS:
         raise bad("tokens", f"must be one of {', '.join(TOKEN_KINDS)}, got {cfg.tokens!r}")
     if not (math.isfinite(cfg.token_corr) and 0 <= cfg.token_corr < 1):

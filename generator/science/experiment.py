@@ -62,7 +62,8 @@ def _snapshot(out) -> dict[str, np.ndarray]:
 
 
 def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None) -> Result:
-    """Train the LoRA parameters with Adam on cross-entropy of scores[query] against key."""
+    """Train the LoRA parameters (Adam, or plain gradient descent) on the cross-entropy of
+    scores[query] against key."""
     threads_before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
@@ -74,7 +75,10 @@ def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None) -> R
 def _run(cfg: ExperimentConfig, progress: Progress | None) -> Result:
     X, attn, lora = build_model(cfg)
     params = [lora.A, lora.B]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    if cfg.optimizer == "sgd":     # plain gradient descent: no momentum, no normalisation
+        opt = torch.optim.SGD(params, lr=cfg.lr)
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.lr)
     target = torch.tensor([cfg.key])                                    # (1,)
 
     with torch.no_grad():
@@ -99,8 +103,9 @@ def _run(cfg: ExperimentConfig, progress: Progress | None) -> Result:
                 field="experiment",
                 hint="lower lr or alpha, or reduce a_std; the update has diverged")
         opt.zero_grad(set_to_none=True)
-        # With LoRA on V the scores do not depend on A or B: the loss has no gradient, Adam skips
-        # parameters without one, and the run honestly ends at max_steps without reaching the target.
+        # With LoRA on V the scores do not depend on A or B: the loss has no gradient, the
+        # optimizer skips parameters without one, and the run honestly ends at max_steps without
+        # reaching the target.
         if loss.requires_grad:
             loss.backward()
         opt.step()

@@ -149,8 +149,26 @@ def geometry_summary(cfg: ExperimentConfig, stats: Mapping[str, np.ndarray]) -> 
             "cos_others_median": distribution(stats["cos_others_median"]),
             "dq_ratio": distribution(stats["dq_ratio"]),
         },
+        "leakage_sign_error_over_dot": distribution(stats["leakage_sign_error_over_dot"]),
         "amplification": distribution(stats["amplification"]),
         "amplification_top1": distribution(stats["amplification_top1"]),
         "w_projection_over_random": distribution(stats["w_projection_over_random"]),
         "tv_other_over_target": distribution(stats["tv_other_over_target"]),
+        "heldout": _heldout_summary(stats),
+    }
+
+
+def _heldout_summary(stats: Mapping[str, np.ndarray]) -> dict[str, Any] | None:
+    """The update on fresh sequences (runstats._heldout_statistics), next to the training
+    sequence's own other rows; None for runs trained without held-out sequences."""
+    if "heldout_tv_rowmax" not in stats:
+        return None
+    return {
+        "tv_rowmax": distribution(stats["heldout_tv_rowmax"]),
+        "tv_over_target": distribution(stats["heldout_tv_over_target"]),
+        "tv_over_others": distribution(stats["heldout_tv_over_others"]),
+        "train_tv_others_max": distribution(stats["tv_others_max"]),
+        "train_tv_target": distribution(stats["tv_target"]),
+        "leakage_mean": distribution(stats["heldout_leakage_mean"]),
+        "sign_prediction_mean": distribution(stats["heldout_sign_pred_mean"]),
     }

@@ -25,7 +25,7 @@ SEEDS = 24
 
 
 def main() -> dict:
-    from generator.science.audit import DEFAULT, NPZ_STATS, _canonical, run_sets, train_run_sets
+    from generator.science.audit import DEFAULT, NPZ_STATS, canonical, run_sets, train_run_sets
     from generator.science.config import ExperimentConfig
     from generator.science.experiment import run_experiment
     from generator.core.fsio import load_npz, npz_bytes, sha256_bytes
@@ -41,7 +41,7 @@ def main() -> dict:
     frozen = load_npz(FREEZE / "audit" / "audit.npz")
     differ = {}
     for role, rs in run_sets(DEFAULT).items():
-        rs = _canonical(rs)
+        rs = canonical(rs)
         stats = train_run_sets([rs], list(range(SEEDS)))[rs]
         for name in NPZ_STATS:
             value = stats[name]
