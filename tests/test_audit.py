@@ -13,7 +13,8 @@ import generator.science.audit as audit_mod
 from generator.science.audit import (DEFAULT, SWEEPS, audit_files, audit_json_bytes, format_table,
                                      min_seeds_to_hold, run_audit, run_sets, settings_for,
                                      verdict, wilson)
-from generator.science.claims import CLAIMS, Claim, claim_holds
+from generator.science.claims import CLAIMS, CONTROL_CLAIMS, Claim, claim_holds
+from generator.science.sweeps import SGD_LR_SWEEP, choose_sgd_lr, setting_for
 from generator.cli import main
 from generator.core.errors import ConfigError
 from generator.core.fsio import load_npz
@@ -58,6 +59,20 @@ def test_sweeps_cover_the_issues_settings_and_reuse_the_default():
         assert bad not in names
     assert {"rank=1", "rank=32", "d_model=16", "d_model=256", "site=k", "site=v", "site=full",
             "a_init=kaiming", "tokens=0.25", "tokens=0.75"} <= set(names)
+    # The controls: the optimizer, each optimizer's learning rate, the stop probability up to
+    # nearly converged training, and other (query, key) targets, one of them a token itself.
+    assert SWEEPS["optimizer"][1] == ("adam", "sgd")
+    assert SWEEPS["lr"][1][0] < 0.01 < SWEEPS["lr"][1][-1]
+    assert max(SWEEPS["stop_prob"][1]) >= 0.9999 and min(SWEEPS["stop_prob"][1]) <= 0.5
+    assert (4, 4) in SWEEPS["target"][1] and len(SWEEPS["target"][1]) >= 4
+    for bad in ("lr=0.01", "stop_prob=0.9", "target=0,5", "optimizer=adam"):
+        assert bad not in names
+    assert {"lr=0.001", "lr=0.1", "stop_prob=0.9999", "target=4,4", "optimizer=sgd,lr=0.1",
+            "optimizer=sgd,lr=3"} <= set(names)
+    sgd = setting_for(SGD_LR_SWEEP, 0.3)
+    assert sgd.config(7) == sgd.config(7).replace(optimizer="sgd", lr=0.3, seed=7)
+    assert setting_for("target", (3, 8)).config(0).query == 3
+    assert setting_for("optimizer", "sgd") is None        # chosen from the measured steps
     assert [s.name for s in settings_for("default")] == ["default"]
     with pytest.raises(ConfigError, match="sweep"):
         settings_for("some")
@@ -116,12 +131,30 @@ def test_every_sweep_point_has_a_setting_with_claims_and_geometry():
     assert seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert sorted(s["sweeps"]) == sorted(SWEEPS)
     for sweep, info in s["sweeps"].items():
-        assert [p["value"] for p in info["points"]] == list(SWEEPS[sweep][1])
+        assert [p["value"] for p in info["points"]] == json.loads(json.dumps(SWEEPS[sweep][1]))
         for point in info["points"]:
             setting = s["settings"][point["setting"]]
             assert set(setting["claims"]) == {c.name for c in CLAIMS}
-            assert {"leakage", "spectrum", "alignment", "queries", "amplification"} <= set(
-                setting["geometry"])
+            assert set(setting["controls"]) == {c.name for c in CONTROL_CLAIMS}
+            assert {"leakage", "spectrum", "alignment", "queries", "amplification",
+                    "heldout"} <= set(setting["geometry"])
+            # Every setting's main runs were evaluated on fresh sequences.
+            assert setting["geometry"]["heldout"]["tv_rowmax"]["count"] == 2
+    # The optimizer sweep's gradient-descent point is the grid point the rule picks.
+    rec = s["sgd_lr"]
+    grid = list(SWEEPS[SGD_LR_SWEEP][1])
+    assert rec["grid"] == grid
+    assert rec["median_steps"] == [
+        s["settings"][setting_for(SGD_LR_SWEEP, v).name]["geometry"]["steps"]["quantiles"]["0.5"]
+        for v in grid]
+    assert rec["adam_median_steps"] == s["settings"]["default"]["geometry"]["steps"][
+        "quantiles"]["0.5"]
+    assert rec["chosen"] == grid[choose_sgd_lr(rec["median_steps"], rec["adam_median_steps"])]
+    assert s["sweeps"]["optimizer"]["points"][1] == {"value": "sgd", "setting": rec["setting"]}
+    assert s["settings"][rec["setting"]]["config"]["optimizer"] == "sgd"
+    assert s["settings"]["site=v"]["controls"]["heldout_rows_unchanged"] == {"applies": False}
+    assert s["settings"]["site=k"]["controls"]["leakage_follows_sign"] == {"applies": False}
+    assert s["settings"]["site=k"]["controls"]["heldout_rows_unchanged"]["applies"] is True
     assert s["settings"]["d_model=256"]["config"]["d_model"] == 256
     assert s["settings"]["site=full"]["update"] == "full"
     # Query claims do not apply when the update does not touch W_Q; paired ones only to LoRA-Q.
@@ -133,6 +166,14 @@ def test_every_sweep_point_has_a_setting_with_claims_and_geometry():
         name = "default" if d == 64 else f"d_model={d}"
         assert s["settings"][name]["geometry"]["leakage"]["gaussian_prediction"] == \
             pytest.approx((2 / (np.pi * d)) ** 0.5, rel=1e-5)
+
+
+def test_the_gradient_descent_learning_rate_rule():
+    # Closest median steps to Adam's; the smaller learning rate (earlier in the grid) on a tie.
+    assert choose_sgd_lr([23.0, 8.0, 4.0, 3.0, 2.0], 7.0) == 1
+    assert choose_sgd_lr([23.0, 8.0, 6.0, 3.0], 7.0) == 1
+    assert choose_sgd_lr([40.0, 30.0], 7.0) == 1
+    assert choose_sgd_lr([2.0, 1.0], 7.0) == 0
 
 
 def test_the_files_are_sorted_json_and_an_npz_without_pickles(tmp_path, small_audit):
@@ -217,7 +258,8 @@ from generator.core.project import Project  # noqa: E402
 from generator.kinds.claims_audit import ClaimsAudit  # noqa: E402
 from generator.plots.audit_figures import FIGURE_NAMES as AUDIT_FIGURES  # noqa: E402
 from generator.plots.audit_figures import render_audit_figures  # noqa: E402
-from generator.plots.common import SCALES, image_filename, image_size  # noqa: E402
+from generator.plots.common import (SCALES, THEMES, image_filename, image_files,  # noqa: E402
+                                    image_size)
 from generator.stages import run  # noqa: E402
 from generator.stages.run import StageOptions  # noqa: E402
 from helpers import build, context, declared  # noqa: E402
@@ -245,16 +287,19 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 def test_audit_figures_are_deterministic_pngs_of_the_article_size(all_audit):
     images = render_audit_figures(all_audit.summary, all_audit.arrays)
-    assert sorted(images) == sorted(image_filename(n, s) for n in AUDIT_FIGURES for s in SCALES)
+    assert sorted(images) == sorted(image_files(AUDIT_FIGURES))
     again = render_audit_figures(all_audit.summary, all_audit.arrays)
     assert images == again
     for name in AUDIT_FIGURES:
-        for scale in SCALES:
-            chunks = _png_chunks(images[image_filename(name, scale)])
-            kinds = [k for k, _ in chunks]
-            assert not {b"tEXt", b"iTXt", b"zTXt", b"tIME"} & set(kinds)
-            width, height = struct.unpack(">II", chunks[0][1][:8])
-            assert (width, height) == image_size(scale)
+        for theme in THEMES:
+            for scale in SCALES:
+                chunks = _png_chunks(images[image_filename(name, scale, theme)])
+                kinds = [k for k, _ in chunks]
+                assert not {b"tEXt", b"iTXt", b"zTXt", b"tIME"} & set(kinds)
+                width, height = struct.unpack(">II", chunks[0][1][:8])
+                assert (width, height) == image_size(scale)
+        # The two themes are two drawings, not one picture twice.
+        assert images[image_filename(name, 1)] != images[image_filename(name, 1, THEMES[1])]
 
 
 def test_audit_figures_need_the_sweeps(small_audit):
@@ -285,8 +330,7 @@ def audit_project(tmp_path, monkeypatch):
     def fake_draw(self, folder, names):
         summary = json.loads((folder / "audit.json").read_text())
         tag = json.dumps(summary["seeds"], sort_keys=True).encode()
-        return {image_filename(n, s): b"PNG " + n.encode() + tag
-                for n in names for s in SCALES}
+        return {f: b"PNG " + f.encode() + tag for f in image_files(names)}
 
     monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
     monkeypatch.setattr(ClaimsAudit, "draw", fake_draw)
@@ -378,8 +422,15 @@ def test_a_post_reading_the_audit_builds_with_its_figures_in_both_trees(audit_pr
     assert f"2 seeds; {len(CLAIMS)} claims." in html
     assert 'src="/assets/images/audit/audit_leakage.png"' in html
     for name in AUDIT_FIGURES:
-        assert (out / "html" / "assets" / "images" / "audit" / image_filename(name, 2)).is_file()
-        assert (out / "jekyll" / "assets" / "images" / "audit" / image_filename(name, 1)).is_file()
+        for f in image_files([name]):
+            assert (out / "html" / "assets" / "images" / "audit" / f).is_file()
+        # The Jekyll post links the light 1x drawing, and the tree holds nothing else.
+        jekyll_images = out / "jekyll" / "assets" / "images" / "audit"
+        assert (jekyll_images / image_filename(name, 1)).is_file()
+        assert not (jekyll_images / image_filename(name, 2)).exists()
+        assert not (jekyll_images / image_filename(name, 1, THEMES[1])).exists()
+    assert '<source media="(prefers-color-scheme: dark)" srcset="/assets/images/audit/' \
+        'audit_leakage-dark.png 1x, /assets/images/audit/audit_leakage-dark@2x.png 2x">' in html
     jekyll = next((out / "jekyll" / "_posts").glob("*-audit-post.md")).read_text()
     assert "(/assets/images/audit/audit_leakage.png)" in jekyll
     # The frozen audit is enough for a frozen rebuild with the same bytes.

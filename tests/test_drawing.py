@@ -10,7 +10,8 @@ import shutil
 from conftest import REPO, write_post
 from generator.core.fsio import sha256_bytes
 from generator.plots.audit_figures import FIGURE_NAMES as AUDIT_FIGURES
-from generator.plots.common import DPI_1X, SCALES, SIZE_IN, draw_every_scale, image_filename
+from generator.plots.common import (DPI_1X, SCALES, SIZE_IN, THEMES, draw_every_scale,
+                                    image_filename, image_files)
 from generator.plots.common import pyplot as _pyplot
 from generator.stages import run
 from generator.stages.run import StageOptions
@@ -18,7 +19,7 @@ from generator.stages.workers import PendingFigures
 from helpers import context, declared
 
 
-def _tight_figure():
+def _tight_figure(theme=None):
     _, plt = _pyplot()
     fig, ax = plt.subplots(figsize=SIZE_IN)
     ax.plot([1, 2, 3], [3.0, 0.1, 2.0], "o-", label=r"$\Vert x_0 \Vert$")
@@ -31,28 +32,35 @@ def _tight_figure():
 
 def test_every_scale_is_drawn_once_with_the_bytes_of_a_plain_savefig(monkeypatch):
     """tight_layout() leaves a placeholder layout engine that makes savefig draw the figure an
-    extra time; draw_every_scale drops it, and the PNGs must not change."""
+    extra time; draw_every_scale drops it, and the PNGs must not change. Each theme is one
+    build of the figure under the theme's rc, saved at every scale."""
     matplotlib, plt = _pyplot()
     from matplotlib.figure import Figure
 
     draws: list[int] = []
+    built: list[str] = []
     real_draw = Figure.draw
     monkeypatch.setattr(Figure, "draw", lambda self, r: draws.append(1) or real_draw(self, r))
-    ours = draw_every_scale({"f": _tight_figure}, ("f",))
-    assert len(draws) == len(SCALES)
+    ours = draw_every_scale({"f": lambda theme: built.append(theme.name) or _tight_figure()},
+                            ("f",))
+    assert len(draws) == len(SCALES) * len(THEMES)
+    assert built == [t.name for t in THEMES]
     draws.clear()
     plain = {}
-    with matplotlib.rc_context(rc=matplotlib.rcParamsDefault):
-        matplotlib.rcParams["svg.hashsalt"] = "lora-site"
-        fig = _tight_figure()
-        assert fig.get_layout_engine() is not None
-        for scale in SCALES:
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=DPI_1X * scale, metadata={"Software": None})
-            plain[image_filename("f", scale)] = buf.getvalue()
-        plt.close(fig)
-    assert len(draws) == 2 * len(SCALES)
-    assert sorted(ours) == ["f.png", "f@2x.png"] and ours == plain
+    for theme in THEMES:
+        with matplotlib.rc_context(rc=matplotlib.rcParamsDefault):
+            matplotlib.rcParams["svg.hashsalt"] = "lora-site"
+            matplotlib.rcParams.update(theme.rc())
+            fig = _tight_figure()
+            assert fig.get_layout_engine() is not None
+            for scale in SCALES:
+                buf = io.BytesIO()
+                fig.savefig(buf, format="png", dpi=DPI_1X * scale, metadata={"Software": None})
+                plain[image_filename("f", scale, theme)] = buf.getvalue()
+            plt.close(fig)
+    assert len(draws) == 2 * len(SCALES) * len(THEMES)
+    assert sorted(ours) == ["f-dark.png", "f-dark@2x.png", "f.png", "f@2x.png"]
+    assert ours == plain
 
 
 def test_audit_figures_from_the_worker_arrive_after_the_stage_and_are_then_frozen(
@@ -71,7 +79,7 @@ def test_audit_figures_from_the_worker_arrive_after_the_stage_and_are_then_froze
         store.save()
         # The names at once (enough to render pages); the bytes, and their record, later.
         assert isinstance(figs, PendingFigures)
-        assert sorted(figs) == sorted(image_filename(n, s) for n in AUDIT_FIGURES for s in SCALES)
+        assert sorted(figs) == sorted(image_files(AUDIT_FIGURES))
         assert said[1].startswith("figures audit: drew (")
         assert not (folder / "figures").exists()
         manifest = json.loads((tmp_path / "content" / "_freeze" / "manifest.json").read_text())
@@ -88,7 +96,8 @@ def test_audit_figures_from_the_worker_arrive_after_the_stage_and_are_then_froze
         # inputs only).
         some = ("audit_held_site", "audit_spectrum")
         here = d.kind.draw(folder, some)
-        assert here == {f: stored[f] for f in here} and len(here) == len(some) * len(SCALES)
+        assert here == {f: stored[f] for f in here}
+        assert len(here) == len(some) * len(SCALES) * len(THEMES)
 
     said.clear()
     with context(tmp_path) as ctx:

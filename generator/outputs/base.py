@@ -83,13 +83,15 @@ class SiteBuild:
         return self._css
 
     def figure_files(self, *, one_x_only: bool = False) -> dict[str, bytes]:
-        """assets/images/.../<file> -> PNG bytes of every figure (the 1x files only, for a
-        format whose pages link no 2x image)."""
+        """assets/images/.../<file> -> PNG bytes of every figure (the light 1x files only, for
+        a format whose pages link one plain image)."""
+        from ..plots.common import is_light_1x
+
         out = {}
         for exp in sorted(self.figures):
             files = self.figures[exp]
             for filename in sorted(files):
-                if one_x_only and "@" in filename:
+                if one_x_only and not is_light_1x(filename):
                     continue
                 out[f"{image_dir(exp)}/{filename}"] = files[filename]
         return out

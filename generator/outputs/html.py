@@ -3,7 +3,8 @@
   index.html                 list of posts
   <slug>/index.html          one page per post, at <baseurl>/<slug>/
   assets/style.css           the one stylesheet (Pygments light + dark appended)
-  assets/images/<name>.png   figures of the experiment 'main' (and <name>@2x.png);
+  assets/images/<name>.png   figures of the experiment 'main' (and <name>@2x.png, and the dark
+                             theme's <name>-dark.png, <name>-dark@2x.png);
   assets/images/<exp>/...    figures of any other experiment
   404.html, feed.xml, sitemap.xml, .nojekyll
 URLs are root-relative and carry the baseurl, so the site works under /repo/.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from html import escape as html_escape
 from typing import Any
 
-from ..plots.common import image_filename
+from ..plots.common import DARK, Theme, image_filename
 from ..render.context import FigureRef, image_dir
 from ..render.markdown import Markdowner
 from .base import Files, OutputFormat, SiteBuild
@@ -33,6 +34,14 @@ def _json_ld(info, site) -> dict:
     }
 
 
+def _themed(src: str, theme: Theme) -> str:
+    """The URL of a light figure file's twin in another theme (plots.common.image_filename)."""
+    folder, _, filename = src.rpartition("/")
+    stem, _, ext = filename.rpartition(".")
+    name, at, scale = stem.partition("@")
+    return f"{folder}/{name}{theme.suffix}{at}{scale}.{ext}"
+
+
 class HtmlSite(OutputFormat):
     name = "html"
 
@@ -40,10 +49,15 @@ class HtmlSite(OutputFormat):
         cap = markdown.inline(ref.caption)
         a = html_escape(ref.alt, quote=True)
         # One raw HTML block with no blank line inside, so Markdown passes it through whole.
+        dark, dark2x = (html_escape(_themed(src, DARK)) for src in (ref.src, ref.src2x))
+        # The dark theme's drawing where the reader's system asks for a dark page; the light
+        # one everywhere else (and wherever <picture> is not understood).
         return (f'\n<figure id="fig-{html_escape(ref.name)}">\n'
+                f'<picture><source media="(prefers-color-scheme: dark)" srcset="{dark} 1x, '
+                f'{dark2x} 2x">'
                 f'<img src="{html_escape(ref.src)}" srcset="{html_escape(ref.src)} 1x, '
                 f'{html_escape(ref.src2x)} 2x" width="{ref.width}" height="{ref.height}" '
-                f'alt="{a}" loading="lazy" decoding="async">\n'
+                f'alt="{a}" loading="lazy" decoding="async"></picture>\n'
                 f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}'
                 f'</figcaption>\n</figure>\n')
 

@@ -1,9 +1,14 @@
-"""What every figure shares: deterministic PNG bytes at every scale, and the figure registry.
+"""What every figure shares: deterministic PNG bytes at every scale in a light and a dark theme,
+type sizes that read on a phone, and the figure registry.
 
-Bytes are deterministic: the Agg backend, matplotlib's default style (not the user's rc), fixed
-size and dpi, and no PNG metadata (matplotlib would otherwise stamp its version). Each figure's
-bytes depend only on its own inputs, so drawing a subset (as parallel workers do) gives the same
-bytes as drawing all.
+Bytes are deterministic: the Agg backend, matplotlib's default style (not the user's rc) plus our
+theme, fixed size and dpi, and no PNG metadata (matplotlib would otherwise stamp its version).
+Each figure's bytes depend only on its own inputs, so drawing a subset (as parallel workers do)
+gives the same bytes as drawing all.
+
+Every figure is drawn twice, once per theme: <name>.png (light, the 1x file every output links)
+and <name>-dark.png (the page's dark colour scheme), each with its @2x twin. A figure's builder
+receives the Theme and takes every colour that is not data from it.
 
 A kind's figures are one FigureRegistry: each figure is a function registered with its name
 and alt text, so adding a figure is one decorated function in one module.
@@ -16,6 +21,54 @@ from typing import Any, Callable, Mapping
 SIZE_IN = (5.6, 4.6)        # inches; at 100 dpi the 1x image is 560 x 460 pixels
 DPI_1X = 100
 SCALES = (1, 2)
+# On a 375 px phone the 560 px image shows at about 0.6 of its size, so 11 pt ticks (15 px at
+# 100 dpi) read as about 9 px there; matplotlib's 10 pt default and the 8 pt labels the figures
+# once used read as 6 to 8 px.
+TYPE_RC = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "xtick.labelsize": 11,
+           "ytick.labelsize": 11, "legend.fontsize": 11, "figure.titlesize": 13}
+
+
+@dataclass(frozen=True)
+class Theme:
+    """The colours of one theme. bg and fg match the site's stylesheet (templates/assets/
+    style.css) so a figure sits on the page like its text; the data colours keep their hue
+    across themes and are lighter on dark."""
+
+    name: str                  # "light" or "dark"
+    bg: str
+    fg: str
+    muted: str                 # axes edges, reference lines, secondary text
+    faint: str                 # grid lines, "does not apply" cells
+    target: str                # the token, cell or series the training aims at
+    other: str                 # everything else of the same kind
+    accent: str                # a second data colour (the dot-product prediction, ...)
+    diverging: str             # colour map for signed values: a light or a dark centre
+    series: tuple[str, ...]    # distinct colours for several lines (colour-blind safe)
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.name == "light" else f"-{self.name}"
+
+    def rc(self) -> dict[str, Any]:
+        return {**TYPE_RC,
+                "figure.facecolor": self.bg, "axes.facecolor": self.bg,
+                "savefig.facecolor": self.bg, "savefig.edgecolor": self.bg,
+                "text.color": self.fg, "axes.labelcolor": self.fg, "axes.titlecolor": self.fg,
+                "axes.edgecolor": self.muted, "xtick.color": self.muted,
+                "ytick.color": self.muted, "xtick.labelcolor": self.fg,
+                "ytick.labelcolor": self.fg, "grid.color": self.faint,
+                "legend.facecolor": self.bg, "legend.edgecolor": self.faint,
+                "legend.labelcolor": self.fg, "patch.edgecolor": self.fg}
+
+
+# Okabe-Ito colours (distinguishable with any common colour-vision deficiency).
+LIGHT = Theme("light", bg="#ffffff", fg="#1b1f24", muted="#57606a", faint="#d0d7de",
+              target="#d62728", other="#1f77b4", accent="#e69f00", diverging="RdBu_r",
+              series=("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"))
+DARK = Theme("dark", bg="#0f1419", fg="#e6edf3", muted="#9ea7b3", faint="#30363d",
+             target="#ff7b72", other="#79b8ff", accent="#f0b429", diverging="berlin",
+             series=("#56b4e9", "#ff9e57", "#3ddc97", "#f08fc8", "#f0b429", "#b4d7ff"))
+THEMES = (LIGHT, DARK)
 
 
 def pyplot():
@@ -26,13 +79,19 @@ def pyplot():
     return matplotlib, plt
 
 
-def image_filename(name: str, scale: int) -> str:
-    return f"{name}.png" if scale == 1 else f"{name}@{scale}x.png"
+def image_filename(name: str, scale: int, theme: Theme = LIGHT) -> str:
+    return f"{name}{theme.suffix}.png" if scale == 1 else f"{name}{theme.suffix}@{scale}x.png"
 
 
 def image_files(names) -> tuple[str, ...]:
-    """The PNG file names of figures ``names`` at every scale."""
-    return tuple(image_filename(n, s) for n in names for s in SCALES)
+    """The PNG file names of figures ``names`` at every scale, in every theme."""
+    return tuple(image_filename(n, s, t) for n in names for t in THEMES for s in SCALES)
+
+
+def is_light_1x(filename: str) -> bool:
+    """Whether a figure file is the light 1x image (the one a page without <picture> links)."""
+    return "@" not in filename and not any(filename.endswith(f"{t.suffix}.png")
+                                           for t in THEMES if t.suffix)
 
 
 def image_size(scale: int = 1) -> tuple[int, int]:
@@ -51,34 +110,48 @@ def png_bytes(fig, dpi: int, *, close: bool = True) -> bytes:
     return buf.getvalue()
 
 
-def draw_every_scale(builders: Mapping[str, Callable[[], object]],
+def draw_every_scale(builders: Mapping[str, Callable[[Theme], object]],
                      names: tuple[str, ...]) -> dict[str, bytes]:
-    """Figures ``names`` drawn by ``builders`` (name -> function returning a Figure) at every
-    scale: file name -> PNG bytes."""
+    """Figures ``names`` drawn by ``builders`` (name -> function of the Theme returning a
+    Figure) in every theme at every scale: file name -> PNG bytes."""
     matplotlib, _ = pyplot()
     out: dict[str, bytes] = {}
-    # The default style, whatever the user's matplotlibrc says, so every machine draws the same.
-    with matplotlib.rc_context(rc=matplotlib.rcParamsDefault):
-        matplotlib.rcParams["svg.hashsalt"] = "lora-site"
-        for name in names:
-            # One figure, saved at every scale: building it (and its tight layout) is half the
-            # cost of drawing, and the layout is in inches, so the scales agree pixel for pixel.
-            fig = builders[name]()
-            # tight_layout() leaves a placeholder layout engine, and with any engine set savefig
-            # first draws the whole figure without output "to run the layout", for nothing, as
-            # the layout is done. Without it the bytes are the same.
-            fig.set_layout_engine(None)
-            for i, scale in enumerate(SCALES):
-                out[image_filename(name, scale)] = png_bytes(fig, DPI_1X * scale,
-                                                             close=i == len(SCALES) - 1)
+    for theme in THEMES:
+        # The default style, whatever the user's matplotlibrc says, so every machine draws the
+        # same; then the theme's colours and type sizes.
+        with matplotlib.rc_context(rc=matplotlib.rcParamsDefault):
+            matplotlib.rcParams["svg.hashsalt"] = "lora-site"
+            matplotlib.rcParams.update(theme.rc())
+            for name in names:
+                # One figure, saved at every scale: building it (and its tight layout) is half
+                # the cost of drawing, and the layout is in inches, so the scales agree pixel
+                # for pixel.
+                fig = builders[name](theme)
+                # tight_layout() leaves a placeholder layout engine, and with any engine set
+                # savefig first draws the whole figure without output "to run the layout", for
+                # nothing, as the layout is done. Without it the bytes are the same.
+                fig.set_layout_engine(None)
+                for i, scale in enumerate(SCALES):
+                    out[image_filename(name, scale, theme)] = png_bytes(
+                        fig, DPI_1X * scale, close=i == len(SCALES) - 1)
     return out
+
+
+def outline_cell(ax, col: float, row: float) -> None:
+    """A double outline (black outside, white inside) around one heat-map cell, which stays
+    visible on any colour of any map."""
+    from matplotlib.patches import Rectangle
+
+    for color, width in (("black", 4.0), ("white", 1.6)):
+        ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor=color,
+                               linewidth=width, joinstyle="miter"))
 
 
 @dataclass(frozen=True)
 class FigureSpec:
     name: str
     alt: Callable[[Any], str]               # settings -> alt text
-    build: Callable[[Any, Any], object]     # (settings, prepared data) -> matplotlib Figure
+    build: Callable[[Any, Any, Theme], object]   # (settings, prepared data, theme) -> Figure
 
 
 class FigureRegistry:
@@ -93,8 +166,9 @@ class FigureRegistry:
 
     def register(self, name: str, *, alt: str | Callable[[Any], str]):
         """Decorator: ``@FIGURES.register("before_lora", alt="...")`` on ``build(settings,
-        prepared) -> Figure``. alt may depend on the settings (which projection is adapted)."""
-        def deco(build: Callable[[Any, Any], object]):
+        prepared, theme) -> Figure``. alt may depend on the settings (which projection is
+        adapted)."""
+        def deco(build: Callable[[Any, Any, Theme], object]):
             if name in self._specs:
                 raise ValueError(f"figure {name!r} registered twice")
             self._specs[name] = FigureSpec(name, alt if callable(alt) else (lambda s, a=alt: a),
@@ -110,11 +184,13 @@ class FigureRegistry:
 
     def draw(self, settings: Any, data: Any, names: tuple[str, ...] | None = None
              ) -> dict[str, bytes]:
-        """The figures ``names`` (default: all) at every scale: file name -> PNG bytes."""
+        """The figures ``names`` (default: all) in every theme at every scale: file name -> PNG
+        bytes."""
         names = self.names() if names is None else tuple(names)
         unknown = [n for n in names if n not in self._specs]
         if unknown:
             raise KeyError(f"no figure named {unknown[0]!r}")
         prepared = self._prepare(settings, data)
-        return draw_every_scale({n: (lambda n=n: self._specs[n].build(settings, prepared))
-                                 for n in names}, names)
+        return draw_every_scale(
+            {n: (lambda theme, n=n: self._specs[n].build(settings, prepared, theme))
+             for n in names}, names)
