@@ -42,13 +42,15 @@ def _max_diff(a, b) -> float:
 
 
 def _metric_diff(x, y) -> float:
+    """|x - y| in units of max(1, |y|): absolute below 1, relative above (angles in degrees
+    magnify a float32 rounding of a cosine near 1 by 57 / sin(angle))."""
     if isinstance(x, list):
         assert len(x) == len(y)
-        return max((abs(u - v) for u, v in zip(x, y)), default=0.0)
+        return max((_metric_diff(u, v) for u, v in zip(x, y)), default=0.0)
     if x is None or isinstance(x, (bool, int, str)):
         assert x == y
         return 0.0
-    return abs(x - y)
+    return abs(x - y) / max(1.0, abs(y))
 
 
 @pytest.fixture(scope="module")

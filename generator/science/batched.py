@@ -96,16 +96,27 @@ def initial_tensors(cfg: ExperimentConfig) -> dict[str, torch.Tensor]:
     return {"X": X, "W_q": W[0], "W_k": W[1], "W_v": W[2], "A": A}
 
 
-def _draw_into(cfg: ExperimentConfig, X: torch.Tensor, W: torch.Tensor, A: torch.Tensor) -> None:
-    """Fill X (n, d), W (3, d, d) = (q, k, v) and A (r, d) in place with one run's init."""
-    gen = torch.Generator().manual_seed(cfg.seed)
+def _linear_bound(d: int) -> float:
+    """nn.init.kaiming_uniform_(w, a=sqrt(5))'s bound for fan-in d (nn.Linear's init), by the
+    same expression."""
+    return math.sqrt(3.0) * (torch.nn.init.calculate_gain("leaky_relu", math.sqrt(5))
+                             / math.sqrt(d))
+
+
+def _draw_into(cfg: ExperimentConfig, X: torch.Tensor, W: torch.Tensor, A: torch.Tensor,
+               gens: tuple[torch.Generator, torch.Generator] | None = None,
+               bound: float | None = None) -> None:
+    """Fill X (n, d), W (3, d, d) = (q, k, v) and A (r, d) in place with one run's init.
+
+    gens: two generators to reseed (reseeding resets a generator's whole state, so reusing
+    them draws what fresh ones would); bound: _linear_bound(cfg.d_model), if known."""
+    gen, inner = gens if gens is not None else (torch.Generator(), torch.Generator())
+    gen.manual_seed(cfg.seed)
     X.copy_(make_tokens(cfg, gen))                                      # (n, d)
-    inner = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
-    # nn.init.kaiming_uniform_(w, a=sqrt(5)), nn.Linear's init, with the bound computed by the
-    # same expression; uniform_ draws element by element, so one call for the three (d, d)
-    # weights q, k, v yields exactly the three calls nn.Linear makes in that order.
-    bound = math.sqrt(3.0) * (torch.nn.init.calculate_gain("leaky_relu", math.sqrt(5))
-                              / math.sqrt(cfg.d_model))
+    inner.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+    # uniform_ draws element by element, so one call for the three (d, d) weights q, k, v
+    # yields exactly the three calls nn.Linear makes in that order.
+    bound = _linear_bound(cfg.d_model) if bound is None else bound
     W.uniform_(-bound, bound, generator=inner)                          # (3, d_out, d_in)
     if cfg.a_init == "gaussian":
         A.normal_(0.0, cfg.a_std, generator=inner)                      # (r, d_in)
@@ -246,14 +257,17 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
     # Draw every run's init straight into stacked buffers (no per-run tensors to stack).
     # Each run's slice is contiguous, so uniform_ fills it in plain row-major order.
     X_all, W_all, A_all = torch.empty(S, n, d), torch.empty(S, 3, d, d), torch.empty(S, r, d)
+    gens, bound = (torch.Generator(), torch.Generator()), _linear_bound(d)
     for i, spec in enumerate(specs):
-        _draw_into(spec.config, X_all[i], W_all[i], A_all[i])
+        _draw_into(spec.config, X_all[i], W_all[i], A_all[i], gens, bound)
     X = X_all.to(dev)                                                            # (S, n, d)
-    W = {k: W_all[:, j].contiguous().to(dev) for j, k in enumerate(SITE_NAMES)}  # (S, d, d)
+    # Strided views of W_all, not copies: batched matmul reads them in place.
+    W = {k: W_all[:, j].to(dev) for j, k in enumerate(SITE_NAMES)}               # (S, d, d)
     A0 = A_all.to(dev)                                                           # (S, r, d)
     seeds = [s.config.seed for s in specs]
     sqrt_d = math.sqrt(d)
     q_idx = torch.tensor([s.config.query for s in specs], device=dev)            # (S,)
+    x_row = X[torch.arange(S, device=dev), q_idx].unsqueeze(1)                   # (S, 1, d)
     # Per-run constants. `live` holds the rows of the runs still training and is compacted
     # together with the parameters whenever runs finish, so finished runs cost nothing.
     everyone = {
@@ -266,12 +280,14 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
         "stop": torch.tensor([s.config.stop_prob for s in specs], dtype=torch.float64,
                              device=dev),
         "max_steps": torch.tensor([s.config.max_steps for s in specs], device=dev),
-        "x_query": X[torch.arange(S, device=dev), q_idx].double(),              # (S, d)
+        "x_query": x_row.squeeze(1).double(),                                   # (S, d)
+        "x_row": x_row,                                                          # (S, 1, d)
     }
     # The projections that are not trained never change: compute them once, as the single
     # engine's frozen nn.Linear computes them at every step.
     for k in SITE_NAMES:
         everyone[f"base_{k}"] = X @ W[k].transpose(-1, -2)                        # (S, n, d)
+    everyone["base_q_row"] = x_row @ W["q"].transpose(-1, -2)                    # (S, 1, d)
 
     def forward(c: dict, p1: torch.Tensor, p2: torch.Tensor | None = None):
         """Q, K, V, scores, weights of the runs in c, with trainable (A, B) or (W,)."""
@@ -285,6 +301,25 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
         weights = F.softmax(scores, dim=-1)                                      # (s, n, n)
         return proj["q"], proj["k"], proj["v"], scores, weights
 
+    def score_row(c: dict, p1: torch.Tensor, p2: torch.Tensor | None = None) -> torch.Tensor:
+        """The target query's scores against every key, (s, n): all that training reads (the
+        loss and the stop test), so a step computes this row instead of the n x n map."""
+        if site == "q":
+            if lora:
+                query = c["base_q_row"] + c["scale"] * ((c["x_row"] @ p1.transpose(-1, -2))
+                                                        @ p2.transpose(-1, -2))  # (s, 1, d)
+            else:
+                query = c["x_row"] @ p1.transpose(-1, -2)                         # (s, 1, d)
+        else:
+            query = c["base_q_row"]
+        if site == "k":
+            keys = (c["base_k"] + c["scale"] * ((c["X"] @ p1.transpose(-1, -2))
+                                                @ p2.transpose(-1, -2)) if lora
+                    else c["X"] @ p1.transpose(-1, -2))                           # (s, n, d)
+        else:
+            keys = c["base_k"]
+        return (query @ keys.transpose(-1, -2)).squeeze(1) / sqrt_d             # (s, n)
+
     def alignment(c: dict, A: torch.Tensor) -> torch.Tensor:
         # |P_rowspace(A) x_q| / |x_q|: 1 when A's rows span x_q, ~sqrt(r/d) for a random A.
         basis = torch.linalg.qr(A.transpose(-1, -2).double()).Q                  # (s, d, r)
@@ -297,7 +332,10 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
         params = [W[site].clone()]                                  # W (S, d, d)
     final = [torch.empty_like(p) for p in params]
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
-    live = dict(everyone)
+    # What a training step reads, so compaction copies nothing else.
+    needed = {"row", "scale", "query", "key", "stop", "max_steps", "x_query", "x_row",
+              "base_q_row", "base_k"} | ({"X"} if site == "k" else set())
+    live = dict(everyone) if trace_weights else {k: everyone[k] for k in needed}
 
     def nan_row() -> torch.Tensor:
         return torch.full((S,), float("nan"), dtype=torch.float64, device=dev)
@@ -310,16 +348,18 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
     t = 0
     while True:
         leaves = [p.requires_grad_(True) for p in params]
-        out = forward(live, *leaves)
+        scores_q = score_row(live, *leaves)                                      # (s, n)
         s_live = live["row"].numel()
         ar = torch.arange(s_live, device=dev)
-        p_now = out[4][ar, live["query"], live["key"]].detach().double()         # (s,)
+        with torch.no_grad():
+            p_now = F.softmax(scores_q, dim=-1)[ar, live["key"]].double()        # (s,)
         row = nan_row()
         row[live["row"]] = p_now
         probs.append(row)
         if trace_weights:
             grid = torch.full((S, n, n), float("nan"), device=dev)                # (S, n, n)
-            grid[live["row"]] = out[4].detach()
+            with torch.no_grad():
+                grid[live["row"]] = forward(live, *params)[4]
             maps.append(grid)
         if trace_alignment and lora:
             row = nan_row()
@@ -336,8 +376,7 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
         keep = ~finished
         if not bool(keep.any()):
             break
-        scores_q = out[3][ar[keep], live["query"][keep]]                         # (s', n)
-        loss = F.cross_entropy(scores_q, live["key"][keep], reduction="none")  # (s',)
+        loss = F.cross_entropy(scores_q[keep], live["key"][keep], reduction="none")   # (s',)
         if not bool(torch.isfinite(loss).all()):
             bad = live["row"][keep][~torch.isfinite(loss.detach())][0]
             raise ExperimentError(
@@ -387,14 +426,17 @@ def _train_group(specs: list[RunSpec], dev: torch.device, trace_alignment: bool,
                     _adam_step(p, g, m, v, t, lr)
 
     with torch.no_grad():
+        # Before training the adapted projection is its base (B = 0 adds exactly zero; full
+        # fine-tuning starts from the base weight), so only the scores need computing.
+        scores0 = everyone["base_q"] @ everyone["base_k"].transpose(-2, -1) / sqrt_d  # (S, n, n)
+        before = (everyone["base_q"], everyone["base_k"], everyone["base_v"], scores0,
+                  F.softmax(scores0, dim=-1))
         if lora:
-            before = forward(everyone, A0, torch.zeros(S, d, r, device=dev))
             after = forward(everyone, final[0], final[1])
             # As LoRALinear.delta_weight: (alpha / r) B A.
             delta_w = everyone["scale"] * (final[1] @ final[0])                   # (S, d, d)
             A_out, B_out = final[0], final[1]
         else:
-            before = forward(everyone, W[site])
             after = forward(everyone, final[0])
             delta_w = final[0] - W[site]                                         # (S, d, d)
             A_out = torch.full((S, r, d), float("nan"), device=dev)
