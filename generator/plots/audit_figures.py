@@ -93,7 +93,7 @@ def _held_heatmap(summary: Mapping[str, Any], sweep: str, xlabel: str, theme: Th
             v = grid[i, j]
             # Every colour of the map is light enough for black text.
             ax.text(j, i, "n/a" if np.isnan(v) else f"{100 * v:.0f}", ha="center",
-                    va="center", fontsize=10, color=theme.muted if np.isnan(v) else "black")
+                    va="center", fontsize=11, color=theme.muted if np.isnan(v) else "black")
     ax.set_xticks(range(len(points)))
     ax.set_xticklabels([_value_label(sweep, p["value"]) for p in points],
                        rotation=25 if sweep == "site" else 0,

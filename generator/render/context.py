@@ -94,6 +94,8 @@ def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, M
         "data": data,
         "listing": listing,
         "figure": figure,
+        # A stand-in until the citation engine (issue 14) renders the post's bibliography.
+        "bibliography": lambda: "",
         "target": fmt.name,
     }
     for name, view in views.items():
