@@ -346,8 +346,18 @@ def test_statements_follow_the_measurements(article):
         assert f"The targeted query's length shrank by a factor of {fmt(1 / ratio, 2)}" in text
     else:
         assert f"The targeted query's length changed only by a factor of {fmt(ratio, 2)}" in text
+    # The table judges this run by the audit's own thresholds (read from the claims registry).
     kept = "yes" if 0.9 <= ratio <= 1.1 else "no"
-    assert f"The change is a rotation (length kept) {kept}: length ratio {fmt(ratio, 2)}" in text
+    assert f"The change is a rotation (length kept) {kept}: length ratio {fmt(ratio, 2)} " \
+           f"(in 0.9 to 1.1)" in text
+    others = sorted(v for i, v in enumerate(m["cos_q"]) if i != c.query)
+    mid = len(others) // 2
+    median = others[mid] if len(others) % 2 else (others[mid - 1] + others[mid]) / 2
+    assert (f"Other queries keep their direction {'yes' if median >= 0.95 else 'no'}: median "
+            f"cosine {fmt(median, 2)}, lowest {fmt(m['cos_q_others_min'], 2)}") in text
+    tv = m["tv_others_max"] / m["tv_target"]
+    assert (f"Only the intended row changes {'yes' if tv <= 0.1 else 'no'}: largest other row "
+            f"{fmt(tv, 2)} of the target's (at most 0.1)") in text
     low = [i for i, v in enumerate(m["cos_q"]) if i != c.query and v < 0.95]
     for i in low:
         assert f"query {i} has a cosine of {fmt(m['cos_q'][i], 2)}" in text
@@ -503,6 +513,7 @@ def test_other_branches_of_the_text_follow_other_numbers(article):
         cos_q_others_min=0.99,
         tv_others_max=0.01,
         dq_norm_others_max=0.05 * m["dq_norm_target"],
+        dq_ratio=20.0,
         delta_w_sigma2_over_sigma1=0.5,
     )
     saved = SimpleNamespace(config=c, metrics=m, provenance={})
@@ -517,7 +528,8 @@ def test_other_branches_of_the_text_follow_other_numbers(article):
     assert "Every other query keeps a cosine above 0.95" in text
     assert "The other rows barely move" in text
     assert f"The change is a rotation (length kept) yes: length ratio {fmt(1.02, 2)}" in text
-    assert "Other queries get near-zero updates yes: largest" in text
+    assert "Other queries get near-zero updates yes: target update 20.0 times" in text
+    assert "Other queries keep their direction yes: median cosine 0.99" in text
     assert "more than one direction carries weight" in text
     assert "in effect the adapter learned a rank-one update" not in text
 
