@@ -247,5 +247,6 @@ def test_claim_texts_are_safe_in_a_markdown_table_cell():
     # The companion article prints them in a table: a pipe would split the cell, and _ * `
     # would start emphasis or code in one of the two Markdown dialects.
     for c in CLAIMS + CONTROL_CLAIMS:
-        for text in (c.sentence, c.statistic, c.why, c.threshold_text()):
+        assert c.label and len(c.label) <= 30, c.name
+        for text in (c.sentence, c.statistic, c.why, c.threshold_text(), c.label):
             assert not set("|_*`") & set(text), (c.name, text)

@@ -15,22 +15,6 @@ from .common import SIZE_IN, Theme, pyplot
 if TYPE_CHECKING:
     import numpy as np
 
-SHORT_LABELS = {
-    "diffuse_before": "target weight ~ 1/n before",
-    "no_key_dominates_before": "no key dominates before",
-    "reaches_target": "reaches stop probability",
-    "only_target_row": "only the target row changes",
-    "score_change_localized": "score change localised",
-    "target_cosine_drops": "target query rotates",
-    "other_cosines_near_one": "other queries keep direction",
-    "target_update_dominates": "target ‖Δq‖ dominates",
-    "update_is_rotation": "update is a rotation",
-    "score_change_low_rank": "ΔS has rank ≤ r",
-    "queries_disturb_less_than_keys": "Q disturbs less than K",
-    "lora_more_local_than_full": "LoRA more local than full FT",
-    "heldout_rows_unchanged": "fresh sequences unchanged",
-    "leakage_follows_sign": "leakage follows sign(x₀)",
-}
 MARKERS = ("o", "s", "D", "^", "v", "P")
 # The claims each sweep's figure follows: those whose held fraction the sweep moves, and one
 # it leaves alone, for contrast.
@@ -39,6 +23,11 @@ STOP_CLAIMS = ("other_cosines_near_one", "lora_more_local_than_full", "only_targ
                "target_update_dominates")
 TARGET_CLAIMS = ("score_change_localized", "other_cosines_near_one", "queries_disturb_less_than_keys",
                  "lora_more_local_than_full", "target_update_dominates")
+
+
+def labels(summary: Mapping[str, Any]) -> dict[str, str]:
+    """Each claim's short label (science.claims.Claim.label), controls included."""
+    return {c["name"]: c["label"] for c in (*summary["claims"], *summary["control_claims"])}
 
 
 def claim_of(setting: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -52,7 +41,8 @@ def _points(summary: Mapping[str, Any], sweep: str) -> list[tuple[Any, Mapping[s
 
 
 def _held_lines(ax, xs: Sequence[float], settings: Sequence[Mapping[str, Any]],
-                claims: Sequence[str], theme: Theme, *, dodge: float = 0.0) -> None:
+                claims: Sequence[str], theme: Theme, names: Mapping[str, str], *,
+                dodge: float = 0.0) -> None:
     """One line per claim: held percentage with its Wilson interval at each x."""
     for k, name in enumerate(claims):
         rows = [claim_of(s, name) for s in settings]
@@ -62,7 +52,7 @@ def _held_lines(ax, xs: Sequence[float], settings: Sequence[Mapping[str, Any]],
         shift = (k - (len(claims) - 1) / 2) * dodge
         ax.errorbar([x + shift for x in xs], y, yerr=[lo, hi], marker=MARKERS[k % len(MARKERS)],
                     markersize=6, linewidth=1.6 if not dodge else 0, elinewidth=1.2, capsize=3,
-                    color=theme.series[k % len(theme.series)], label=SHORT_LABELS.get(name, name))
+                    color=theme.series[k % len(theme.series)], label=names[name])
     ax.set_ylim(-4, 104)
     ax.set_ylabel("% of seeds it holds in")
     ax.grid(axis="y", linewidth=0.8)
@@ -122,7 +112,7 @@ def lr_figure(summary: Mapping[str, Any], theme: Theme):
     for ax, sweep, title in ((axes[0], "lr", "Adam"), (axes[1], "lr_sgd", "gradient descent")):
         pts = _points(summary, sweep)
         xs = [math.log10(v) for v, _ in pts]
-        _held_lines(ax, xs, [s for _, s in pts], LR_CLAIMS, theme)
+        _held_lines(ax, xs, [s for _, s in pts], LR_CLAIMS, theme, labels(summary))
         ax.set_xticks(xs[::2])
         ax.set_xticklabels([f"{v:g}" for v, _ in pts][::2])
         ax.set_xlabel("learning rate")
@@ -142,7 +132,7 @@ def stop_figure(summary: Mapping[str, Any], theme: Theme):
     pts = _points(summary, "stop_prob")
     # Equally spaced: the values approach 1 geometrically (0.9, 0.99, ...).
     xs = list(range(len(pts)))
-    _held_lines(ax, xs, [s for _, s in pts], STOP_CLAIMS, theme)
+    _held_lines(ax, xs, [s for _, s in pts], STOP_CLAIMS, theme, labels(summary))
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{v:g}" for v, _ in pts])
     ax.set_xlabel("stop probability (target weight at which training stops)")
@@ -158,7 +148,7 @@ def target_figure(summary: Mapping[str, Any], theme: Theme):
     fig, ax = plt.subplots(figsize=SIZE_IN)
     pts = _points(summary, "target")
     xs = list(range(len(pts)))
-    _held_lines(ax, xs, [s for _, s in pts], TARGET_CLAIMS, theme, dodge=0.12)
+    _held_lines(ax, xs, [s for _, s in pts], TARGET_CLAIMS, theme, labels(summary), dodge=0.12)
     ax.set_xticks(xs)
     ax.set_xticklabels([f"q {v[0]} → k {v[1]}" for v, _ in pts])
     ax.set_xlim(-0.5, len(pts) - 0.5)

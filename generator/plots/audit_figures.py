@@ -13,7 +13,6 @@ import math
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import audit_controls as controls
-from .audit_controls import SHORT_LABELS
 from .common import SIZE_IN, FigureRegistry, Theme, pyplot
 
 if TYPE_CHECKING:
@@ -99,7 +98,7 @@ def _held_heatmap(summary: Mapping[str, Any], sweep: str, xlabel: str, theme: Th
                        rotation=25 if sweep == "site" else 0,
                        ha="right" if sweep == "site" else "center")
     ax.set_yticks(range(len(claims)))
-    ax.set_yticklabels([SHORT_LABELS.get(c, c) for c in claims])
+    ax.set_yticklabels([c["label"] for c in summary["claims"]])
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)

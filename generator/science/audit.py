@@ -125,7 +125,7 @@ def _registry(claims: Sequence[Claim]) -> list[dict[str, Any]]:
              "op": c.op,
              "threshold": list(c.threshold) if isinstance(c.threshold, tuple) else c.threshold,
              "threshold_text": c.threshold_text(), "why": c.why, "partner": c.partner,
-             "query_only": c.query_only,
+             "query_only": c.query_only, "label": c.label,
              "sites": list(c.sites) if c.sites is not None else None} for c in claims]
 
 

@@ -30,6 +30,7 @@ class Claim:
     partner: str | None = None   # "lora_k" or "full_q": compares with that run of the same seed
     query_only: bool = False     # needs the update on W_Q (Q is unchanged otherwise)
     sites: tuple[str, ...] | None = None   # only for updates of these projections (None: any)
+    label: str = ""              # a few words for figures and narrow tables
 
     def threshold_text(self) -> str:
         if self.op == "between":
@@ -52,66 +53,77 @@ CLAIMS: tuple[Claim, ...] = (
           "For query 0, attention mass is spread across many keys (e.g. A[0,5] ≈ 0.11)",
           "target weight before training, in units of the uniform weight 1/n",
           "target_weight_over_uniform", "between", (0.5, 2.0),
-          "'near 1/n' read as within a factor 2 of uniform"),
+          "'near 1/n' read as within a factor 2 of uniform",
+          label="target weight near 1/n before"),
     Claim("no_key_dominates_before",
           "No single key dominates the attention distribution",
           "largest attention weight anywhere in the map before training",
           "max_weight_before", "<", 0.5,
-          "'dominates' read as holding a majority of a row's mass"),
+          "'dominates' read as holding a majority of a row's mass",
+          label="no key dominates before"),
     Claim("reaches_target",
           "LoRA introduces a targeted reallocation of attention mass",
           "target weight when training stops",
           "target_weight_after", ">=", "stop_prob",
-          "training is meant to stop at the stop probability; a run that hits the step cap first fails"),
+          "training is meant to stop at the stop probability; a run that hits the step cap first fails",
+          label="reaches stop probability"),
     Claim("only_target_row",
           "Only the intended query changes behavior; the rest of the attention structure is "
           "preserved",
           "largest total-variation change of another row, over that of the target row",
           "tv_other_over_target", "<=", 0.1,
-          "'only' read as every other row moving less than a tenth as much as the target row"),
+          "'only' read as every other row moving less than a tenth as much as the target row",
+          label="only the target row changes"),
     Claim("score_change_localized",
           "A strong, localized increase appears at (query=0, key=5); most other entries remain "
           "similar to the pre-LoRA matrix",
           "largest absolute score change off the target cell, over the target cell's increase",
           "dscore_offtarget_over_target", "<=", 0.5,
-          "'localized' read as no other cell changing by more than half the target's increase"),
+          "'localized' read as no other cell changing by more than half the target's increase",
+          label="score change localised"),
     Claim("target_cosine_drops",
           "Token 0 exhibits a large drop in cosine similarity",
           "cosine between the target query before and after training",
           "cos_target", "<=", 0.9,
           "'large drop' read as a rotation of at least 25.8 degrees (cos <= 0.9)",
-          query_only=True),
+          query_only=True,
+          label="target query rotates"),
     Claim("other_cosines_near_one",
           "Most other tokens remain close to 1.0",
           "median over the other queries of the cosine before/after",
           "cos_others_median", ">=", 0.95,
           "'most' read as the median, 'close to 1' as cos >= 0.95 (within 18.2 degrees)",
-          query_only=True),
+          query_only=True,
+          label="other queries keep direction"),
     Claim("target_update_dominates",
           "Token 0 shows a significantly larger ‖ΔQ‖; other tokens have near-zero updates",
           "norm of the target query's update, over the mean norm of the others'",
           "dq_ratio", ">=", 10.0,
           "'near-zero' read as the others moving at most a tenth as much on average",
-          query_only=True),
+          query_only=True,
+          label="target ‖Δq‖ dominates"),
     Claim("update_is_rotation",
           "LoRA performs controlled rotations of specific query vectors",
           "length of the target query after training, over its length before",
           "q_norm_ratio_target", "between", (0.9, 1.1),
           "a rotation keeps the norm: within 10% of 1",
-          query_only=True),
+          query_only=True,
+          label="update is a rotation"),
     Claim("score_change_low_rank",
           "It introduces a structured, low-rank perturbation",
           "numerical rank of the score change ΔS",
           "dscore_rank", "<=", "rank",
           "ΔS = ΔQ Kᵀ / √d cannot exceed the rank r of ΔW; numerical rank as numpy's "
-          "matrix rank"),
+          "matrix rank",
+          label="ΔS has rank ≤ r"),
     Claim("queries_disturb_less_than_keys",
           "Keys serve as anchors; excessive modification destabilizes similarity structure",
           "largest other-row TV change with LoRA on Q, over the same with LoRA on K "
           "(same seed, same stopping rule)",
           "tv_others_max", "<", 1.0,
           "adapting queries should disturb the other rows less than adapting keys",
-          partner="lora_k"),
+          partner="lora_k",
+          label="Q disturbs less than K"),
     Claim("lora_more_local_than_full",
           "LoRA enables localized control over attention routing rather than wholesale "
           "retraining",
@@ -119,7 +131,8 @@ CLAIMS: tuple[Claim, ...] = (
           "fine-tuning of WQ stopped at the same target weight (same seed)",
           "tv_others_max", "<", 1.0,
           "LoRA should be more local than updating all of WQ",
-          partner="full_q"),
+          partner="full_q",
+          label="LoRA more local than full FT"),
 )
 
 # The audit's own tests, not the reference's: they are summarised in every setting like the
@@ -132,7 +145,8 @@ CONTROL_CLAIMS: tuple[Claim, ...] = (
           "heldout_tv_over_target", "<=", 0.1,
           "the reading of 'only the target row changes' carried to unseen inputs: no row of a "
           "fresh sequence moves more than a tenth as much as the target row did",
-          sites=("q", "k")),
+          sites=("q", "k"),
+          label="fresh sequences unchanged"),
     Claim("leakage_follows_sign",
           "The other queries move in proportion to their overlap with the sign of the target "
           "token, not with the token itself",
@@ -141,7 +155,8 @@ CONTROL_CLAIMS: tuple[Claim, ...] = (
           "leakage_sign_error_over_dot", "<", 1.0,
           "the sign of the target token predicts each other query's update better than its dot "
           "product with the target token does",
-          query_only=True),
+          query_only=True,
+          label="leakage follows sign(x₀)"),
 )
 
 CLAIMS_BY_NAME = {c.name: c for c in CLAIMS + CONTROL_CLAIMS}
