@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 COPY = ("content", "templates", "generator", "requirements.lock", "pyproject.toml")
 POST_GLOB = "content/posts/*.md"
-PROSE = ("This article looks at LoRA", "This article examines LoRA")
+PROSE = ("the head has no reason to prefer any key", "the head has no cause to prefer any key")
 # Which heavy modules a run imported is recorded by a wrapper around the CLI.
 WATCH_MODULES = ("torch", "matplotlib", "numpy", "jinja2", "markdown", "pygments")
 WRAPPER = """
@@ -166,9 +166,8 @@ class Project:
         self._swap("prose", self.post, *PROSE)
 
     def edit_plotting(self) -> None:
-        """Change the colour that marks the target in every figure."""
-        self._swap("plotting", self.figures, 'TARGET_COLOR = "#d62728"',
-                   'TARGET_COLOR = "#e6550d"')
+        """Change the colour map of the first heat map (the same line in older revisions)."""
+        self._swap("plotting", self.figures, 'cmap="viridis"', 'cmap="cividis"')
 
     def edit_setting(self) -> None:
         """Change the learning rate of the experiment 'main' in the front matter."""
