@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from generator.cli import main
 from generator.core.fsio import load_npz, sha256_file
+from generator.plots.common import image_files
 from generator.plots.lora_figures import FIGURE_NAMES
 
 
@@ -67,7 +68,7 @@ def test_figures_six_names_deterministic_and_torch_free(tiny_project, tmp_path):
                 "assert 'torch' not in sys.modules, 'figures imported torch'")
         subprocess.run([sys.executable, "-c", code], check=True)
     names = sorted(p.name for p in (outs[0] / "main").iterdir())
-    assert names == sorted([f"{n}.png" for n in FIGURE_NAMES] + [f"{n}@2x.png" for n in FIGURE_NAMES])
+    assert names == sorted(image_files(FIGURE_NAMES))          # both themes, both scales
     for name in names:
         data = (outs[0] / "main" / name).read_bytes()
         assert data == (outs[1] / "main" / name).read_bytes(), name

@@ -120,7 +120,7 @@ def fm_yaml_syntax(root):
 
 def fm_yaml_unclosed_quote(root):
     # The quoted scalar runs on to the end of the front matter; the message says where it began.
-    edit(root, POST, 'computed at build time."\n', "computed at build time.\n")
+    edit(root, POST, 'over hundreds of seeds."\n', "over hundreds of seeds.\n")
     line = line_of(root, POST, 'description: "A geometric')
     return Case(["lora-attention-geometry.md:", "YAML syntax error",
                  f"starts on line {line}", "fix the YAML"])

@@ -133,6 +133,7 @@ TINY = dict(d_model=16, seq_len=6, key=2, max_steps=40, stop_prob=0.6)
                                                 ("v", "value", 2)])
 def test_figures_and_metrics_follow_the_adapted_site(site, noun, target):
     from generator.plots import lora_figures as lf
+    from generator.plots.common import LIGHT
     from generator.science.config import ExperimentConfig
     from generator.science.experiment import run_experiment
 
@@ -150,28 +151,31 @@ def test_figures_and_metrics_follow_the_adapted_site(site, noun, target):
     alt = lf.FIGURES.alt_texts(cfg)
     plural = {"query": "queries", "key": "keys", "value": "values"}[noun]
     assert alt["token_rotation_lora"] == ("Per-token cosine similarity between "
-                                          f"{plural} before and after training")
+                                          f"{plural} before and after training, with the line "
+                                          f"at {lf.COS_KEPT} that the text uses")
     assert alt["token_rotation_magnitude"] == f"Per-token norm of the {noun} update after training"
     prep = lf._prepare(cfg, result.arrays)
     letter, index = lf.SIDES[site].letter, lf.SIDES[site].index
-    for name, title in (("token_rotation_lora",
-                         rf"{noun.capitalize()} direction change: $\cos({letter}_{index}, "
-                         rf"{letter}_{index}')$"),
-                        ("token_rotation_magnitude",
-                         rf"{noun.capitalize()} update magnitude "
-                         rf"$\Vert\Delta {letter}_{index}\Vert$")):
-        fig = getattr(lf, name)(cfg, prep)
+    x = f"{letter}_{index}"
+    for name, title, extra in (
+            ("token_rotation_lora", rf"{noun.capitalize()} direction: $\cos({x}, {x}')$",
+             [f"{lf.COS_KEPT:g}: kept its direction"]),
+            ("token_norm_ratio", rf"{noun.capitalize()} length: $\Vert {x}'\Vert / \Vert {x}\Vert$",
+             ["0.9 to 1.1: a rotation", "1: length kept"]),
+            ("token_rotation_magnitude",
+             rf"{noun.capitalize()} update: $\Vert \Delta {x}\Vert = \Vert {x}' - {x}\Vert$", [])):
+        fig = getattr(lf, name)(cfg, prep, LIGHT)
         ax = fig.axes[0]
         assert ax.get_title() == title
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert legend == [f"target {noun} {target}", f"other {plural}"]
-        bars = [tuple(round(c, 3) for c in p.get_facecolor()[:3]) for p in ax.patches]
+        assert legend == [f"target {noun} {target}", f"other {plural}"] + extra
+        bars = [tuple(round(c, 3) for c in p.get_facecolor()[:3]) for p in ax.containers[0]]
         red = bars[target]
         assert bars.count(red) == 1                     # the target token alone is marked
         lf.pyplot()[1].close(fig)
-    score_after = lf.score_after_lora(cfg, prep).axes[0].get_title()
-    assert score_after.startswith({"q": r"Scores $Q'K^\top", "k": r"Scores $QK'^\top",
-                                   "v": r"Scores $QK^\top/\sqrt{d}$ after LoRA on $V$"}[site])
+    score_after = lf.score_after_lora(cfg, prep, LIGHT).axes[0].get_title()
+    assert score_after.startswith({"q": r"Scores $S' = Q'K^\top", "k": r"Scores $S' = QK'^\top",
+                                   "v": r"Scores $S' = S$ (LoRA on $V$)"}[site])
     lf.pyplot()[1].close("all")
     if site == "v":
         # The scores do not depend on V: training cannot reach the target.

@@ -144,14 +144,14 @@ def test_plotting_edit_redraws_without_training(built, tmp_path):
     root = clone(built, tmp_path / "f")
     figures_py = root / "generator" / "plots" / "lora_figures.py"
     text = figures_py.read_text()
-    assert 'TARGET_COLOR = "#d62728"' in text
-    figures_py.write_text(text.replace('TARGET_COLOR = "#d62728"', 'TARGET_COLOR = "#e6550d"'))
-    old_png = (root / "site" / "html" / "assets" / "images" / "after_lora.png").read_bytes()
+    assert 'cmap="viridis"' in text
+    figures_py.write_text(text.replace('cmap="viridis"', 'cmap="cividis"'))
+    old_png = (root / "site" / "html" / "assets" / "images" / "before_lora.png").read_bytes()
     err, imported = lora_site(root, "build", "--explain")
     assert "torch" not in imported, imported
     assert "run main: reused (inputs unchanged" in err
     assert "figures main: drew (generator/plots/lora_figures.py changed; key " in err
-    new_png = (root / "site" / "html" / "assets" / "images" / "after_lora.png").read_bytes()
+    new_png = (root / "site" / "html" / "assets" / "images" / "before_lora.png").read_bytes()
     assert new_png != old_png
 
 

@@ -126,10 +126,10 @@ class Sums(Kind):
 
         walk = self.load(folder, "").values()
 
-        def build():
+        def build(theme):
             _, plt = pyplot()
             fig, ax = plt.subplots(figsize=SIZE_IN)
-            ax.plot(walk)
+            ax.plot(walk, color=theme.other)
             ax.set_title("walk")
             fig.tight_layout()
             return fig
