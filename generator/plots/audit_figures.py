@@ -58,7 +58,8 @@ ALT_TEXT = {
                      "fresh sequences and on the training sequence's other rows, against the "
                      "model width",
 }
-SITE_LABELS = {"q": "LoRA on Q", "k": "LoRA on K", "v": "LoRA on V", "full": "full FT of W_Q"}
+SITE_LABELS = {"q": r"LoRA on $W_Q$", "k": r"LoRA on $W_K$", "v": r"LoRA on $W_V$",
+               "full": r"full FT of $W_Q$"}
 
 
 def _value_label(sweep: str, value: Any) -> str:
@@ -180,7 +181,7 @@ def _spectrum(summary: Mapping[str, Any], arrays: Mapping[str, np.ndarray], them
     _, plt = pyplot()
     fig, ax = plt.subplots(figsize=SIZE_IN)
     series = [(f"r = {p['value']}", p["setting"])
-              for p in summary["sweeps"]["rank"]["points"]] + [("full FT of W_Q", "site=full")]
+              for p in summary["sweeps"]["rank"]["points"]] + [(r"full FT of $W_Q$", "site=full")]
     cmap = plt.get_cmap("viridis")
     floor = 1e-12
     for k, (label, setting) in enumerate(series):
