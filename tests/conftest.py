@@ -13,6 +13,9 @@ _NUMERICS = numerics.pin()
 import pytest  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Projects the tests copy elsewhere pre-render their math with the repository's mathjax-full.
+os.environ.setdefault("LORA_SITE_NODE_MODULES", str(Path(__file__).resolve().parents[1] /
+                                                    "node_modules"))
 
 REPO = Path(__file__).resolve().parents[1]
 

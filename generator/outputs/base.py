@@ -28,7 +28,9 @@ class OutputFormat:
     def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
         raise NotImplementedError
 
-    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
+    def finish(self, text: str, tools) -> dict[str, Any]:
+        """A body after Jinja -> the JSON-able parts its pages need (render.post.Tools gives
+        the Markdown converter and the math renderer)."""
         raise NotImplementedError
 
     def files(self, build: "SiteBuild") -> dict[str, bytes]:
@@ -77,9 +79,14 @@ class SiteBuild:
         return render_template(self.env, self.dirs, name, **{**self.common, **ctx})
 
     def css(self) -> str:
-        """The one stylesheet, with both colour schemes' highlighting rules appended."""
+        """The one stylesheet, with both colour schemes' highlighting rules and the rules of
+        the math pre-rendered as SVG appended."""
+        from ..render.prerender import CSS as MATH_CSS
+
         if self._css is None:
-            self._css = self.page("assets/style.css") + "\n" + self.markdown.pygments_css()
+            self._css = (self.page("assets/style.css") + "\n" + self.markdown.pygments_css()
+                         + "/* Math pre-rendered by MathJax (render/prerender.py) */\n"
+                         + MATH_CSS)
         return self._css
 
     def figure_files(self, *, one_x_only: bool = False) -> dict[str, bytes]:

@@ -40,16 +40,19 @@ class HtmlSite(OutputFormat):
         cap = markdown.inline(ref.caption)
         a = html_escape(ref.alt, quote=True)
         # One raw HTML block with no blank line inside, so Markdown passes it through whole.
-        return (f'\n<figure id="fig-{html_escape(ref.name)}">\n'
+        return (f'\n<figure id="{html_escape(ref.anchor)}">\n'
                 f'<img src="{html_escape(ref.src)}" srcset="{html_escape(ref.src)} 1x, '
                 f'{html_escape(ref.src2x)} 2x" width="{ref.width}" height="{ref.height}" '
                 f'alt="{a}" loading="lazy" decoding="async">\n'
                 f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}'
                 f'</figcaption>\n</figure>\n')
 
-    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
-        doc = markdown.to_html(text)
-        return {"html": doc.html, "toc": doc.toc}
+    def finish(self, text: str, tools) -> dict[str, Any]:
+        from ..render.prerender import prerender
+
+        doc = tools.markdown.to_html(text)
+        page, feed = prerender(doc.html, tools.math)
+        return {"html": page, "feed_html": feed, "toc": doc.toc}
 
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         site, base = build.site, build.site.baseurl

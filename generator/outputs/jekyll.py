@@ -37,9 +37,13 @@ class JekyllTree(OutputFormat):
 
     def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
         md_alt = ref.alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-        return f"\n*Figure {ref.number}: {ref.caption}*\n\n![{md_alt}]({ref.src})\n"
+        # The attribute list gives the image's paragraph the figure's id (cross-references).
+        return (f"\n*Figure {ref.number}: {ref.caption}*\n\n![{md_alt}]({ref.src})\n"
+                f"{{: #{ref.anchor}}}\n")
 
-    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
+    def finish(self, text: str, tools) -> dict[str, Any]:
+        # The Jekyll post keeps its TeX (in kramdown's dialect): it drops into a blog whose
+        # layout decides how math is shown (the post's include loads MathJax for it).
         return {"body": to_kramdown(text)}
 
     def files(self, build: SiteBuild) -> dict[str, bytes]:

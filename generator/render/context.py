@@ -38,6 +38,7 @@ class FigureRef:
     src2x: str
     width: int
     height: int
+    anchor: str = ""            # the element id: fig-<name> for 'main', fig-<exp>-<name> else
 
 
 class FigureHelper:
@@ -45,9 +46,10 @@ class FigureHelper:
     build can check it, and hands the markup to the output format."""
 
     def __init__(self, fmt, site, figures: Mapping[str, Mapping[str, bytes]],
-                 declared: Mapping[str, Any], path: Path, markdown) -> None:
+                 declared: Mapping[str, Any], path: Path, markdown, refs=None) -> None:
         self.fmt, self.site, self.figures = fmt, site, figures
         self.declared, self.path, self.markdown = declared, path, markdown
+        self.refs = refs
         self.count = 0
         self.used: list[tuple[str, str]] = []
 
@@ -72,20 +74,29 @@ class FigureHelper:
         self.used.append((experiment, name))
         folder = f"{self.site.baseurl}/{image_dir(experiment)}"
         w, h = image_size(1)
+        # One id per experiment's figure: two experiments may have figures of one name.
+        element_id = f"fig-{name}" if experiment == MAIN_EXPERIMENT else f"fig-{experiment}-{name}"
+        if self.refs is not None:
+            self.refs.add_figure(experiment, name, self.count, element_id)
         return self.fmt.figure(FigureRef(
             experiment=experiment, name=name, number=self.count, caption=caption,
             alt=alt or alt_texts[name], src=f"{folder}/{image_filename(name, 1)}",
-            src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h), self.markdown)
+            src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h,
+            anchor=element_id), self.markdown)
 
 
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],
-                 fmt, markdown) -> tuple[dict[str, Any], FigureHelper]:
+                 fmt, markdown, refs=None) -> tuple[dict[str, Any], FigureHelper]:
     """The variables of ``info``'s body rendered for output format ``fmt``, and its figure
-    helper (which records the figures the body used)."""
+    helper (which records the figures the body used). refs: the post's render.refs.PostRefs,
+    which the figure and table helpers label."""
+    from .refs import BIB_MARKER, PostRefs
+
+    refs = refs if refs is not None else PostRefs()
     post = info.post
     views = {name: d.kind.view(name, results[name]) for name, d in post.experiments.items()}
     data = {name: post.experiments[name].kind.data(results[name]) for name in post.data}
-    figure = FigureHelper(fmt, site, figures, post.experiments, post.path, markdown)
+    figure = FigureHelper(fmt, site, figures, post.experiments, post.path, markdown, refs)
     ctx: dict[str, Any] = {
         "experiments": views,
         "page": {"title": info.title, "description": info.description, "slug": info.slug,
@@ -94,6 +105,8 @@ def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, M
         "data": data,
         "listing": listing,
         "figure": figure,
+        "table": refs.table,
+        "bibliography": lambda: BIB_MARKER,
         "target": fmt.name,
     }
     for name, view in views.items():

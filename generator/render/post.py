@@ -4,6 +4,8 @@ found in the Markdown after Jinja ran name the post, and the line where they can
 """
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -13,6 +15,15 @@ from .context import body_context
 from .jinja import body_renderer
 from .markdown import markdowner
 from .postcache import post_cache
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What an output format's finish() may use: the context's Markdown converter and math
+    renderer."""
+
+    markdown: Any
+    math: Any
 
 
 @dataclass
@@ -25,17 +36,33 @@ class RenderedPost:
 def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                 figures: Mapping[str, Mapping[str, bytes]], formats: list) -> RenderedPost:
     """The post's body rendered for each of ``formats`` (output format objects)."""
+    from .prerender import math_renderer
+    from .refs import Bibliography, PostRefs, Resolver
+
     renderer, md = body_renderer(ctx), markdowner(ctx)
+    tools = Tools(markdown=md, math=math_renderer(ctx))
     post = info.post
     parts: dict[str, dict[str, Any]] = {}
     used: list = []
+    lines = post.body.split("\n")
+
+    def line_of(needle: str, nth: int = 1) -> int | None:
+        """The post's line of the ``nth`` occurrence of ``needle`` in the body as written."""
+        hits = (post.body_line + i for i, line in enumerate(lines) if needle in line)
+        return next(itertools.islice(hits, nth - 1, None), None)
+
     for fmt in formats:
-        variables, helper = body_context(info, site, results, figures, fmt, md)
+        refs = PostRefs()
+        variables, helper = body_context(info, site, results, figures, fmt, md, refs)
         text = renderer.render(post.body, variables, path=post.path, first_line=post.body_line)
         used = helper.used
         try:
-            parts[fmt.name] = fmt.finish(text, md)
+            text = Resolver(refs, Bibliography.of(ctx), path=post.path,
+                            line_of=line_of).resolve(text)
+            parts[fmt.name] = fmt.finish(text, tools)
         except ContentError as exc:
+            if exc.path is not None:
+                raise                   # located already (an unknown citation names its line)
             raise _locate_markdown_error(exc, post) from None
     return RenderedPost(info=info, parts=parts, figures_used=used)
 
@@ -63,9 +90,11 @@ def cached_render_post(ctx: BuildContext, info, site, results: Mapping[str, Any]
     (postcache): an edit to one post does not re-render the others. result_files: name ->
     {kind, settings, files: {file: sha256}} of every experiment the post declares."""
     cache = post_cache(ctx)
+    bib = ctx.project.content / "references.bib"
     key = cache.key(info, site, {n: result_files[n] for n in sorted(info.post.experiments)},
                     {exp: sorted(files) for exp, files in sorted(figures.items())},
-                    [f.name for f in formats])
+                    [f.name for f in formats],
+                    extra={"bibliography": ctx.hashes.sha256(bib) if bib.is_file() else None})
     doc = cache.get(key)
     if doc is not None and sorted(doc) == ["figures_used", "parts"] \
             and sorted(doc["parts"]) == sorted(f.name for f in formats):

@@ -49,7 +49,8 @@ class PostCache:
         return self.ctx.hashes.tree(package_dir(), suffix=".py")
 
     def key(self, info: Any, site: Any, results_files: dict[str, Any],
-            figures: dict[str, list[str]], formats: list[str]) -> str | None:
+            figures: dict[str, list[str]], formats: list[str],
+            extra: dict[str, Any] | None = None) -> str | None:
         """The hash of everything a post's rendering reads, or None when some input has no
         faithful JSON form (then the post is rendered every time)."""
         try:
@@ -61,6 +62,7 @@ class PostCache:
                 "experiments": results_files,
                 "figures": figures,
                 "formats": formats,
+                "extra": extra or {},
                 "code": self._code(),
                 "libraries": installed_distributions(),
                 "python": sys.version,

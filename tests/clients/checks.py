@@ -232,11 +232,7 @@ NOT_PROSE = frozenset({"script", "style", "pre", "code", "textarea", "template",
                        "mjx-container", "svg", "math"})
 
 
-def extract_math_from_html(page: str | Node) -> list[Math]:
-    """Every `\\(..\\)` and `\\[..\\]` in the text of the page body (entities decoded), in order."""
-    root = parse_html(page) if isinstance(page, str) else page
-    body = next(root.iter("body"), root)
-    text = body.text(skip=NOT_PROSE)
+def _bracketed(text: str) -> list[Math]:
     found = []
     i = 0
     while i < len(text):
@@ -247,6 +243,36 @@ def extract_math_from_html(page: str | Node) -> list[Math]:
             continue
         i += 1
     return found
+
+
+def _flow(node: Node):
+    """The body's text outside NOT_PROSE and its pre-rendered math, in document order."""
+    for child in node.children:
+        if isinstance(child, str):
+            yield child
+        elif child.tag == "mjx-container" and "data-tex" in child.attrs:
+            kind = "display" if child.attrs.get("display") == "true" else "inline"
+            yield Math(kind, normalise_tex(child.attrs["data-tex"]))
+        elif child.tag not in NOT_PROSE:
+            yield from _flow(child)
+
+
+def extract_math_from_html(page: str | Node) -> list[Math]:
+    """Every expression of the page body in order: `\\(..\\)` and `\\[..\\]` left for MathJax in
+    the text (entities decoded), and the math pre-rendered at build time (an <mjx-container>
+    carrying its TeX in data-tex)."""
+    root = parse_html(page) if isinstance(page, str) else page
+    body = next(root.iter("body"), root)
+    found: list[Math] = []
+    text: list[str] = []
+    for item in _flow(body):
+        if isinstance(item, str):
+            text.append(item)
+            continue
+        found += _bracketed("".join(text))
+        text = []
+        found.append(item)
+    return found + _bracketed("".join(text))
 
 
 def compare_math(expected: list[Math], actual: list[Math], where: str) -> list[str]:
