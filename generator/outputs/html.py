@@ -49,10 +49,11 @@ class HtmlSite(OutputFormat):
 
     def finish(self, text: str, tools) -> dict[str, Any]:
         from ..render.prerender import prerender
+        from ..render.sidenotes import add_sidenotes
 
         doc = tools.markdown.to_html(text)
         page, feed = prerender(doc.html, tools.math)
-        return {"html": page, "feed_html": feed, "toc": doc.toc}
+        return {"html": add_sidenotes(page), "feed_html": feed, "toc": doc.toc}
 
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         site, base = build.site, build.site.baseurl
