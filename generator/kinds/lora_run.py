@@ -52,6 +52,9 @@ class LoraRun(Kind):
                 progress(step, settings.max_steps, f"p={p:.3f}")
         return result_files(name, run_experiment(settings, progress=step_progress))
 
+    def downloads(self, settings: ExperimentConfig) -> tuple[str, ...]:
+        return (RESULTS_JSON, ARRAYS_NPZ)        # the readable file first
+
     def load(self, folder: Path, name: str) -> SavedResult:
         return load_result(folder)
 

@@ -40,11 +40,17 @@ class HtmlSite(OutputFormat):
         cap = markdown.inline(ref.caption)
         a = html_escape(ref.alt, quote=True)
         # One raw HTML block with no blank line inside, so Markdown passes it through whole.
+        data = " · ".join(f'<a href="{html_escape(url)}" download>{html_escape(name)}</a>'
+                          for name, url in ref.data)
+        data = f' <span class="figure-data">Data: {data}.</span>' if data else ""
+        # The image links to its 2x file: full resolution without JavaScript; figures.js
+        # opens it over the page instead.
         return (f'\n<figure id="{html_escape(ref.anchor)}">\n'
+                f'<a class="figure-zoom" href="{html_escape(ref.src2x)}">'
                 f'<img src="{html_escape(ref.src)}" srcset="{html_escape(ref.src)} 1x, '
                 f'{html_escape(ref.src2x)} 2x" width="{ref.width}" height="{ref.height}" '
-                f'alt="{a}" loading="lazy" decoding="async">\n'
-                f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}'
+                f'alt="{a}" loading="lazy" decoding="async"></a>\n'
+                f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}{data}'
                 f'</figcaption>\n</figure>\n')
 
     def finish(self, text: str, tools) -> dict[str, Any]:
@@ -59,6 +65,7 @@ class HtmlSite(OutputFormat):
         site, base = build.site, build.site.baseurl
         out = Files()
         out.put("assets/style.css", build.css())
+        out.put("assets/figures.js", build.asset("assets/figures.js"))
         out.put(".nojekyll", b"")
         out.put("index.html", build.page("html/index.html", canonical=f"{site.url}{base}/",
                                          page_title=site.title))
@@ -77,7 +84,7 @@ class HtmlSite(OutputFormat):
                 og_image=first_img, json_ld=_json_ld(info, site)))
         out.put("feed.xml", build.page("feed.xml"))
         out.put("sitemap.xml", build.page("sitemap.xml"))
-        for path, data in build.figure_files().items():
+        for path, data in {**build.figure_files(), **build.data_files()}.items():
             out.put(path, data)
         return out
 

@@ -25,6 +25,11 @@ def image_dir(experiment: str) -> str:
     return "assets/images" if experiment == MAIN_EXPERIMENT else f"assets/images/{experiment}"
 
 
+def data_dir(experiment: str) -> str:
+    """Where an experiment's downloadable data sits (Kind.downloads)."""
+    return f"assets/data/{experiment}"
+
+
 @dataclass(frozen=True)
 class FigureRef:
     """One figure placed in a body, as an output format draws it."""
@@ -39,6 +44,7 @@ class FigureRef:
     width: int
     height: int
     anchor: str = ""            # the element id: fig-<name> for 'main', fig-<exp>-<name> else
+    data: tuple[tuple[str, str], ...] = ()  # (file name, URL) of the data behind it
 
 
 class FigureHelper:
@@ -78,11 +84,13 @@ class FigureHelper:
         element_id = f"fig-{name}" if experiment == MAIN_EXPERIMENT else f"fig-{experiment}-{name}"
         if self.refs is not None:
             self.refs.add_figure(experiment, name, self.count, element_id)
+        data_url = f"{self.site.baseurl}/{data_dir(experiment)}"
+        data = tuple((f, f"{data_url}/{f}") for f in d.kind.downloads(d.settings))
         return self.fmt.figure(FigureRef(
             experiment=experiment, name=name, number=self.count, caption=caption,
             alt=alt or alt_texts[name], src=f"{folder}/{image_filename(name, 1)}",
             src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h,
-            anchor=element_id), self.markdown)
+            anchor=element_id, data=data), self.markdown)
 
 
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],

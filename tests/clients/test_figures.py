@@ -1,0 +1,89 @@
+"""Figures in Chromium, in both outputs: a click opens the full-resolution drawing over the page
+(and Escape gives the page back, focus where it was); without JavaScript the same click opens
+the file itself; every data link downloads."""
+from __future__ import annotations
+
+import pytest
+
+from .checks import find_post_page, url_to_file
+
+pytestmark = pytest.mark.client
+
+_OPENED = """() => {
+  const d = document.querySelector('dialog.figure-lightbox');
+  const img = d && d.querySelector('img');
+  return d && {open: d.open, src: img.getAttribute('src'), natural: img.naturalWidth,
+               width: img.getBoundingClientRect().width,
+               focused: document.activeElement && document.activeElement.className};
+}"""
+
+
+def _zoom_checks(page, link_selector: str, viewport: int) -> None:
+    links = page.locator(link_selector)
+    assert links.count() > 0
+    link = links.first
+    href = link.get_attribute("href")
+    small = link.locator("img")
+    shown = small.bounding_box()["width"]
+    link.scroll_into_view_if_needed()
+    link.click()
+    page.wait_for_function("() => { const i = document.querySelector('dialog.figure-lightbox "
+                           "img'); return i && i.complete && i.naturalWidth > 0; }")
+    state = page.evaluate(_OPENED)
+    assert state["open"] and state["src"] == href and state["focused"] == "lightbox-close"
+    one_x = small.evaluate("i => new URL(i.getAttribute('src'), location.href).href")
+    natural_1x = page.evaluate("src => new Promise(done => { const i = new Image(); "
+                               "i.onload = () => done(i.naturalWidth); i.src = src; })", one_x)
+    assert state["natural"] == 2 * natural_1x             # the 2x file, not the 1x one
+    assert state["width"] > shown * 1.3                  # larger than in the page
+    if viewport > 700:
+        assert state["width"] <= viewport                # and, on a desktop, inside the window
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.querySelector('dialog.figure-lightbox').open")
+    assert page.evaluate("() => document.activeElement.getAttribute('href')") == href
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_a_figure_opens_at_full_size_over_the_html_page(built_site, serve_folder, new_context,
+                                                        width):
+    server = serve_folder(built_site.html)
+    context, _ = new_context(width=width, mobile=width < 500)
+    page = context.new_page()
+    for slug in built_site.slugs:
+        path = find_post_page(built_site.html, slug).relative_to(built_site.html).as_posix()
+        page.goto(f"{server.url}{path}")
+        _zoom_checks(page, "a.figure-zoom", width)
+
+
+def test_a_figure_opens_at_full_size_over_the_jekyll_page(jekyll_site, serve_folder,
+                                                          new_context):
+    site, dest, pages = jekyll_site
+    server = serve_folder(dest, site.baseurl + "/")
+    context, _ = new_context(width=1280)
+    page = context.new_page()
+    for permalink in pages.values():
+        page.goto(f"{server.url}{permalink.lstrip('/')}")
+        _zoom_checks(page, "p.figure-image > a", 1280)
+
+
+def test_without_javascript_a_figure_links_to_its_file_and_its_data(built_site, serve_folder,
+                                                                    new_context):
+    server = serve_folder(built_site.html)
+    context, _ = new_context(width=375, mobile=True, javascript=False)
+    page = context.new_page()
+    slug = built_site.slugs[0]
+    path = find_post_page(built_site.html, slug).relative_to(built_site.html).as_posix()
+    page.goto(f"{server.url}{path}")
+    link = page.locator("a.figure-zoom").first
+    href = link.get_attribute("href")
+    link.click()
+    page.wait_for_url(f"**{href}")
+    assert page.evaluate("() => document.contentType") == "image/png"
+    page.goto(f"{server.url}{path}")
+    data = page.eval_on_selector_all(".figure-data a[download]", "as => as.map(a => a.href)")
+    assert data
+    for url in sorted(set(data)):
+        response = page.request.get(url)
+        assert response.status == 200, url
+        local = url_to_file(built_site.html, url.split(server.url.rstrip("/"), 1)[1])
+        assert response.body() == local.read_bytes()
