@@ -119,6 +119,11 @@ class Kind:
         figure of the experiment links to: by default the result files, as stored."""
         return self.result_files
 
+    def explorers(self, settings: Any) -> dict[str, str]:
+        """Figure name -> the data file (one of download_bytes') its interactive version reads
+        (``figure(name, explore=True)``; assets/figures.js draws it)."""
+        return {}
+
     def download_bytes(self, folder: Path, loaded: Any) -> dict[str, bytes]:
         """The bytes of each of ``downloads``: file name -> bytes (the result files are
         read from ``folder``; a kind derives any other file from ``loaded``)."""

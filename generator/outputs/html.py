@@ -45,7 +45,8 @@ class HtmlSite(OutputFormat):
         data = f' <span class="figure-data">Data: {data}.</span>' if data else ""
         # The image links to its 2x file: full resolution without JavaScript; figures.js
         # opens it over the page instead.
-        return (f'\n<figure id="{html_escape(ref.anchor)}">\n'
+        explore = f' data-explore="{html_escape(ref.explore)}"' if ref.explore else ""
+        return (f'\n<figure id="{html_escape(ref.anchor)}"{explore}>\n'
                 f'<a class="figure-zoom" href="{html_escape(ref.src2x)}">'
                 f'<img src="{html_escape(ref.src)}" srcset="{html_escape(ref.src)} 1x, '
                 f'{html_escape(ref.src2x)} 2x" width="{ref.width}" height="{ref.height}" '

@@ -41,7 +41,8 @@ class JekyllTree(OutputFormat):
         # the image links to its 2x file, the full-resolution view.
         data = " · ".join(f"[{name}]({url})" for name, url in ref.data)
         return (f"\n*Figure {ref.number}: {ref.caption}*\n\n[![{md_alt}]({ref.src})]({ref.src2x})\n"
-                f"{{: #{ref.anchor} .figure-image}}\n"
+                f"{{: #{ref.anchor} .figure-image"
+                + (f' data-explore="{ref.explore}"' if ref.explore else "") + "}\n"
                 + (f"\nData: {data}\n{{: .figure-data}}\n" if data else ""))
 
     def finish(self, text: str, tools) -> dict[str, Any]:

@@ -66,9 +66,137 @@
     });
   }
 
+
+  // matplotlib's viridis at 17 evenly spaced points, the colour map of the attention figures
+  // (tests/test_figure_extras.py checks these against matplotlib).
+  var VIRIDIS = ["#440154", "#48186a", "#472d7b", "#424086", "#3b528b", "#33638d", "#2c728e",
+                 "#26828e", "#21918c", "#1fa088", "#28ae80", "#3fbc73", "#5ec962", "#84d44b",
+                 "#addc30", "#d8e219", "#fde725"];
+
+  function rgb(hex) {
+    return [1, 3, 5].map(function (i) { return parseInt(hex.substr(i, 2), 16); });
+  }
+  var STOPS = VIRIDIS.map(rgb);
+  function colour(t) {                      // t in [0, 1] -> "rgb(r, g, b)", linear between stops
+    t = Math.min(1, Math.max(0, t)) * (STOPS.length - 1);
+    var i = Math.min(STOPS.length - 2, Math.floor(t)), f = t - i;
+    var c = STOPS[i].map(function (v, k) { return Math.round(v + f * (STOPS[i + 1][k] - v)); });
+    return "rgb(" + c.join(", ") + ")";
+  }
+  function inkFor(t) { return t > 0.55 ? "#000" : "#fff"; }   // readable on the cell's colour
+
+  function element(tag, props, children) {
+    var el = document.createElement(tag);
+    Object.keys(props || {}).forEach(function (k) {
+      if (k === "text") el.textContent = props[k]; else el.setAttribute(k, props[k]);
+    });
+    (children || []).forEach(function (c) { el.appendChild(c); });
+    return el;
+  }
+
+  // The attention map of one run at any training step: a table of coloured cells (rows are
+  // queries, columns keys), a step slider, and a readout of the cell under the pointer or the
+  // keyboard focus (the target cell to begin with). Shape of doc.weights: (steps+1, n*n).
+  function explorer(figure, doc) {
+    var n = doc.n, q = doc.query, k = doc.key, step = doc.steps;
+    var id = figure.id + "-explorer";
+    var table = element("table", {"class": "explorer-map", tabindex: "0",
+                                  "aria-describedby": id + "-readout"});
+    var head = element("tr", {}, [element("th", {scope: "col", text: doc.row + " \\ " + doc.column,
+                                               "class": "explorer-corner"})]);
+    for (var j = 0; j < n; j++) head.appendChild(element("th", {scope: "col", text: String(j)}));
+    table.appendChild(element("thead", {}, [head]));
+    var body = element("tbody"), cells = [];
+    for (var i = 0; i < n; i++) {
+      var row = element("tr", {}, [element("th", {scope: "row", text: String(i)})]);
+      for (j = 0; j < n; j++) {
+        var td = element("td", {"data-row": String(i), "data-col": String(j)});
+        if (i === q && j === k) td.className = "explorer-target";
+        row.appendChild(td);
+        cells.push(td);
+      }
+      body.appendChild(row);
+    }
+    table.appendChild(body);
+    var slider = element("input", {type: "range", min: "0", max: String(doc.steps),
+                                   value: String(doc.steps), step: "1", id: id + "-step",
+                                   "aria-label": "Training step"});
+    var stepText = element("output", {"for": id + "-step", "class": "explorer-step"});
+    var readout = element("p", {"class": "explorer-readout", id: id + "-readout",
+                                "aria-live": "polite"});
+    var active = [q, k];
+    function value(i, j) { return doc.weights[step][i * n + j]; }
+    function show() {
+      var v = value(active[0], active[1]);
+      readout.textContent = doc.row + " " + active[0] + " \u2192 " + doc.column + " " +
+          active[1] + ": " + doc.value + " " + v.toFixed(3) + " at step " + step +
+          (active[0] === q && active[1] === k ? " (the target)" : "");
+    }
+    function paint() {
+      stepText.textContent = "step " + step + " of " + doc.steps +
+          (step === 0 ? " (before training)" : step === doc.steps ? " (after training)" : "");
+      cells.forEach(function (td) {
+        var t = value(+td.dataset.row, +td.dataset.col) / doc.vmax;
+        td.style.background = colour(t);
+        td.style.color = inkFor(t);
+        td.classList.toggle("explorer-active", +td.dataset.row === active[0] &&
+                                               +td.dataset.col === active[1]);
+      });
+      show();
+    }
+    slider.addEventListener("input", function () { step = +slider.value; paint(); });
+    table.addEventListener("mouseover", function (e) {
+      var td = e.target.closest("td");
+      if (!td) return;
+      active = [+td.dataset.row, +td.dataset.col];
+      paint();
+    });
+    table.addEventListener("keydown", function (e) {
+      var moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]};
+      var m = moves[e.key];
+      if (!m) return;
+      e.preventDefault();
+      active = [Math.min(n - 1, Math.max(0, active[0] + m[0])),
+                Math.min(n - 1, Math.max(0, active[1] + m[1]))];
+      paint();
+    });
+    var legend = element("p", {"class": "explorer-legend"}, [
+      element("span", {text: "0"}),
+      element("span", {"class": "explorer-ramp", "aria-hidden": "true",
+                       style: "background: linear-gradient(to right, " +
+                              VIRIDIS.join(", ") + ")"}),
+      element("span", {text: doc.vmax.toFixed(3) + " " + doc.value})]);
+    var controls = element("div", {"class": "explorer-controls"}, [
+      element("label", {"for": id + "-step", text: "Training step"}), slider, stepText]);
+    var box = element("div", {"class": "explorer", id: id, role: "group",
+                              "aria-label": "Attention map at every training step"},
+                      [controls, table, legend, readout,
+                       element("p", {"class": "explorer-help",
+                                     text: "Point at a cell, or focus the map and use the " +
+                                           "arrow keys, to read its value."})]);
+    // Inside the <figure> after its image (HTML site); after the image's paragraph in the
+    // Jekyll post, whose figure is that paragraph.
+    var image = figure.querySelector("a.figure-zoom");
+    if (image) image.insertAdjacentElement("afterend", box);
+    else figure.insertAdjacentElement("afterend", box);
+    figure.classList.add("explorer-ready");
+    paint();
+  }
+
+  function explorers() {
+    var found = document.querySelectorAll("[data-explore]");
+    Array.prototype.forEach.call(found, function (figure) {
+      fetch(figure.getAttribute("data-explore"))
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (doc) { if (doc.format === 1) explorer(figure, doc); })
+        .catch(function () { /* the drawn figure stays: nothing is lost */ });
+    });
+  }
+
+  function start() { zoom(); explorers(); }
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", zoom);
+    document.addEventListener("DOMContentLoaded", start);
   } else {
-    zoom();
+    start();
   }
 })();
