@@ -20,9 +20,32 @@ _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:
                  "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
+_DATE_SHAPE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?"
+                         r"(?:\s*([+-])(\d{2}):?(\d{2}))?$")
+
+
+def _impossible(text: str) -> str | None:
+    """Why a date written in the accepted shape names no real moment (day 30 of February,
+    hour 25, a zone 25 hours away), or None when it is not in that shape at all."""
+    m = _DATE_SHAPE.match(text)
+    if not m:
+        return None
+    y, mo, d, h, mi, sec, sign, zh, zm = m.groups()
+    try:
+        dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0))
+        if sign:
+            dt.timezone(dt.timedelta(hours=int(zh), minutes=int(zm)))
+    except ValueError as exc:
+        text = str(exc)
+        return "the zone offset must be less than 24 hours" if "timedelta" in text else text
+    return None
+
+
 def parse_date(value: Any, *, path: Path) -> dt.datetime:
     """A post date as an aware datetime; a date without a zone is taken as UTC (never the
-    machine's zone, so every machine builds the same feed)."""
+    machine's zone, so every machine builds the same feed). A date that does not exist
+    (2026-02-30) says why; the year must have four digits, as Jekyll's file names need."""
+    hint = "write it as 2026-01-11 10:00:00 +0530"
     if isinstance(value, dt.datetime):
         d = value
     elif isinstance(value, dt.date):
@@ -35,12 +58,23 @@ def parse_date(value: Any, *, path: Path) -> dt.datetime:
             except ValueError:
                 continue
         else:
+            reason = _impossible(value.strip())
+            if reason:
+                raise ContentError(f"date {value!r} is not a calendar date: {reason}",
+                                   path=path, field="date", hint=hint)
             raise ContentError(f"date {value!r} is not a date", path=path, field="date",
-                               hint="write it as 2026-01-11 10:00:00 +0530")
+                               hint=hint)
     else:
-        raise ContentError("date is missing or not a date", path=path, field="date",
-                           hint="write it as 2026-01-11 10:00:00 +0530")
-    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+        raise ContentError("date is missing or not a date", path=path, field="date", hint=hint)
+    d = d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+    try:
+        d.astimezone(dt.timezone.utc)       # sorting and the feed compare dates in UTC
+    except OverflowError:
+        d = None
+    if d is None or not 1000 <= d.year <= 9999:
+        raise ContentError(f"date {value!s} is out of range", path=path, field="date",
+                           hint="use a year from 1000 to 9999")
+    return d
 
 
 @dataclass(frozen=True)

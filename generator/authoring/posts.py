@@ -27,10 +27,10 @@ import yaml
 
 from ..core.context import BuildContext
 from ..core.errors import ConfigError, ContentError, unknown_key_error
+from ..core.oserror import os_hint, os_reason
 from ..kinds.base import DEFAULT_KIND, Declared, Kinds
-from .yamlio import DuplicateKeyError, load_yaml, yaml_problem
+from .yamlio import load_yaml, yaml_hint, yaml_problem
 
-_FRONT = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.S)
 # Keys that steer the build (site.BUILD_KEYS) and the Jekyll keys passed through to the post.
 BUILD_FRONT_MATTER_KEYS = ("title", "date", "description", "experiments", "data", "slug")
 JEKYLL_FRONT_MATTER_KEYS = ("tag", "tags", "category", "categories", "layout", "permalink",
@@ -55,23 +55,59 @@ class Post:
 def _yaml_error(exc: yaml.YAMLError, path: Path, line_offset: int = 0,
                 source: str | None = None) -> ContentError:
     text, line = yaml_problem(exc, line_offset, source)
-    hint = ("remove it, or write it as an escape in a double-quoted string"
-            if isinstance(exc, yaml.reader.ReaderError)
-            else "keep one of them" if isinstance(exc, DuplicateKeyError)
-            else "fix the YAML (quote values that contain ': ' or start with a quote)")
+    hint = yaml_hint(exc) or "fix the YAML (quote values that contain ': ' or start with a quote)"
     return ContentError(text, path=path, line=line, hint=hint)
 
 
 def _decode(path: Path, data: bytes) -> str:
-    """The file's bytes as UTF-8 text; bytes that are not UTF-8 are an error naming the line."""
+    """The file's bytes as UTF-8 text with LF line ends. Bytes that are not UTF-8, and line
+    ends that are a lone CR (old Mac files), are errors naming the line; a UTF-8 byte order
+    mark (some Windows editors write one) is dropped."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ContentError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=path,
                            line=line, hint="save the file as UTF-8") from None
+    text = text.removeprefix("\ufeff")
     # Windows line ends would end up in the Jekyll post and shift nothing else; normalise them.
-    return text.replace("\r\n", "\n")
+    text = text.replace("\r\n", "\n")
+    cr = text.find("\r")
+    if cr >= 0:
+        # YAML and Markdown would read a lone CR as a line break, Jinja and our line numbers
+        # would not: every reported line would be wrong, so the file is refused.
+        if "\n" not in text:
+            raise ContentError("the line ends are carriage returns only (old Mac format)",
+                               path=path, line=1,
+                               hint="save the file with LF (Unix) or CRLF (Windows) line ends")
+        raise ContentError("a carriage return (CR) without a line feed", path=path,
+                           line=text[:cr].count("\n") + 1,
+                           hint="save the file with LF (Unix) or CRLF (Windows) line ends")
+    return text
+
+
+def split_front_matter(path: Path, text: str) -> tuple[str, str, int]:
+    """(the YAML between the '---' lines, the body, the body's first line). A file without
+    front matter, front matter never closed, and text on the closing '---' line each get their
+    own message. The closing '---' may end the file (the body is then empty), as in Jekyll."""
+    first, _, rest = text.partition("\n")
+    if first.rstrip(" \t") != "---":
+        hint = ("the first line must be exactly '---'" if first.startswith("---") else
+                "start the file with a '---' line, YAML, and another '---' line")
+        raise ContentError("no front matter", path=path, line=1, hint=hint)
+    lines = rest.split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("---"):
+            continue
+        if line.rstrip(" \t") != "---":
+            raise ContentError(f"text after the closing '---' of the front matter: "
+                               f"{line[3:].strip()[:40]!r}", path=path, line=i + 2,
+                               hint="end the front matter with a line holding only '---' "
+                                    "and start the body on the next line")
+        front = "".join(f"{x}\n" for x in lines[:i])
+        return front, "\n".join(lines[i + 1:]), i + 3
+    raise ContentError("the front matter opened on line 1 is never closed", path=path, line=1,
+                       hint="end it with a line holding only '---' before the body")
 
 
 def _key_line(front: str, key: str) -> int | None:
@@ -97,7 +133,11 @@ class PostReader:
 
     def read(self, path: Path) -> Post:
         path = Path(path)
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ContentError(f"cannot read the post: {os_reason(exc)}", path=path,
+                               hint=os_hint(exc)) from None
         seen = self.parsed.get(path)
         if seen is not None and seen[0] == data:
             return seen[1]
@@ -128,14 +168,11 @@ def read_posts(ctx: BuildContext) -> list[Post]:
 
 def _parse_post(path: Path, data: bytes, kinds: Kinds) -> Post:
     text = _decode(path, data)
-    m = _FRONT.match(text)
-    if not m:
-        raise ContentError("no front matter", path=path, line=1,
-                           hint="start the file with a '---' line, YAML, and another '---' line")
+    front, body, body_line = split_front_matter(path, text)
     try:
-        meta = load_yaml(m.group(1)) or {}
+        meta = load_yaml(front) or {}
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, path, line_offset=1, source=m.group(1)) from None
+        raise _yaml_error(exc, path, line_offset=1, source=front) from None
     if not isinstance(meta, dict):
         raise ContentError("front matter must be a mapping of keys to values", path=path, line=2,
                            hint="write one 'key: value' per line")
@@ -143,9 +180,8 @@ def _parse_post(path: Path, data: bytes, kinds: Kinds) -> Post:
         if str(key) not in FRONT_MATTER_KEYS:
             err = unknown_key_error(str(key), FRONT_MATTER_KEYS, source=path)
             raise ContentError(f"unknown front matter key '{key}'", path=path,
-                               line=_key_line(m.group(1), str(key)), field=str(key),
+                               line=_key_line(front, str(key)), field=str(key),
                                hint=err.hint) from None
-    body_line = text[: m.end()].count("\n") + 1
     experiments: dict[str, Declared] = {}
     raw = meta.get("experiments") or {}
     if not isinstance(raw, dict):
@@ -179,7 +215,7 @@ def _parse_post(path: Path, data: bytes, kinds: Kinds) -> Post:
             raise ContentError(f"no data loader named '{name}'", path=path, field="data",
                                hint=f"known: {', '.join(offered) or 'none'}")
         experiments[name] = Declared(name, kind, kind.defaults(), path)
-    return Post(path=path, slug=path.stem, meta=meta, body=text[m.end():], body_line=body_line,
+    return Post(path=path, slug=path.stem, meta=meta, body=body, body_line=body_line,
                 experiments=experiments, data=tuple(data_names))
 
 

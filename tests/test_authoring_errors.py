@@ -1,0 +1,152 @@
+"""Author input diagnosed exactly, through the CLI: front matter (a byte order mark, never
+closed, text on the closing line, old Mac line ends), dates that do not exist, names of
+experiments, slugs and URLs. Each bad case exits 1 with one line naming the file, the line or
+field and the fix, and leaves site/ and content/_freeze exactly as they were (tests/harness.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import (POST, SITE_YML, Case, add_body_line, check_case, edit, extra_post,
+                     invoke, line_of, project, tree_hashes)  # noqa: F401
+
+PAGE = "site/html/lora-attention-geometry/index.html"
+
+
+# ---------------------------------------------------------------------------------------------
+# Front matter
+
+def unclosed_front_matter(root):
+    name = extra_post(root, "description: never closed\n")
+    path = root / "content" / "posts" / name
+    path.write_text(path.read_text(encoding="utf-8").replace("---\nAnother", "Another"),
+                    encoding="utf-8")
+    return Case([f"{name}:1:", "the front matter opened on line 1 is never closed",
+                 "end it with a line holding only '---' before the body"])
+
+
+def text_after_closing_line(root):
+    name = extra_post(root, "")
+    path = root / "content" / "posts" / name
+    path.write_text(path.read_text(encoding="utf-8").replace("---\nAnother", "---Another"),
+                    encoding="utf-8")
+    return Case([f"{name}:4:", "text after the closing '---' of the front matter: 'Another",
+                 "start the body on the next line"])
+
+
+def old_mac_line_ends(root):
+    path = root / "content" / "posts" / extra_post(root, "")
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r"))
+    return Case(["extra.md:1:", "the line ends are carriage returns only (old Mac format)",
+                 "save the file with LF (Unix) or CRLF (Windows) line ends"])
+
+
+def stray_carriage_return(root):
+    line = add_body_line(root, "A sentence with a stray")
+    path = root / POST
+    path.write_bytes(path.read_bytes().replace(b"with a stray", b"with a\rstray"))
+    return Case([f"lora-attention-geometry.md:{line}:",
+                 "a carriage return (CR) without a line feed", "save the file with LF"])
+
+
+def first_line_not_exactly_dashes(root):
+    edit(root, POST, "---\ntitle:", "----\ntitle:")
+    return Case(["lora-attention-geometry.md:1:", "no front matter",
+                 "the first line must be exactly '---'"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Dates
+
+def impossible_date(root):
+    edit(root, POST, "date: 2026-01-11 10:00:00 +0530", "date: 2026-02-30")
+    line = line_of(root, POST, "date: 2026-02-30")
+    return Case([f"lora-attention-geometry.md:{line}:",
+                 "'2026-02-30' is not a calendar date: day is out of range for month",
+                 "write a date that exists, or quote the value to keep it as text"])
+
+
+def impossible_hour(root):
+    # Without a zone YAML reads it as a timestamp (and fails on the hour, with its line).
+    edit(root, POST, "date: 2026-01-11 10:00:00 +0530", "date: 2026-01-11 25:00:00")
+    line = line_of(root, POST, "date: 2026-01-11 25")
+    return Case([f"lora-attention-geometry.md:{line}:", "is not a calendar date",
+                 "hour must be in 0..23"])
+
+
+def impossible_hour_with_zone(root):
+    # With a +0530 zone YAML leaves it a string; the build's own reading says the same.
+    edit(root, POST, "date: 2026-01-11 10:00:00 +0530", "date: 2026-01-11 25:00:00 +0530")
+    return Case(["lora-attention-geometry.md: date:",
+                 "'2026-01-11 25:00:00 +0530' is not a calendar date: hour must be in 0..23"])
+
+
+def impossible_zone(root):
+    edit(root, POST, "date: 2026-01-11 10:00:00 +0530", "date: 2026-01-11 10:00:00 +2530")
+    return Case(["lora-attention-geometry.md: date:", "is not a calendar date",
+                 "the zone offset must be less than 24 hours"])
+
+
+def impossible_quoted_date(root):
+    edit(root, POST, "date: 2026-01-11 10:00:00 +0530", 'date: "2026-02-30 10:00:00 +0530"')
+    return Case(["lora-attention-geometry.md: date:",
+                 "date '2026-02-30 10:00:00 +0530' is not a calendar date: day is out of range "
+                 "for month", "write it as 2026-01-11 10:00:00 +0530"])
+
+
+def three_digit_year(root):
+    edit(root, POST, "date: 2026-01-11 10:00:00 +0530", 'date: "0999-01-11"')
+    return Case(["lora-attention-geometry.md: date:", "date 0999-01-11 is out of range",
+                 "use a year from 1000 to 9999"])
+
+
+def impossible_date_in_site_yml(root):
+    with open(root / SITE_YML, "a", encoding="utf-8") as fh:
+        fh.write("extra:\n  launched: 2026-13-01\n")
+    line = line_of(root, SITE_YML, "launched: 2026-13-01")
+    return Case([f"site.yml:{line}:", "'2026-13-01' is not a calendar date",
+                 "month must be in 1..12"])
+
+
+CASES = [unclosed_front_matter, text_after_closing_line, old_mac_line_ends,
+         stray_carriage_return, first_line_not_exactly_dashes,
+         impossible_date, impossible_hour, impossible_hour_with_zone, impossible_zone,
+         impossible_quoted_date, three_digit_year,
+         impossible_date_in_site_yml]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
+def test_bad_author_input_is_one_clear_line_and_nothing_changes(project, case):
+    check_case(project, case)
+
+
+def test_a_byte_order_mark_is_accepted_and_changes_nothing(project):
+    before = tree_hashes(project / "site")
+    path = project / POST
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = invoke("build", "--root", project, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert tree_hashes(project / "site") == before
+
+
+def test_windows_line_ends_are_accepted_and_change_nothing(project):
+    before = tree_hashes(project / "site")
+    path = project / POST
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    result = invoke("build", "--root", project, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert tree_hashes(project / "site") == before
+
+
+def test_the_closing_dashes_may_end_the_file(project):
+    """As in Jekyll: front matter whose '---' is the file's last line, without a newline, is a
+    post with an empty body."""
+    path = project / "content" / "posts" / "empty.md"
+    path.write_text("---\ntitle: Nothing yet\ndate: 2026-02-01\n---", encoding="utf-8")
+    result = invoke("build", "--root", project, "--quiet")
+    assert result.exit_code == 0, result.output
+    page = (project / "site" / "html" / "empty" / "index.html").read_text(encoding="utf-8")
+    assert "<h1>Nothing yet</h1>" in page
+    assert '<div class="post-body">\n\n</div>' in page
