@@ -5,7 +5,7 @@ field and the fix, and leaves site/ and content/_freeze exactly as they were (te
 """
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pytest
 
@@ -110,11 +110,37 @@ def impossible_date_in_site_yml(root):
                  "month must be in 1..12"])
 
 
+# ---------------------------------------------------------------------------------------------
+# Experiment names
+
+def experiment_name_with_a_dash(root):
+    edit(root, POST, "  main: {}\n", "  main: {}\n  keys-exp: {d_model: 8}\n")
+    line = line_of(root, POST, "keys-exp")
+    return Case([f"lora-attention-geometry.md:{line}: experiments.keys-exp:",
+                 "experiment name 'keys-exp' is not a name a post body can use",
+                 "starting with a letter, such as 'keys_exp'"])
+
+
+def reserved_name(name):
+    def case(root):
+        edit(root, POST, "  main: {}\n", f"  main: {{}}\n  {name}: {{d_model: 8}}\n")
+        line = line_of(root, POST, f"  {name}: {{d_model")
+        return Case([f"lora-attention-geometry.md:{line}: experiments.{name}:",
+                     f"experiment name '{name}' would hide the body's own '{name}'",
+                     f"rename it, e.g. '{name}_exp'", "reserved: argmax, argmin, caller",
+                     "figure", "listing", "namespace", "range", "site", "target",
+                     "and Python's keywords"])
+    case.__name__ = f"reserved_name_{name}"
+    return case
+
+
 CASES = [unclosed_front_matter, text_after_closing_line, old_mac_line_ends,
          stray_carriage_return, first_line_not_exactly_dashes,
          impossible_date, impossible_hour, impossible_hour_with_zone, impossible_zone,
          impossible_quoted_date, three_digit_year,
-         impossible_date_in_site_yml]
+         impossible_date_in_site_yml,
+         experiment_name_with_a_dash, *(reserved_name(n) for n in (
+             "range", "namespace", "argmax", "figure", "data", "experiments", "for"))]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
@@ -150,3 +176,20 @@ def test_the_closing_dashes_may_end_the_file(project):
     page = (project / "site" / "html" / "empty" / "index.html").read_text(encoding="utf-8")
     assert "<h1>Nothing yet</h1>" in page
     assert '<div class="post-body">\n\n</div>' in page
+
+
+def test_figure_ids_are_unique_on_a_page(project):
+    """The same figure of two experiments, and one figure shown twice, get distinct ids; the
+    experiment 'main' keeps its anchors (fig-<name>)."""
+    extra_post(project, "experiments:\n  main: {}\n"
+                        "  other: {d_model: 8, seq_len: 4, key: 2, max_steps: 15}\n",
+               body="{{ figure('before_lora', 'Main.') }}\n\n"
+                    "{{ figure('before_lora', 'Other.', experiment='other') }}\n\n"
+                    "{{ figure('before_lora', 'Main again.') }}\n")
+    result = invoke("build", "--root", project, "--quiet")
+    assert result.exit_code == 0, result.output
+    page = (project / "site" / "html" / "extra" / "index.html").read_text(encoding="utf-8")
+    ids = re.findall(r'<figure id="([^"]+)">', page)
+    assert ids == ["fig-before_lora", "fig-other-before_lora", "fig-before_lora-2"]
+    article = (project / PAGE).read_text(encoding="utf-8")
+    assert '<figure id="fig-before_lora">' in article

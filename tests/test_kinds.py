@@ -50,7 +50,7 @@ def test_a_kind_of_the_projects_own_builds_caches_freezes_and_verifies(project):
     # Figure markup and both output trees, with no special case for the kind.
     html = (project / "site" / "html" / "post" / "index.html").read_text()
     assert f"The walk ends at {summary['final']:.3f}." in html
-    assert '<figure id="fig-walk">' in html and 'src="/assets/images/walk/walk.png"' in html
+    assert '<figure id="fig-walk-walk">' in html and 'src="/assets/images/walk/walk.png"' in html
     assert 'alt="The random walk over 20 steps"' in html
     assert (project / "site" / "html" / "assets" / "images" / "walk" / "walk@2x.png").is_file()
     jekyll = next((project / "site" / "jekyll" / "_posts").glob("*-post.md")).read_text()

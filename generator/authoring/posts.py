@@ -29,6 +29,7 @@ from ..core.context import BuildContext
 from ..core.errors import ConfigError, ContentError, unknown_key_error
 from ..core.oserror import os_hint, os_reason
 from ..kinds.base import DEFAULT_KIND, Declared, Kinds
+from .names import name_problem
 from .yamlio import load_yaml, yaml_hint, yaml_problem
 
 # Keys that steer the build (site.BUILD_KEYS) and the Jekyll keys passed through to the post.
@@ -38,7 +39,6 @@ JEKYLL_FRONT_MATTER_KEYS = ("tag", "tags", "category", "categories", "layout", "
                             "headerImage", "last_modified_at", "lang", "comments", "mathjax",
                             "toc")
 FRONT_MATTER_KEYS = BUILD_FRONT_MATTER_KEYS + JEKYLL_FRONT_MATTER_KEYS
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,21 @@ def _key_line(front: str, key: str) -> int | None:
     return None
 
 
+def _nested_key_line(front: str, parent: str, key: str) -> int | None:
+    """The file line of ``key`` written under the top-level ``parent`` (block or flow style)."""
+    start = _key_line(front, parent)
+    if start is None:
+        return None
+    lines = front.split("\n")
+    pattern = re.compile(rf"(^\s+|[{{,]\s*)['\"]?{re.escape(key)}['\"]?\s*:")
+    for i in range(start - 2, len(lines)):
+        if i > start - 2 and lines[i][:1] not in (" ", "\t", ""):
+            break                       # the next top-level key: not found under parent
+        if pattern.search(lines[i]):
+            return i + 2
+    return None
+
+
 class PostReader:
     """Posts parsed in this context, remembered with the bytes they were parsed from: a build
     reads each post in several stages, and parsing (YAML, settings checks) costs more than
@@ -188,9 +203,11 @@ def _parse_post(path: Path, data: bytes, kinds: Kinds) -> Post:
         raise ConfigError("must map experiment names to settings", path=path, field="experiments",
                           hint="write 'experiments:' and below it lines such as '  main: {rank: 4}'")
     for name, settings in raw.items():
-        if not _NAME.match(str(name)):
-            raise ConfigError(f"experiment name {name!r} must be lower-case letters, digits, - or _",
-                              path=path, field="experiments")
+        wrong = name_problem(str(name))
+        if wrong is not None:
+            raise ConfigError(wrong[0], path=path, field=f"experiments.{name}",
+                              line=_nested_key_line(front, "experiments", str(name)),
+                              hint=wrong[1])
         if settings is not None and not isinstance(settings, dict):
             raise ConfigError("must be a mapping of settings", path=path,
                               field=f"experiments.{name}")

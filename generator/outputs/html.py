@@ -40,7 +40,7 @@ class HtmlSite(OutputFormat):
         cap = markdown.inline(ref.caption)
         a = html_escape(ref.alt, quote=True)
         # One raw HTML block with no blank line inside, so Markdown passes it through whole.
-        return (f'\n<figure id="fig-{html_escape(ref.name)}">\n'
+        return (f'\n<figure id="{html_escape(ref.anchor)}">\n'
                 f'<img src="{html_escape(ref.src)}" srcset="{html_escape(ref.src)} 1x, '
                 f'{html_escape(ref.src2x)} 2x" width="{ref.width}" height="{ref.height}" '
                 f'alt="{a}" loading="lazy" decoding="async">\n'

@@ -38,6 +38,15 @@ class FigureRef:
     src2x: str
     width: int
     height: int
+    anchor: str = ""            # the id a format may give it: unique on the page
+
+
+def figure_anchor(experiment: str, name: str, shown_before: int) -> str:
+    """fig-<name> for the experiment 'main' (the reference's anchors), fig-<experiment>-<name>
+    for another, so two experiments' figure of one name differ; -2, -3 for a figure shown
+    again on the same page."""
+    base = f"fig-{name}" if experiment == MAIN_EXPERIMENT else f"fig-{experiment}-{name}"
+    return base if not shown_before else f"{base}-{shown_before + 1}"
 
 
 class FigureHelper:
@@ -69,13 +78,15 @@ class FigureHelper:
             raise ContentError(f"figure {name!r} does not exist",
                                hint=f"use one of {', '.join(alt_texts) or 'none'}")
         self.count += 1
+        anchor = figure_anchor(experiment, name, self.used.count((experiment, name)))
         self.used.append((experiment, name))
         folder = f"{self.site.baseurl}/{image_dir(experiment)}"
         w, h = image_size(1)
         return self.fmt.figure(FigureRef(
             experiment=experiment, name=name, number=self.count, caption=caption,
             alt=alt or alt_texts[name], src=f"{folder}/{image_filename(name, 1)}",
-            src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h), self.markdown)
+            src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h, anchor=anchor),
+            self.markdown)
 
 
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],
@@ -97,6 +108,8 @@ def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, M
         "target": fmt.name,
     }
     for name, view in views.items():
+        # authoring.names refuses these names when the post is read; this is the safety net
+        # for a name added here and not there (tests/test_names.py checks they agree).
         if name in ctx:
             raise ConfigError(f"experiment name '{name}' clashes with a template name",
                               path=post.path, field=f"experiments.{name}",
