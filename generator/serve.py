@@ -99,9 +99,10 @@ def changed_paths(old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int
 # ---------------------------------------------------------------------------------------------
 # Building
 
-def build_command(project: Project) -> list[str]:
+def build_command(project: Project, drafts: bool = False) -> list[str]:
     """The build, as a fresh interpreter running the package this server was started from."""
-    return [sys.executable, "-m", "generator", "build", "--root", str(project.root), "--explain"]
+    return [sys.executable, "-m", "generator", "build", "--root", str(project.root), "--explain",
+            *(["--drafts"] if drafts else [])]
 
 
 def _child_env() -> dict[str, str]:
@@ -259,10 +260,10 @@ class PreviewServer:
 
     def __init__(self, project: Project, *, host: str = "127.0.0.1", port: int = 8000,
                  interval: float = 0.5, command: list[str] | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, drafts: bool = False) -> None:
         self.project = project
         self.interval = interval
-        self.command = command or build_command(project)
+        self.command = command or build_command(project, drafts)
         self.log = log or (lambda line: print(line, flush=True))
         self.state = BuildState()
         self.roots = watched_roots(project)
@@ -325,9 +326,9 @@ class PreviewServer:
 
 
 def serve(project: Project, *, host: str = "127.0.0.1", port: int = 8000,
-          interval: float = 0.5) -> None:
+          interval: float = 0.5, drafts: bool = False) -> None:
     """Run the preview until interrupted."""
-    server = PreviewServer(project, host=host, port=port, interval=interval)
+    server = PreviewServer(project, host=host, port=port, interval=interval, drafts=drafts)
     server.start()
     try:
         while True:

@@ -134,13 +134,67 @@ def reserved_name(name):
     return case
 
 
+# ---------------------------------------------------------------------------------------------
+# Slugs and URLs
+
+def slug_taken_by_the_site(root):
+    extra_post(root, "slug: assets\n")
+    return Case(["extra.md: slug:", "the slug 'assets' is taken by the site's assets/ folder",
+                 "rename the file, or set another slug: in its front matter"])
+
+
+def file_name_taken_by_the_site(root):
+    extra_post(root, "", name="feed.md")
+    return Case(["feed.md:", "the slug 'feed' is taken by the Atom feed (feed.xml)"])
+
+
+def two_posts_one_url(root):
+    extra_post(root, "slug: lora-attention-geometry\n")
+    return Case(["extra.md: slug:", "two posts have the URL /lora-attention-geometry/ (also ",
+                 "lora-attention-geometry.md)", "give one of them another slug"])
+
+
+def two_posts_one_jekyll_url(root):
+    extra_post(root, "permalink: /lora-attention-claims-audit/\n")
+    # Both set permalink:, so the later file is named.
+    return Case(["lora-attention-claims-audit.md: permalink:",
+                 "two posts have the Jekyll URL /lora-attention-claims-audit/ (also ",
+                 "extra.md)", "another permalink:"])
+
+
+def permalink_taken_by_the_site(root):
+    extra_post(root, "permalink: /assets/extra/\n")
+    return Case(["extra.md: permalink:", "the Jekyll URL /assets/extra/ is one of the Jekyll "
+                 "tree's own paths", "choose another permalink:"])
+
+
+def permalink_unknown_placeholder(root):
+    extra_post(root, "permalink: /:year/:name/\n")
+    return Case(["extra.md: permalink:", "unknown placeholder :name", ":title"])
+
+
+def permalink_not_a_path(root):
+    extra_post(root, "permalink: extra.html\n")
+    return Case(["extra.md: permalink:", "must be a URL path starting with /",
+                 "write it as /my-post/"])
+
+
+def bad_slug_value(root):
+    extra_post(root, "slug: My Extra\n")
+    return Case(["extra.md: slug:", "slug 'My Extra' is not a URL slug",
+                 "lower-case letters, digits and -"])
+
+
 CASES = [unclosed_front_matter, text_after_closing_line, old_mac_line_ends,
          stray_carriage_return, first_line_not_exactly_dashes,
          impossible_date, impossible_hour, impossible_hour_with_zone, impossible_zone,
          impossible_quoted_date, three_digit_year,
          impossible_date_in_site_yml,
          experiment_name_with_a_dash, *(reserved_name(n) for n in (
-             "range", "namespace", "argmax", "figure", "data", "experiments", "for"))]
+             "range", "namespace", "argmax", "figure", "data", "experiments", "for")),
+         slug_taken_by_the_site, file_name_taken_by_the_site, two_posts_one_url,
+         two_posts_one_jekyll_url, permalink_taken_by_the_site, permalink_unknown_placeholder,
+         permalink_not_a_path, bad_slug_value]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
@@ -193,3 +247,29 @@ def test_figure_ids_are_unique_on_a_page(project):
     assert ids == ["fig-before_lora", "fig-other-before_lora", "fig-before_lora-2"]
     article = (project / PAGE).read_text(encoding="utf-8")
     assert '<figure id="fig-before_lora">' in article
+
+
+def test_slug_in_front_matter_names_the_post_in_both_outputs(project):
+    path = project / "content" / "posts" / "Draft Notes.md"   # no slug in this file name
+    path.write_text("---\ntitle: Notes\ndate: 2026-02-01\nslug: notes\n---\nSome notes.\n",
+                    encoding="utf-8")
+    result = invoke("build", "--root", project, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "Some notes." in (project / "site/html/notes/index.html").read_text(encoding="utf-8")
+    jekyll = (project / "site/jekyll/_posts/2026-02-01-notes.md").read_text(encoding="utf-8")
+    assert "Some notes." in jekyll and "slug:" not in jekyll
+    assert 'href="/notes/"' in (project / "site/html/index.html").read_text(encoding="utf-8")
+
+
+def test_every_top_level_site_file_has_its_reserved_slug(project):
+    """No output file of either tree can be hidden by a post: each top-level name the build
+    writes (post folders aside) is a reserved slug, or starts with '.' or '_'."""
+    from generator.authoring.urls import RESERVED_SLUGS
+
+    posts = {"lora-attention-geometry", "lora-attention-claims-audit"}
+    for tree in ("html", "jekyll"):
+        for entry in (project / "site" / tree).iterdir():
+            name = entry.name.split(".")[0]
+            if entry.name[0] in "._" or name in posts:
+                continue
+            assert name in RESERVED_SLUGS, (tree, entry.name)

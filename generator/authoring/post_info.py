@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from ..core.errors import ContentError
 from .posts import Post
 from .site_config import SiteConfig, plain_text
+from .urls import jekyll_url
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -90,6 +91,8 @@ class PostInfo:
     url: str                # root-relative, with the baseurl: /repo/<slug>/
     jekyll_name: str        # 2026-01-11-<slug>.md
     tags: tuple[str, ...] = ()   # from `tag:` or `tags:`, as Jekyll reads them
+    draft: bool = False     # `published: false`: shown only by a build with --drafts
+    jekyll_url: str = ""    # where Jekyll serves the post, below the baseurl (authoring.urls)
 
     @property
     def iso(self) -> str:
@@ -137,13 +140,32 @@ def post_info(post: Post, site: SiteConfig) -> PostInfo:
         raise ContentError("description must be a string", path=post.path, field="description",
                            hint="quote it: description: \"...\"")
     desc = plain_text(desc, path=post.path, field="description")
-    if not _SLUG.match(post.slug):
-        raise ContentError(f"file name {post.path.name!r} does not make a URL slug",
-                           path=post.path, hint="name it with lower-case letters, digits and -")
+    slug = post_slug(post)
     raw_date = meta.get("date")
     date = parse_date(raw_date, path=post.path)
     date_text = raw_date if isinstance(raw_date, str) else date.strftime("%Y-%m-%d %H:%M:%S %z")
-    return PostInfo(post=post, slug=post.slug, title=title.strip(), description=desc.strip(),
-                    date=date, date_text=date_text, url=f"{site.baseurl}/{post.slug}/",
-                    jekyll_name=f"{date:%Y-%m-%d}-{post.slug}.md",
-                    tags=post_tags(meta, post.path))
+    published = meta.get("published", True)
+    if not isinstance(published, bool):
+        raise ContentError(f"must be true or false, got {published!r}", path=post.path,
+                           field="published",
+                           hint="write published: false for a draft, or leave the key out")
+    return PostInfo(post=post, slug=slug, title=title.strip(), description=desc.strip(),
+                    date=date, date_text=date_text, url=f"{site.baseurl}/{slug}/",
+                    jekyll_name=f"{date:%Y-%m-%d}-{slug}.md",
+                    tags=post_tags(meta, post.path), draft=not published,
+                    jekyll_url=jekyll_url(meta, slug, date, post.path))
+
+
+def post_slug(post: Post) -> str:
+    """The post's URL slug: ``slug:`` in its front matter, else its file name."""
+    if "slug" in post.meta:
+        slug = post.meta["slug"]
+        if not isinstance(slug, str) or not _SLUG.match(slug):
+            raise ContentError(f"slug {slug!r} is not a URL slug", path=post.path, field="slug",
+                               hint="use lower-case letters, digits and -, such as my-post")
+        return slug
+    if not _SLUG.match(post.slug):
+        raise ContentError(f"file name {post.path.name!r} does not make a URL slug",
+                           path=post.path, hint="name it with lower-case letters, digits and -, "
+                                                "or set slug: in its front matter")
+    return post.slug

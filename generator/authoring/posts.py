@@ -10,11 +10,13 @@ misspelt key is an error with a suggestion rather than a setting silently ignore
                generator/science/config.py: ExperimentConfig; see generator/kinds/)
   data         experiments whose data the body reads as data.<name>; a name no experiment has
                declares one of the kind that offers it (data: [audit])
-  slug         reserved; the URL slug is the file name
+  slug         the URL slug (default: the file name), in both outputs
   tag / tags   one tag or a list (`tags` may be a string split at spaces, as in Jekyll)
-  category / categories, layout, permalink, published, author, excerpt, excerpt_separator,
+  published    false: a draft, left out of every output unless the build has --drafts
+  category / categories, layout, permalink, author, excerpt, excerpt_separator,
   image, headerImage, last_modified_at, lang, comments, mathjax, toc
-               passed on unchanged to the Jekyll post's front matter
+               passed on unchanged to the Jekyll post's front matter (permalink and the
+               categories also decide the Jekyll URL the build checks links against)
 """
 from __future__ import annotations
 

@@ -69,8 +69,12 @@ class SiteBuild:
         self.env = make_env(self.dirs, bytecode_dir=self.bytecode_dir)
         self.env.filters["to_yaml"] = lambda v: yaml.safe_dump(
             v, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
+        # The feed and the sitemap never list a draft, even in a build with --drafts: they are
+        # for readers' feed readers and for search engines, not for previewing.
+        listed = [p for p in self.posts if not p.draft]
         self.common = {"site": self.site, "base": self.site.baseurl, "posts": self.posts,
-                       "updated": max((p.date for p in self.posts), default=None)}
+                       "feed_posts": listed,
+                       "updated": max((p.date for p in listed or self.posts), default=None)}
         self._css: str | None = None
 
     def page(self, name: str, **ctx: Any) -> str:

@@ -52,6 +52,9 @@ class JekyllTree(OutputFormat):
             "kramdown": {"input": "GFM", "math_engine": "mathjax",
                          "syntax_highlighter": "rouge", "hard_wrap": False},
             "exclude": ["Gemfile", "Gemfile.lock", "vendor"],
+            # A post dated in the future is published like any other, as on the HTML site
+            # (Jekyll's default would hide it until its date: the two outputs would differ).
+            "future": True,
         }))
         out.put("_includes/mathjax.html", build.page("jekyll/_includes/mathjax.html"))
         out.put("assets/css/style.css", build.css())
@@ -69,7 +72,8 @@ class JekyllTree(OutputFormat):
             parts = build.rendered[info.slug].parts[self.name]
             out.put(f"_posts/{info.jekyll_name}", build.page(
                 "jekyll/post.md", front_matter=jekyll_front_matter(info),
-                heading="# " + escape_markdown(info.title), body=parts["body"]))
+                heading="# " + escape_markdown(info.title), body=parts["body"],
+                draft=info.draft))
         for path, data in build.figure_files(one_x_only=True).items():
             out.put(path, data)
         return out
