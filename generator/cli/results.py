@@ -20,7 +20,8 @@ def run_command(root, quiet, out, names) -> None:
     from ..core.errors import ConfigError
     from ..core.fsio import write_bytes_atomic
     from ..publish.lock import build_lock
-    from ..stages.run import StageOptions, compute_here, run_inputs, save_result, store_of
+    from ..stages.run import (StageOptions, compute_here, recover_freeze, run_inputs,
+                              save_result, store_of)
 
     ctx = common.context(root)
     declared = common.declared(ctx)
@@ -31,6 +32,8 @@ def run_command(root, quiet, out, names) -> None:
     opts = StageOptions(progress=common.progress_factory(quiet), warn=common.warn)
     # The build's lock: a build reading content/_freeze never sees this run half-way.
     with build_lock(ctx.project):
+        recover_freeze(ctx)
+        said: list[str] = []
         for name, d in declared.items():
             if names and name not in names:
                 continue
@@ -41,13 +44,17 @@ def run_command(root, quiet, out, names) -> None:
                     write_bytes_atomic(folder / filename, files[filename])
                 outcome = None
             else:
-                folder = store_of(ctx).folder(name)
                 outcome = save_result(ctx, d, files, run_inputs(ctx, d), opts)
-                store_of(ctx).save()
-            if not quiet:
-                click.echo(f"{d.kind.summary(name, d.kind.load(folder, name))} -> {folder}")
-                if outcome is not None and outcome.detail and not outcome.reported:
-                    click.echo(f"{name}: {outcome.detail}")
+                folder = store_of(ctx).folder(name)        # staged until the commit below
+            said.append(f"{d.kind.summary(name, d.kind.load(folder, name))} -> "
+                        f"{Path(out) / name if out else store_of(ctx).frozen_folder(name)}")
+            if outcome is not None and outcome.detail and not outcome.reported:
+                said.append(f"{name}: {outcome.detail}")
+        # Every result, or none: an experiment that fails leaves content/_freeze as it was.
+        store_of(ctx).save()
+    if not quiet:
+        for line in said:
+            click.echo(line)
 
 
 @click.command()
@@ -140,7 +147,8 @@ def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
     from ..kinds.claims_audit import AUDIT_JSON, AUDIT_NPZ, KIND, AuditSettings
     from ..publish.lock import build_lock
     from ..science.audit import format_table, min_seeds_to_hold
-    from ..stages.run import StageOptions, compute_here, run_inputs, save_result, store_of
+    from ..stages.run import (StageOptions, compute_here, recover_freeze, run_inputs,
+                              save_result, store_of)
 
     ctx = common.context(root)
     if seeds < min_seeds_to_hold() and not quiet:
@@ -162,6 +170,7 @@ def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
         # settings a post declares (otherwise the next build recomputes it).
         matches = name in declared and declared[name].settings == settings
         with build_lock(ctx.project):
+            recover_freeze(ctx)
             outcome = save_result(ctx, d, files, run_inputs(ctx, d) if matches else None, opts)
             store_of(ctx).save()
         if outcome.detail and not outcome.reported and not quiet:

@@ -109,13 +109,27 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
     probe_output(out)                                # an unwritable folder fails before training
     with build_lock(project):
         recover_output(out)                          # what a killed build left behind
+        run.recover_freeze(ctx)
         failpoint("results")
         results, figures = run.experiments(ctx, declared, opts)
         failpoint("render")
         files = render_site(ctx, results=results, figures=figures, site=site,
                             declared=declared, infos=infos)
         opts.say(f"render: ran ({len(files)} files)")
-        write_tree(out, files)
+        if ctx.has_state("workers"):
+            run.workers_of(ctx).finish_drawing()     # every figure staged before the commit
+        # The commit, in the order that leaves nothing half-changed: first every byte of the
+        # new content/_freeze is written beside it (a full disk fails here, and changes
+        # nothing), then every byte of site/ beside it (likewise), then the two folders are
+        # swapped in one uninterruptible step, the freeze first; if site/ then cannot be
+        # swapped the freeze is swapped back. So a failed build leaves both as they were.
+        commit = run.store_of(ctx).prepare()
+        try:
+            write_tree(out, files, alongside=commit)
+        except BaseException:
+            if commit is not None:
+                commit.abandon()
+            raise
         opts.say(f"write: {out}")
     if ctx.has_state("workers"):
         run.workers_of(ctx).close_pool()             # figure workers left idle by the stages

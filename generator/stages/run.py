@@ -22,7 +22,7 @@ from ..core.errors import ConfigError, ExperimentError, ResultsError
 from ..core.keys import changed_inputs, digest, stage_inputs
 from ..kinds.base import Declared
 from .figcache import FigureCache
-from .store import Store, settle
+from .store import Store, recover_freeze, settle  # noqa: F401  (recover_freeze: for build)
 
 Say = Callable[[str], None]
 
@@ -124,7 +124,8 @@ def save_result(ctx: BuildContext, d: Declared, files: dict[str, bytes], inputs:
     """Settle fresh files against the freeze, write what must be written, record the inputs.
     Returns the store.Settled outcome."""
     store = store_of(ctx)
-    outcome = settle(store.folder(d.name), files, d.kind.compare, refreeze=opts.refreeze)
+    outcome = settle(store.frozen_folder(d.name), files, d.kind.compare,
+                     refreeze=opts.refreeze)
     if inputs is None:
         # Not the declared settings (a command-line override): written, never recorded.
         if outcome.write:
@@ -177,16 +178,17 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     # while this one trains.
     workers = workers_of(ctx)
     workers.start_pool()
-    files = None
-    if workers.computing(d.name) and opts.progress is None:
+    files = None if opts.recompute else store.cached_result(d.kind, state.key)
+    ran = "ran" if files is None else "reused the results of a build that failed later"
+    if files is None and workers.computing(d.name) and opts.progress is None:
         files = workers.collect(d.name, state.key)
     workers.stop(d.name)            # a child cannot report progress: computed here instead
     if files is None:
         files = compute_here(d, opts)
     outcome = save_result(ctx, d, files, inputs, opts)
     detail = f"; {outcome.detail}" if outcome.detail else ""
-    opts.say(f"run {d.name}: ran ({why}; key {_short(state.key)}){detail}")
-    return d.kind.load(folder, d.name)
+    opts.say(f"run {d.name}: {ran} ({why}; key {_short(state.key)}){detail}")
+    return d.kind.load(store.folder(d.name), d.name)
 
 
 def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
@@ -228,9 +230,9 @@ def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
         def keep(drawn: dict[str, bytes]) -> None:
             cache.store(key, drawn)
             if frozen_images != drawn:
-                # Freeze what the site shows, so a checkout builds the same pages undrawn.
+                # Freeze what the site shows, so a checkout builds the same pages undrawn:
+                # staged, and committed with everything else once the build has succeeded.
                 store.put_figures(d.name, drawn, inputs)
-                store.save()
         return workers_of(ctx).draw_later(
             d.kind, folder, names, image_files(names),
             fallback=functools.partial(d.kind.draw, folder, names), keep=keep)
@@ -268,12 +270,13 @@ def figures_stage(ctx: BuildContext, declared: Mapping[str, Declared], results: 
 def experiments(ctx: BuildContext, declared: Mapping[str, Declared],
                 opts: StageOptions = StageOptions()) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both stages, experiment by experiment: each one's figures go to the worker as soon as
-    its results are there, while the next result trains or its child finishes."""
+    its results are there, while the next result trains or its child finishes. New results
+    and figures are staged, not committed: the build commits them with site/ (publish.build),
+    and results_stage and figures_stage, run alone, at their end."""
     start_children(ctx, declared, opts)
     results: dict[str, Any] = {}
     figures: dict[str, Any] = {}
     for d in _in_order(declared, ctx):
         results[d.name] = result_of(ctx, d, opts)
         figures[d.name] = figures_of(ctx, d, results[d.name], opts)
-    store_of(ctx).save()
     return ({n: results[n] for n in sorted(results)}, {n: figures[n] for n in sorted(figures)})
