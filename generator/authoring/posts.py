@@ -167,9 +167,15 @@ def kinds_of(ctx: BuildContext) -> Kinds:
     """The experiment kinds of this project: the package's, and the modules site.yml names
     under ``kinds:``."""
     def make(ctx: BuildContext) -> Kinds:
+        from ..core.located import located
         from .site_config import kind_modules
 
-        return Kinds(extra_modules=kind_modules(ctx.project))
+        try:
+            return Kinds(extra_modules=kind_modules(ctx.project))
+        except ConfigError as exc:
+            if exc.field != "kinds" or exc.path is not None:
+                raise
+            raise located(exc, path=ctx.project.site_yml) from None
     return ctx.state("kinds", make)
 
 

@@ -82,9 +82,11 @@ class LoraSiteGroup(click.Group):
         except OSError as exc:
             if debug:
                 raise
-            raise LoraSiteError(one_line(exc.strerror or exc), path=exc.filename,
-                                hint="check that it exists and is writable; run with --debug "
-                                     "for the traceback") from None
+            from ..core.oserror import os_hint, os_reason
+
+            raise LoraSiteError(one_line(os_reason(exc)), path=exc.filename,
+                                hint=f"{os_hint(exc)}; run with --debug for the traceback"
+                                ) from None
         except Exception as exc:
             if debug:
                 raise

@@ -104,7 +104,14 @@ def build(root, quiet, frozen, force, refreeze, explain, baseurl, out, drafts) -
                         warn=common.warn, progress=common.progress_factory(quiet))
     report = build_site(ctx, baseurl=baseurl, out=Path(out) if out else None, opts=opts,
                         drafts=drafts)
-    fingerprint.record(stages)
+    try:
+        fingerprint.record(stages)
+    except OSError as exc:
+        # The site and the freeze are written: the build succeeded, only its record did not.
+        from ..core.oserror import os_reason
+
+        common.warn(f"could not record this build in {exc.filename or fingerprint.record_path} "
+                    f"({os_reason(exc)}): the next build will not be skipped")
     _report_build(report, quiet)
 
 

@@ -142,9 +142,11 @@ def verify(root, quiet, atol, rtol) -> None:
                    "within tolerance (which is otherwise kept).")
 def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
     """Check every claim of the reference article over many seeds and settings."""
+    from ..core.errors import ExperimentError
     from ..core.fsio import write_bytes_atomic
+    from ..core.located import located
     from ..kinds.base import Declared
-    from ..kinds.claims_audit import AUDIT_JSON, AUDIT_NPZ, KIND, AuditSettings
+    from ..kinds.claims_audit import AUDIT_JSON, AUDIT_NPZ, KIND
     from ..publish.lock import build_lock
     from ..science.audit import format_table, min_seeds_to_hold
     from ..stages.run import (StageOptions, compute_here, recover_freeze, run_inputs,
@@ -154,12 +156,17 @@ def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
     if seeds < min_seeds_to_hold() and not quiet:
         click.echo(f"note: with fewer than {min_seeds_to_hold()} seeds no claim can be shown "
                    "to hold at 95% confidence", err=True)
-    settings = AuditSettings(seeds=seeds, sweeps=sweeps, device=device)
+    settings = KIND.parse({"seeds": seeds, "sweeps": sweeps, "device": device}, prefix="--")
     declared = {n: d for n, d in common.declared(ctx).items() if d.kind is KIND}
     name = next(iter(declared), "audit")
     d = Declared(name, KIND, settings, declared[name].source if name in declared else None)
     opts = StageOptions(progress=common.progress_factory(quiet), refreeze=refreeze, warn=common.warn)
-    files = compute_here(d, opts)
+    try:
+        files = compute_here(d, opts)
+    except ExperimentError as exc:
+        if not (exc.field or "").endswith(".device"):
+            raise
+        raise located(exc, path=None, field="--device", hint="use --device cpu") from None
     if out:
         json_path = Path(out)
         write_bytes_atomic(json_path.with_suffix(".npz"), files[AUDIT_NPZ])

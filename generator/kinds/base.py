@@ -150,6 +150,16 @@ class Kinds:
                 raise ConfigError(f"cannot import the kind module {module!r}: {exc}",
                                   field="kinds", hint="check the module name in site.yml "
                                   "and that it is importable") from None
+            except Exception as exc:        # noqa: BLE001 (a project's own module failing)
+                if module not in extra_modules:
+                    raise                   # one of ours: a bug, reported as such
+                where = ""
+                if isinstance(exc, SyntaxError) and exc.filename:
+                    where = f" ({exc.filename}:{exc.lineno})"
+                raise ConfigError(f"the kind module {module!r} fails when imported: "
+                                  f"{type(exc).__name__}: {exc}{where}", field="kinds",
+                                  hint="fix that module, or remove it from kinds: in site.yml"
+                                  ) from None
             if isinstance(kind, Kind):
                 self.register(kind)
             elif module in extra_modules:

@@ -107,7 +107,9 @@ def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any
 
 
 def compute_here(d: Declared, opts: StageOptions) -> dict[str, bytes]:
-    """Compute ``d`` in this process; a training failure names the post that declares it."""
+    """Compute ``d`` in this process; a failure the settings can fix names the post that
+    declares it (and the setting, when the kind says which); a library the kind computes with
+    that is not installed says how to build without it."""
     try:
         if opts.progress is None:
             return d.kind.compute(d.name, d.settings)
@@ -116,7 +118,46 @@ def compute_here(d: Declared, opts: StageOptions) -> dict[str, bytes]:
     except ExperimentError as exc:
         from ..core.located import located
 
-        raise located(exc, path=d.source, field=f"experiments.{d.name}") from None
+        field = f"experiments.{d.name}"
+        if exc.field and exc.field != "experiment":
+            field += f".{exc.field}"
+        raise located(exc, path=d.source, field=field) from None
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in d.kind.run_libraries:
+            raise
+        raise ResultsError(f"experiment '{d.name}' must be computed, and {missing} is not "
+                           "installed", path=d.source, field=f"experiments.{d.name}",
+                           hint=f"install it with pip install -r requirements.lock, or build "
+                                f"with --frozen from a content/_freeze made where {missing} is") \
+            from None
+
+
+# content/_freeze is committed: GitHub warns about a file over 50 MB and refuses one over 100 MB.
+WARN_FILE_BYTES = 50_000_000
+MAX_FILE_BYTES = 100_000_000
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB"):
+        if n < 1000 or unit == "MB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def check_sizes(d: Declared, files: Mapping[str, bytes], opts: StageOptions) -> None:
+    """Refuse a result file too large for the repository; warn about one GitHub warns about."""
+    for name in sorted(files):
+        size = len(files[name])
+        if size > MAX_FILE_BYTES:
+            raise ResultsError(f"the result file {name} of experiment '{d.name}' would be "
+                               f"{_size(size)}, over the {_size(MAX_FILE_BYTES)} GitHub accepts",
+                               path=d.source, field=f"experiments.{d.name}",
+                               hint="make the experiment smaller: content/_freeze is committed")
+        if size > WARN_FILE_BYTES and opts.warn is not None:
+            opts.warn(f"run {d.name}: {name} is {_size(size)}; GitHub warns about files over "
+                      f"{_size(WARN_FILE_BYTES)} and refuses them over {_size(MAX_FILE_BYTES)}")
 
 
 def save_result(ctx: BuildContext, d: Declared, files: dict[str, bytes], inputs: dict | None,
@@ -124,6 +165,7 @@ def save_result(ctx: BuildContext, d: Declared, files: dict[str, bytes], inputs:
     """Settle fresh files against the freeze, write what must be written, record the inputs.
     Returns the store.Settled outcome."""
     store = store_of(ctx)
+    check_sizes(d, files, opts)
     outcome = settle(store.frozen_folder(d.name), files, d.kind.compare,
                      refreeze=opts.refreeze)
     if inputs is None:
@@ -191,6 +233,22 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     return d.kind.load(store.folder(d.name), d.name)
 
 
+def draw_here(d: Declared, folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """Draw the figures ``names`` of ``d`` in this process; a plotting library that is not
+    installed says how to build without it."""
+    try:
+        return d.kind.draw(folder, names)
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in d.kind.figure_libraries:
+            raise
+        raise ResultsError(f"the figures of experiment '{d.name}' must be drawn, and {missing} "
+                           "is not installed", path=d.source, field=f"experiments.{d.name}",
+                           hint=f"install it with pip install -r requirements.lock, or build "
+                                f"with --frozen from a content/_freeze made where {missing} is") \
+            from None
+
+
 def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
                opts: StageOptions) -> Mapping[str, bytes]:
     """file name -> PNG bytes of the figures of ``d`` (a PendingFigures when the worker is
@@ -235,7 +293,7 @@ def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
                 store.put_figures(d.name, drawn, inputs)
         return workers_of(ctx).draw_later(
             d.kind, folder, names, image_files(names),
-            fallback=functools.partial(d.kind.draw, folder, names), keep=keep)
+            fallback=functools.partial(draw_here, d, folder, names), keep=keep)
     if frozen_images != images:
         store.put_figures(d.name, images, inputs)
     cache.remember_inputs("figures", d.name, inputs)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 ENV_WORKERS = "LORA_SITE_DRAW_WORKERS"
+MAX_DRAW_WORKERS = 64
 # On more than one core heavy results compute in a child; =0 computes them in the build, =1
 # always in a child. (LORA_SITE_AUDIT_PROCESS is the older name, still read.)
 ENV_PROCESS = "LORA_SITE_COMPUTE_PROCESS"
@@ -45,9 +46,16 @@ def worker_count() -> int:
     raw = os.environ.get(ENV_WORKERS)
     if raw is not None:
         try:
-            return max(0, int(raw))
+            count = int(raw)
         except ValueError:
-            return 0
+            count = -1
+        if not 0 <= count <= MAX_DRAW_WORKERS:
+            from ..core.errors import ConfigError
+
+            raise ConfigError(f"{raw!r} is not a number of processes", field=ENV_WORKERS,
+                              hint=f"set it to 0 (draw in the build) up to {MAX_DRAW_WORKERS}, "
+                                   "or unset it")
+        return count
     cores = usable_cores()
     return min(cores, 4) if cores > 1 else 0
 
