@@ -34,6 +34,20 @@ class OutputFormat:
     def files(self, build: "SiteBuild") -> dict[str, bytes]:
         raise NotImplementedError
 
+    def page_url(self, info: Any) -> str:
+        """The URL path of a post's page in this format, below the baseurl."""
+        raise NotImplementedError
+
+    def served(self, build: "SiteBuild", files: Mapping[str, bytes]) -> set[str]:
+        """Every URL path (below the baseurl) the tree ``files`` of this format serves: what a
+        post's local links are checked against."""
+        out = set()
+        for path in files:
+            out.add("/" + path)
+            if path == "index.html" or path.endswith("/index.html"):
+                out.add("/" + path[: -len("index.html")])
+        return out
+
 
 def template_dirs(project: Project) -> list[Path]:
     """The project's own templates/ first (to override a file), then the built-in ones."""

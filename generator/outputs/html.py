@@ -51,6 +51,9 @@ class HtmlSite(OutputFormat):
         doc = markdown.to_html(text)
         return {"html": doc.html, "toc": doc.toc}
 
+    def page_url(self, info) -> str:
+        return f"/{info.slug}/"
+
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         site, base = build.site, build.site.baseurl
         out = Files()

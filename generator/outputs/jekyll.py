@@ -42,6 +42,19 @@ class JekyllTree(OutputFormat):
     def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
         return {"body": to_kramdown(text)}
 
+    def page_url(self, info) -> str:
+        return info.jekyll_url
+
+    def served(self, build: SiteBuild, files) -> set[str]:
+        """What Jekyll serves from this tree: its files and pages (folders starting with _ are
+        Jekyll's own) and each post at its URL (authoring.urls)."""
+        out = super().served(build, {p: b for p, b in files.items() if not p.startswith("_")})
+        for info in build.posts:
+            out.add(info.jekyll_url)
+            if info.jekyll_url.endswith("/"):
+                out.add(info.jekyll_url + "index.html")
+        return out
+
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         site, base = build.site, build.site.baseurl
         out = Files()

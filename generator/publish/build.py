@@ -21,6 +21,7 @@ from ..render.markdown import markdowner
 from ..render.post import RenderedPost, cached_render_post
 from ..render.postcache import post_cache
 from ..stages import run
+from .links import check_links
 from .lock import build_lock, failpoint
 from .tree import probe_output, recover_output, write_tree
 
@@ -60,6 +61,35 @@ def shown_posts(ctx: BuildContext, site: SiteConfig, drafts: bool = False) -> li
     return sorted(shown, key=lambda p: (p.date, p.slug), reverse=True)
 
 
+IGNORED_MEMO = "ignored.json"
+
+
+def report_ignored(ctx: BuildContext, opts: run.StageOptions) -> None:
+    """Name the files in content/posts the build does not read (a post in a subfolder, a
+    .markdown file, an editor's file): each under --explain, and once as a warning, when the
+    set differs from the one warned about last (.cache/lora-site/ignored.json)."""
+    import json
+
+    ignored = ctx.project.ignored_files()
+    for rel, why in ignored:
+        opts.say(f"ignored: content/posts/{rel} ({why})")
+    memo = ctx.project.cache / IGNORED_MEMO
+    names = [rel for rel, _ in ignored]
+    try:
+        last = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        last = []
+    if names == last:
+        return
+    if names and opts.warn is not None:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        opts.warn(f"{len(names)} file(s) in content/posts are not posts and are ignored: "
+                  f"{shown} (--explain says why)")
+    from ..core.fsio import write_bytes_atomic
+
+    write_bytes_atomic(memo, (json.dumps(names) + "\n").encode("utf-8"))
+
+
 def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
                 figures: Mapping[str, Mapping[str, bytes]], site: SiteConfig,
                 declared: Mapping[str, Any] | None = None,
@@ -82,6 +112,7 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
     for fmt in fmts:
         for path, data in sorted(fmt.files(build).items()):
             files[f"{fmt.name}/{path}"] = data
+    check_links(build, fmts, files)
     md.save()
     post_cache(ctx).prune()
     return files
@@ -105,6 +136,7 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
     out = Path(out) if out is not None else project.site
     site = load_site_config(project, baseurl)        # fail fast, before any training
     infos = shown_posts(ctx, site, drafts)
+    report_ignored(ctx, opts)
     declared = collect_experiments([i.post for i in infos])
     probe_output(out)                                # an unwritable folder fails before training
     with build_lock(project):
