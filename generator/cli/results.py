@@ -80,12 +80,25 @@ def figures(root, quiet, results, out) -> None:
             click.echo(f"{name}: {len(images)} images -> {out_dir / name}")
 
 
+def _tolerance(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """A tolerance is a finite number >= 0: a negative one fails every value (|diff| >= 0),
+    an infinite or NaN one passes or fails everything."""
+    import math
+
+    if not (math.isfinite(value) and value >= 0):
+        from ..core.errors import ConfigError
+
+        raise ConfigError(f"must be a finite number >= 0, got {value!r}", field=f"--{param.name}",
+                          hint="the default is 1e-06; 0 asks for bit-exact results")
+    return value
+
+
 @click.command()
 @common.root_option
 @common.quiet_option
-@click.option("--atol", type=float, default=1e-6, show_default=True,
+@click.option("--atol", type=float, default=1e-6, show_default=True, callback=_tolerance,
               help="Absolute tolerance for arrays and numeric metrics.")
-@click.option("--rtol", type=float, default=1e-6, show_default=True,
+@click.option("--rtol", type=float, default=1e-6, show_default=True, callback=_tolerance,
               help="Relative tolerance: a value passes when |re-run - frozen| <= atol + rtol*|frozen|.")
 def verify(root, quiet, atol, rtol) -> None:
     """Re-run every experiment (the claims audit too) and compare it with content/_freeze."""

@@ -91,6 +91,11 @@ class Kind:
         """One line after `lora-site run`."""
         return f"{name}: computed"
 
+    def outcome(self, settings: Any, files: dict[str, bytes]) -> str | None:
+        """How the computation that made ``files`` ended, for the last line of its progress
+        display ("target reached at step 37"); None: nothing to say."""
+        return None
+
     # ---- figures
     def figures(self, settings: Any) -> dict[str, str]:
         """Figure name -> alt text, in order (the alt text may follow the settings)."""

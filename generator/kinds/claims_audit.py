@@ -190,6 +190,10 @@ class ClaimsAudit(Kind):
                 == {k: v for k, v in frozen[0].items() if k not in NOT_COMPARED})
         return same and arrays_equal(npz_from_bytes(files[AUDIT_NPZ]), frozen[1])
 
+    def outcome(self, settings: AuditSettings, files: dict[str, bytes]) -> str:
+        s = json.loads(files[AUDIT_JSON].decode("utf-8"))
+        return f"done: {s['runs_trained']} runs ({s['seeds']['count']} seeds, {s['sweep_set']} sweeps)"
+
     def summary(self, name: str, loaded: SavedAudit) -> str:
         s = loaded.summary
         return (f"{name}: {s['runs_trained']} runs ({s['seeds']['count']} seeds, "

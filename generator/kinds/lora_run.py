@@ -52,6 +52,15 @@ class LoraRun(Kind):
                 progress(step, settings.max_steps, f"p={p:.3f}")
         return result_files(name, run_experiment(settings, progress=step_progress))
 
+    def outcome(self, settings: ExperimentConfig, files: dict[str, bytes]) -> str:
+        """Why training stopped: it checks the target weight before each step, so it ends
+        either there or at max_steps."""
+        m = json.loads(files[RESULTS_JSON].decode("utf-8"))["metrics"]
+        p, goal = m["target_weight_after"], settings.stop_prob
+        if m["reached_stop_prob"]:
+            return f"target reached at step {m['steps']} (p={p:.3f} >= stop_prob {goal:g})"
+        return f"max_steps reached ({m['steps']} steps; p={p:.3f} < stop_prob {goal:g})"
+
     def load(self, folder: Path, name: str) -> SavedResult:
         return load_result(folder)
 

@@ -106,6 +106,14 @@ def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any
                         memo=_import_memo(ctx))
 
 
+def say_outcome(progress: Any, d: Declared, files: dict[str, bytes]) -> None:
+    """End a progress display with how the computation ended, when both can say so."""
+    finish = getattr(progress, "finish", None)
+    how = d.kind.outcome(d.settings, files) if finish is not None else None
+    if how:
+        finish(how)
+
+
 def compute_here(d: Declared, opts: StageOptions) -> dict[str, bytes]:
     """Compute ``d`` in this process; a failure the settings can fix names the post that
     declares it (and the setting, when the kind says which); a library the kind computes with
@@ -114,7 +122,9 @@ def compute_here(d: Declared, opts: StageOptions) -> dict[str, bytes]:
         if opts.progress is None:
             return d.kind.compute(d.name, d.settings)
         with opts.progress(d.name, d.kind) as progress:
-            return d.kind.compute(d.name, d.settings, progress)
+            files = d.kind.compute(d.name, d.settings, progress)
+            say_outcome(progress, d, files)
+            return files
     except ExperimentError as exc:
         from ..core.located import located
 
@@ -195,6 +205,18 @@ def start_children(ctx: BuildContext, declared: Mapping[str, Declared],
             workers_of(ctx).start_compute(d.name, d.kind, d.settings, digest(inputs))
 
 
+def collect_child(workers, d: Declared, key: str, opts: StageOptions) -> dict[str, bytes] | None:
+    """The files of the child computing ``d`` (None if it failed), its progress shown as it
+    reports it (what it reported while this process was busy comes at once)."""
+    if opts.progress is None:
+        return workers.collect(d.name, key)
+    with opts.progress(d.name, d.kind) as progress:
+        files = workers.collect(d.name, key, progress=progress)
+        if files is not None:
+            say_outcome(progress, d, files)
+        return files
+
+
 def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     """The fresh result of ``d``: reused, collected from its child, or computed here."""
     store = store_of(ctx)
@@ -222,14 +244,16 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     workers.start_pool()
     files = None if opts.recompute else store.cached_result(d.kind, state.key)
     ran = "ran" if files is None else "reused the results of a build that failed later"
-    if files is None and workers.computing(d.name) and opts.progress is None:
-        files = workers.collect(d.name, state.key)
-    workers.stop(d.name)            # a child cannot report progress: computed here instead
+    where = ""
+    if files is None and workers.computing(d.name):
+        files = collect_child(workers, d, state.key, opts)
+        where = "" if files is None else "; computed by a second process"
+    workers.stop(d.name)
     if files is None:
         files = compute_here(d, opts)
     outcome = save_result(ctx, d, files, inputs, opts)
     detail = f"; {outcome.detail}" if outcome.detail else ""
-    opts.say(f"run {d.name}: {ran} ({why}; key {_short(state.key)}){detail}")
+    opts.say(f"run {d.name}: {ran} ({why}; key {_short(state.key)}{where}){detail}")
     return d.kind.load(store.folder(d.name), d.name)
 
 
