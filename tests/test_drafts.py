@@ -167,3 +167,21 @@ def test_serve_drafts_builds_with_drafts(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_verify_leaves_out_what_only_drafts_declare(tmp_path):
+    """A build without --drafts never freezes a draft's experiment, so verify does not ask
+    for it."""
+    from conftest import write_post
+
+    tiny = "  main: {d_model: 8, seq_len: 4, key: 2, max_steps: 15}\n"
+    write_post(tmp_path, experiments=tiny)
+    (tmp_path / "content" / "site.yml").write_text(
+        'title: "T"\ndescription: "D"\nauthor: "A"\nurl: "https://example.org"\n')
+    write_post(tmp_path, slug="wip", extra_meta="published: false\n",
+               experiments="  sketch: {d_model: 8, seq_len: 4, key: 3, max_steps: 15}\n")
+    assert invoke("build", "--root", tmp_path, "--quiet").exit_code == 0
+    assert not (tmp_path / "content/_freeze/sketch").exists()
+    result = invoke("verify", "--root", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("main: bit-exact match") and "sketch" not in result.output

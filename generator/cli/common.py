@@ -21,10 +21,15 @@ def context(root: str | None):
     return ctx
 
 
-def declared(ctx):
+def declared(ctx, drafts: bool = True):
+    """The experiments the posts declare; without ``drafts``, only those of published posts
+    (what a build without --drafts runs and freezes)."""
     from ..authoring.posts import collect_experiments, read_posts
 
-    return collect_experiments(read_posts(ctx))
+    posts = read_posts(ctx)
+    if not drafts:
+        posts = [p for p in posts if p.meta.get("published", True) is not False]
+    return collect_experiments(posts)
 
 
 def show_progress(quiet: bool) -> bool:
