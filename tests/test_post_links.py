@@ -97,3 +97,13 @@ def test_files_the_build_ignores_are_listed_and_warned_about_once(project):
     (posts / "later.markdown").write_text("x")
     result = invoke("build", "--root", project, "--quiet")
     assert "warning: 6 file(s) in content/posts are not posts" in result.stderr
+
+
+def test_an_up_to_date_build_names_stages_only(project):
+    """The no-op build's --explain repeats the last build's stages; the ignored files the
+    last build named are not stages."""
+    (project / "content" / "posts" / "notes.markdown").write_text("x")
+    assert invoke("build", "--root", project, "--quiet").exit_code == 0
+    result = invoke("build", "--root", project, "--explain")
+    assert "up to date" in result.output
+    assert not any(line.startswith("ignored") for line in result.stderr.splitlines())

@@ -96,7 +96,8 @@ def build(root, quiet, frozen, force, refreeze, explain, baseurl, out, drafts) -
     stages: list[str] = []
 
     def explain_and_note(line: str) -> None:
-        stages.append(line.split(":", 1)[0])        # 'run main', 'figures main', 'render', ...
+        if not line.startswith("ignored: "):        # a file named, not a stage
+            stages.append(line.split(":", 1)[0])    # 'run main', 'figures main', 'render', ...
         if say:
             say(line)
 

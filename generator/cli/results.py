@@ -20,8 +20,8 @@ def run_command(root, quiet, out, names) -> None:
     from ..core.errors import ConfigError
     from ..core.fsio import write_bytes_atomic
     from ..publish.lock import build_lock
-    from ..stages.run import (StageOptions, compute_here, recover_freeze, run_inputs,
-                              save_result, store_of)
+    from ..stages.run import StageOptions, compute_here, run_inputs, save_result, store_of
+    from ..stages.store import recover_freeze
 
     ctx = common.context(root)
     declared = common.declared(ctx)
@@ -163,8 +163,8 @@ def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
     from ..kinds.claims_audit import AUDIT_JSON, AUDIT_NPZ, KIND
     from ..publish.lock import build_lock
     from ..science.audit import format_table, min_seeds_to_hold
-    from ..stages.run import (StageOptions, compute_here, recover_freeze, run_inputs,
-                              save_result, store_of)
+    from ..stages.run import StageOptions, compute_here, run_inputs, save_result, store_of
+    from ..stages.store import recover_freeze
 
     ctx = common.context(root)
     if seeds < min_seeds_to_hold() and not quiet:

@@ -21,6 +21,7 @@ from ..render.markdown import markdowner
 from ..render.post import RenderedPost, cached_render_post
 from ..render.postcache import post_cache
 from ..stages import run
+from ..stages.store import recover_freeze
 from .links import check_links
 from .lock import build_lock, failpoint
 from .tree import probe_output, recover_output, write_tree
@@ -141,7 +142,7 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
     probe_output(out)                                # an unwritable folder fails before training
     with build_lock(project):
         recover_output(out)                          # what a killed build left behind
-        run.recover_freeze(ctx)
+        recover_freeze(ctx)                          # ... and a killed commit of the freeze
         failpoint("results")
         results, figures = run.experiments(ctx, declared, opts)
         failpoint("render")

@@ -22,7 +22,7 @@ from ..core.errors import ConfigError, ExperimentError, ResultsError
 from ..core.keys import changed_inputs, digest, stage_inputs
 from ..kinds.base import Declared
 from .figcache import FigureCache
-from .store import Store, recover_freeze, settle  # noqa: F401  (recover_freeze: for build)
+from .store import Store, settle
 
 Say = Callable[[str], None]
 
@@ -148,12 +148,11 @@ WARN_FILE_BYTES = 50_000_000
 MAX_FILE_BYTES = 100_000_000
 
 
-def _size(n: float) -> str:
-    for unit in ("bytes", "kB", "MB"):
-        if n < 1000 or unit == "MB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""
+def _size(n: int) -> str:
+    """A file size as people read it: 812 bytes, 5.2 kB, 134.2 MB."""
+    if n < 1000:
+        return f"{n} bytes"
+    return f"{n / 1000:.1f} kB" if n < 1_000_000 else f"{n / 1_000_000:.1f} MB"
 
 
 def check_sizes(d: Declared, files: Mapping[str, bytes], opts: StageOptions) -> None:
