@@ -185,3 +185,16 @@ def test_verify_leaves_out_what_only_drafts_declare(tmp_path):
     result = invoke("verify", "--root", tmp_path)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("main: bit-exact match") and "sketch" not in result.output
+
+
+def test_a_link_to_a_draft_is_broken_until_it_is_published(project):
+    """A published post that links to a draft would send readers to a page that is not there:
+    refused without --drafts, fine with it."""
+    # Its permalink is its HTML URL, so one link serves both outputs.
+    extra_post(project, "published: false\npermalink: /draft/\n", name="draft.md")
+    with open(project / POST, "a", encoding="utf-8") as fh:
+        fh.write("\nSee [the next post]({{ site.baseurl }}/draft/).\n")
+    result = invoke("build", "--root", project, "--quiet")
+    assert result.exit_code == 1
+    assert "broken link /draft/ in the html output: there is no /draft/" in result.stderr
+    assert invoke("build", "--root", project, "--quiet", "--drafts").exit_code == 0
