@@ -40,7 +40,7 @@ def old_mac_line_ends(root):
     path = root / "content" / "posts" / extra_post(root, "")
     path.write_bytes(path.read_bytes().replace(b"\n", b"\r"))
     return Case(["extra.md:1:", "the line ends are carriage returns only (old Mac format)",
-                 "save the file with LF (Unix) or CRLF (Windows) line ends"])
+                 "save the file with LF or CRLF line ends"])
 
 
 def stray_carriage_return(root):

@@ -174,7 +174,7 @@ def bad_draw_workers(root):
     os.environ["LORA_SITE_DRAW_WORKERS"] = "many"        # undone by the test's monkeypatch
     set_experiment(root, SMALL)
     return Case(["LORA_SITE_DRAW_WORKERS: 'many' is not a number of processes",
-                 "set it to 0 (draw in the build) up to 64, or unset it"])
+                 "set it to 0 to draw in the build, or up to 64 processes, or unset it"])
 
 
 def overflow_in_the_body(root):

@@ -81,10 +81,10 @@ def _decode(path: Path, data: bytes) -> str:
         if "\n" not in text:
             raise ContentError("the line ends are carriage returns only (old Mac format)",
                                path=path, line=1,
-                               hint="save the file with LF (Unix) or CRLF (Windows) line ends")
+                               hint="save the file with LF or CRLF line ends")
         raise ContentError("a carriage return (CR) without a line feed", path=path,
                            line=text[:cr].count("\n") + 1,
-                           hint="save the file with LF (Unix) or CRLF (Windows) line ends")
+                           hint="save the file with LF or CRLF line ends")
     return text
 
 

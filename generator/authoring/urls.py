@@ -128,5 +128,5 @@ def check_urls(infos: list) -> None:
             raise ContentError(f"two posts have the Jekyll URL {url} (also {also.post.path})",
                                path=blamed.post.path,
                                field="permalink" if "permalink" in blamed.post.meta else None,
-                               hint="give one of them another permalink: (Jekyll would keep "
-                                    "only one)")
+                               hint="give one of them another permalink:; Jekyll would keep "
+                                    "only one")

@@ -54,8 +54,8 @@ def worker_count() -> int:
             from ..core.errors import ConfigError
 
             raise ConfigError(f"{raw!r} is not a number of processes", field=ENV_WORKERS,
-                              hint=f"set it to 0 (draw in the build) up to {MAX_DRAW_WORKERS}, "
-                                   "or unset it")
+                              hint=f"set it to 0 to draw in the build, or up to "
+                                   f"{MAX_DRAW_WORKERS} processes, or unset it")
         return count
     cores = usable_cores()
     return min(cores, 4) if cores > 1 else 0
