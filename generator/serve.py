@@ -99,9 +99,10 @@ def changed_paths(old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int
 # ---------------------------------------------------------------------------------------------
 # Building
 
-def build_command(project: Project) -> list[str]:
+def build_command(project: Project, drafts: bool = False) -> list[str]:
     """The build, as a fresh interpreter running the package this server was started from."""
-    return [sys.executable, "-m", "generator", "build", "--root", str(project.root), "--explain"]
+    return [sys.executable, "-m", "generator", "build", "--root", str(project.root), "--explain",
+            *(["--drafts"] if drafts else [])]
 
 
 def _child_env() -> dict[str, str]:
@@ -254,15 +255,42 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.NOT_FOUND, body, "text/html; charset=utf-8")
 
 
+def listen(host: str, port: int, handler) -> ThreadingHTTPServer:
+    """The HTTP server on host:port; a port in use, a privileged port or an address that is not
+    this machine's is one line naming host:port and what to do."""
+    import errno
+    import socket
+
+    from .core.errors import BuildError
+
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        if isinstance(exc, socket.gaierror):
+            field, hint = "--host", "no such host name: use an address such as 127.0.0.1"
+        elif exc.errno == errno.EADDRINUSE:
+            field, hint = "--port", (f"another program is listening on port {port}: stop it, or "
+                                     "pick another port with --port; --port 0 picks a free one")
+        elif exc.errno == errno.EACCES:
+            field, hint = "--port", "ports below 1024 need privileges: use --port 8000"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            field, hint = "--host", "that address is not one of this machine's: use --host " \
+                                    "127.0.0.1"
+        else:
+            field, hint = "--host", "check --host and --port"
+        raise BuildError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field=field,
+                         hint=hint) from None
+
+
 class PreviewServer:
     """The server, the watcher and the builder, started and stopped together."""
 
     def __init__(self, project: Project, *, host: str = "127.0.0.1", port: int = 8000,
                  interval: float = 0.5, command: list[str] | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, drafts: bool = False) -> None:
         self.project = project
         self.interval = interval
-        self.command = command or build_command(project)
+        self.command = command or build_command(project, drafts)
         self.log = log or (lambda line: print(line, flush=True))
         self.state = BuildState()
         self.roots = watched_roots(project)
@@ -271,7 +299,7 @@ class PreviewServer:
             "html_root": project.site / "html", "baseurl": site_baseurl(project),
             "state": self.state})
         self.handler = handler
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = listen(host, port, handler)
         self.httpd.daemon_threads = True
         self._threads: list[threading.Thread] = []
 
@@ -325,9 +353,9 @@ class PreviewServer:
 
 
 def serve(project: Project, *, host: str = "127.0.0.1", port: int = 8000,
-          interval: float = 0.5) -> None:
+          interval: float = 0.5, drafts: bool = False) -> None:
     """Run the preview until interrupted."""
-    server = PreviewServer(project, host=host, port=port, interval=interval)
+    server = PreviewServer(project, host=host, port=port, interval=interval, drafts=drafts)
     server.start()
     try:
         while True:

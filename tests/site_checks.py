@@ -246,6 +246,9 @@ def make_project(root: Path, *, post_text: str | None = None, slug: str | None =
     else:
         (root / "content" / "posts" / f"{slug or 'post'}.md").write_text(post_text,
                                                                       encoding="utf-8")
+        if f"/{COMPANION.stem}/" in post_text:
+            # A variant of the article links to the audit post too: a link the build checks.
+            shutil.copy(COMPANION, root / "content" / "posts" / COMPANION.name)
     # A post reading data.audit gets the repository's frozen claims audit: while it is fresh
     # the build reuses it rather than training the audit's thousands of runs again.
     reads_audit = post_text is None or re.search(r"^data:\s*\n(\s*-\s*\w+\s*\n)*\s*-\s*audit\s*$",

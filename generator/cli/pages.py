@@ -16,13 +16,15 @@ from . import common
               help="Port to listen on (0 picks a free one).")
 @click.option("--interval", type=click.FloatRange(0.05, 10), default=0.5, show_default=True,
               help="Seconds between checks of content/, templates/ and generator/ for changes.")
-def serve(root, host, port, interval) -> None:
+@click.option("--drafts", is_flag=True,
+              help="Show the posts with published: false too, marked as drafts.")
+def serve(root, host, port, interval, drafts) -> None:
     """Build, serve site/html, and rebuild and reload the page whenever a source changes."""
     from ..core.project import Project
     from ..serve import serve as run_preview
 
     project = Project(Path(root).resolve()) if root else Project.find()
-    run_preview(project, host=host, port=port, interval=interval)
+    run_preview(project, host=host, port=port, interval=interval, drafts=drafts)
 
 
 def _report_build(report, quiet: bool) -> None:
@@ -57,7 +59,10 @@ out_option = click.option("--out", type=click.Path(), default=None,
 @explain_option
 @baseurl_option
 @out_option
-def build(root, quiet, frozen, force, refreeze, explain, baseurl, out) -> None:
+@click.option("--drafts", is_flag=True,
+              help="Show the posts with published: false too, marked as drafts (never in the "
+                   "feed or the sitemap). Without it a draft reaches no output.")
+def build(root, quiet, frozen, force, refreeze, explain, baseurl, out, drafts) -> None:
     """Run every stage (experiments, figures, render) and write site/html and site/jekyll."""
     if frozen and (force or refreeze):
         raise click.UsageError(f"--frozen and {'--force' if force else '--refreeze'} "
@@ -69,7 +74,8 @@ def build(root, quiet, frozen, force, refreeze, explain, baseurl, out) -> None:
     # here, before yaml, Jinja, Markdown, numpy or torch are imported.
     from ..publish.fingerprint import BuildFingerprint
     out_dir = Path(out).resolve() if out else ctx.project.site
-    fingerprint = BuildFingerprint(ctx, out_dir, {"frozen": frozen, "baseurl": baseurl})
+    fingerprint = BuildFingerprint(ctx, out_dir, {"frozen": frozen, "baseurl": baseurl,
+                                                  "drafts": drafts})
     changes = ["--force"] if force else fingerprint.changes()
     if not changes:
         if say:
@@ -90,14 +96,23 @@ def build(root, quiet, frozen, force, refreeze, explain, baseurl, out) -> None:
     stages: list[str] = []
 
     def explain_and_note(line: str) -> None:
-        stages.append(line.split(":", 1)[0])        # 'run main', 'figures main', 'render', ...
+        if not line.startswith("ignored: "):        # a file named, not a stage
+            stages.append(line.split(":", 1)[0])    # 'run main', 'figures main', 'render', ...
         if say:
             say(line)
 
     opts = StageOptions(frozen=frozen, force=force, refreeze=refreeze, explain=explain_and_note,
                         warn=common.warn, progress=common.progress_factory(quiet))
-    report = build_site(ctx, baseurl=baseurl, out=Path(out) if out else None, opts=opts)
-    fingerprint.record(stages)
+    report = build_site(ctx, baseurl=baseurl, out=Path(out) if out else None, opts=opts,
+                        drafts=drafts)
+    try:
+        fingerprint.record(stages)
+    except OSError as exc:
+        # The site and the freeze are written: the build succeeded, only its record did not.
+        from ..core.oserror import os_reason
+
+        common.warn(f"could not record this build in {exc.filename or fingerprint.record_path} "
+                    f"({os_reason(exc)}): the next build will not be skipped")
     _report_build(report, quiet)
 
 

@@ -93,7 +93,13 @@ class HashMemo:
                 if suffix and not filename.endswith(suffix):
                     continue
                 rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
-                out[rel] = self.sha256(os.path.join(dirpath, filename))
+                path = os.path.join(dirpath, filename)
+                if os.path.islink(path) and not os.path.exists(path):
+                    # A dangling link (an editor's lock file, .#post.md): its target is all
+                    # there is to compare.
+                    out[rel] = "link:" + os.readlink(path)
+                    continue
+                out[rel] = self.sha256(path)
         return dict(sorted(out.items()))
 
     def save(self) -> None:

@@ -198,7 +198,7 @@ def pinned_version(name: str, lock: Path) -> str | None:
     """The `name==version` pin in a requirements lock, if any."""
     try:
         text = lock.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     want = _normalise(name)
     for line in text.splitlines():

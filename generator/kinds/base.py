@@ -91,6 +91,11 @@ class Kind:
         """One line after `lora-site run`."""
         return f"{name}: computed"
 
+    def outcome(self, settings: Any, files: dict[str, bytes]) -> str | None:
+        """How the computation that made ``files`` ended, for the last line of its progress
+        display ("target reached at step 37"); None: nothing to say."""
+        return None
+
     # ---- figures
     def figures(self, settings: Any) -> dict[str, str]:
         """Figure name -> alt text, in order (the alt text may follow the settings)."""
@@ -166,6 +171,16 @@ class Kinds:
                 raise ConfigError(f"cannot import the kind module {module!r}: {exc}",
                                   field="kinds", hint="check the module name in site.yml "
                                   "and that it is importable") from None
+            except Exception as exc:        # noqa: BLE001 (a project's own module failing)
+                if module not in extra_modules:
+                    raise                   # one of ours: a bug, reported as such
+                where = ""
+                if isinstance(exc, SyntaxError) and exc.filename:
+                    where = f" ({exc.filename}:{exc.lineno})"
+                raise ConfigError(f"the kind module {module!r} fails when imported: "
+                                  f"{type(exc).__name__}: {exc}{where}", field="kinds",
+                                  hint="fix that module, or remove it from kinds: in site.yml"
+                                  ) from None
             if isinstance(kind, Kind):
                 self.register(kind)
             elif module in extra_modules:

@@ -85,6 +85,15 @@ class LoraRun(Kind):
         files[ATTENTION_STEPS] = attention_steps_json(Path(folder) / ARRAYS_NPZ, loaded.config)
         return files
 
+    def outcome(self, settings: ExperimentConfig, files: dict[str, bytes]) -> str:
+        """Why training stopped: it checks the target weight before each step, so it ends
+        either there or at max_steps."""
+        m = json.loads(files[RESULTS_JSON].decode("utf-8"))["metrics"]
+        p, goal = m["target_weight_after"], settings.stop_prob
+        if m["reached_stop_prob"]:
+            return f"target reached at step {m['steps']} (p={p:.3f} >= stop_prob {goal:g})"
+        return f"max_steps reached ({m['steps']} steps; p={p:.3f} < stop_prob {goal:g})"
+
     def load(self, folder: Path, name: str) -> SavedResult:
         return load_result(folder)
 

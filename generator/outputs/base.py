@@ -36,6 +36,20 @@ class OutputFormat:
     def files(self, build: "SiteBuild") -> dict[str, bytes]:
         raise NotImplementedError
 
+    def page_url(self, info: Any) -> str:
+        """The URL path of a post's page in this format, below the baseurl."""
+        raise NotImplementedError
+
+    def served(self, build: "SiteBuild", files: Mapping[str, bytes]) -> set[str]:
+        """Every URL path (below the baseurl) the tree ``files`` of this format serves: what a
+        post's local links are checked against."""
+        out = set()
+        for path in files:
+            out.add("/" + path)
+            if path == "index.html" or path.endswith("/index.html"):
+                out.add("/" + path[: -len("index.html")])
+        return out
+
 
 def template_dirs(project: Project) -> list[Path]:
     """The project's own templates/ first (to override a file), then the built-in ones."""
@@ -72,8 +86,12 @@ class SiteBuild:
         self.env = make_env(self.dirs, bytecode_dir=self.bytecode_dir)
         self.env.filters["to_yaml"] = lambda v: yaml.safe_dump(
             v, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
+        # The feed and the sitemap never list a draft, even in a build with --drafts: they are
+        # for readers' feed readers and for search engines, not for previewing.
+        listed = [p for p in self.posts if not p.draft]
         self.common = {"site": self.site, "base": self.site.baseurl, "posts": self.posts,
-                       "updated": max((p.date for p in self.posts), default=None)}
+                       "feed_posts": listed,
+                       "updated": max((p.date for p in listed or self.posts), default=None)}
         self._css: str | None = None
 
     def page(self, name: str, **ctx: Any) -> str:

@@ -46,11 +46,14 @@ class HtmlSite(OutputFormat):
         # The image links to its 2x file: full resolution without JavaScript; figures.js
         # opens it over the page instead.
         explore = f' data-explore="{html_escape(ref.explore)}"' if ref.explore else ""
+        # An image the interactive version hides still loads at once, for print and for a
+        # reader whose script fails later.
+        loading = "eager" if ref.explore else "lazy"
         return (f'\n<figure id="{html_escape(ref.anchor)}"{explore}>\n'
                 f'<a class="figure-zoom" href="{html_escape(ref.src2x)}">'
                 f'<img src="{html_escape(ref.src)}" srcset="{html_escape(ref.src)} 1x, '
                 f'{html_escape(ref.src2x)} 2x" width="{ref.width}" height="{ref.height}" '
-                f'alt="{a}" loading="lazy" decoding="async"></a>\n'
+                f'alt="{a}" loading="{loading}" decoding="async"></a>\n'
                 f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}{data}'
                 f'</figcaption>\n</figure>\n')
 
@@ -61,6 +64,9 @@ class HtmlSite(OutputFormat):
         doc = tools.markdown.to_html(text)
         page, feed = prerender(doc.html, tools.math)
         return {"html": add_sidenotes(page), "feed_html": feed, "toc": doc.toc}
+
+    def page_url(self, info) -> str:
+        return f"/{info.slug}/"
 
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         site, base = build.site, build.site.baseurl

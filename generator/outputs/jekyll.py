@@ -50,6 +50,19 @@ class JekyllTree(OutputFormat):
         # layout decides how math is shown (the post's include loads MathJax for it).
         return {"body": to_kramdown(text)}
 
+    def page_url(self, info) -> str:
+        return info.jekyll_url
+
+    def served(self, build: SiteBuild, files) -> set[str]:
+        """What Jekyll serves from this tree: its files and pages (folders starting with _ are
+        Jekyll's own) and each post at its URL (authoring.urls)."""
+        out = super().served(build, {p: b for p, b in files.items() if not p.startswith("_")})
+        for info in build.posts:
+            out.add(info.jekyll_url)
+            if info.jekyll_url.endswith("/"):
+                out.add(info.jekyll_url + "index.html")
+        return out
+
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         site, base = build.site, build.site.baseurl
         out = Files()
@@ -60,6 +73,9 @@ class JekyllTree(OutputFormat):
             "kramdown": {"input": "GFM", "math_engine": "mathjax",
                          "syntax_highlighter": "rouge", "hard_wrap": False},
             "exclude": ["Gemfile", "Gemfile.lock", "vendor"],
+            # A post dated in the future is published like any other, as on the HTML site
+            # (Jekyll's default would hide it until its date: the two outputs would differ).
+            "future": True,
         }))
         out.put("_includes/mathjax.html", build.page("jekyll/_includes/mathjax.html"))
         out.put("assets/css/style.css", build.css())
@@ -78,7 +94,8 @@ class JekyllTree(OutputFormat):
             parts = build.rendered[info.slug].parts[self.name]
             out.put(f"_posts/{info.jekyll_name}", build.page(
                 "jekyll/post.md", front_matter=jekyll_front_matter(info),
-                heading="# " + escape_markdown(info.title), body=parts["body"]))
+                heading="# " + escape_markdown(info.title), body=parts["body"],
+                draft=info.draft))
         for path, data in {**build.figure_files(), **build.data_files()}.items():
             out.put(path, data)
         return out

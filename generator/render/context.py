@@ -43,9 +43,17 @@ class FigureRef:
     src2x: str
     width: int
     height: int
-    anchor: str = ""            # the element id: fig-<name> for 'main', fig-<exp>-<name> else
+    anchor: str = ""            # the id a format may give it: unique on the page
     data: tuple[tuple[str, str], ...] = ()  # (file name, URL) of the data behind it
     explore: str = ""           # URL of the data its interactive version reads, if shown
+
+
+def figure_anchor(experiment: str, name: str, shown_before: int) -> str:
+    """fig-<name> for the experiment 'main' (the reference's anchors), fig-<experiment>-<name>
+    for another, so two experiments' figure of one name differ; -2, -3 for a figure shown
+    again on the same page."""
+    base = f"fig-{name}" if experiment == MAIN_EXPERIMENT else f"fig-{experiment}-{name}"
+    return base if not shown_before else f"{base}-{shown_before + 1}"
 
 
 class FigureHelper:
@@ -80,13 +88,13 @@ class FigureHelper:
             raise ContentError(f"figure {name!r} does not exist",
                                hint=f"use one of {', '.join(alt_texts) or 'none'}")
         self.count += 1
+        shown_before = self.used.count((experiment, name))
+        anchor = figure_anchor(experiment, name, shown_before)
         self.used.append((experiment, name))
         folder = f"{self.site.baseurl}/{image_dir(experiment)}"
         w, h = image_size(1)
-        # One id per experiment's figure: two experiments may have figures of one name.
-        element_id = f"fig-{name}" if experiment == MAIN_EXPERIMENT else f"fig-{experiment}-{name}"
-        if self.refs is not None:
-            self.refs.add_figure(experiment, name, self.count, element_id)
+        if self.refs is not None and not shown_before:     # @fig: names its first showing
+            self.refs.add_figure(experiment, name, self.count, anchor)
         data_url = f"{self.site.baseurl}/{data_dir(experiment)}"
         data = tuple((f, f"{data_url}/{f}") for f in d.kind.downloads(d.settings))
         explore_url = ""
@@ -102,7 +110,7 @@ class FigureHelper:
             experiment=experiment, name=name, number=self.count, caption=caption,
             alt=alt or alt_texts[name], src=f"{folder}/{image_filename(name, 1)}",
             src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h,
-            anchor=element_id, data=data, explore=explore_url), self.markdown)
+            anchor=anchor, data=data, explore=explore_url), self.markdown)
 
 
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],
@@ -130,6 +138,8 @@ def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, M
         "target": fmt.name,
     }
     for name, view in views.items():
+        # authoring.names refuses these names when the post is read; this is the safety net
+        # for a name added here and not there (tests/test_names.py checks they agree).
         if name in ctx:
             raise ConfigError(f"experiment name '{name}' clashes with a template name",
                               path=post.path, field=f"experiments.{name}",

@@ -360,7 +360,10 @@ def render_body(renderer: "BodyRenderer | jinja2.Environment", source: str,
                            hint="check the name against the results' metrics and config") from None
     except jinja2.TemplateError as exc:
         raise ContentError(f"template error: {exc}", path=path, line=line_of(exc)) from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as exc:
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError,
+            RecursionError) as exc:
+        # What an expression in the body can raise (1/0, 10.0 ** 400, a macro calling itself,
+        # fmt(x, -1)): the body's fault, reported at its line.
         raise ContentError(f"error in a template expression: {type(exc).__name__}: {exc}",
                            path=path, line=line_of(exc)) from None
 

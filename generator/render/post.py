@@ -13,6 +13,7 @@ from ..core.context import BuildContext
 from ..core.errors import ContentError
 from .context import body_context
 from .jinja import body_renderer
+from .links import local_links
 from .markdown import markdowner
 from .postcache import post_cache
 
@@ -66,6 +67,9 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
             if exc.path is not None:
                 raise                   # located already (an unknown citation names its line)
             raise _locate_markdown_error(exc, post) from None
+        # Checked once every page exists (publish.links); found here, where the text the
+        # format's Markdown was made from is at hand, and cached with the rest.
+        parts[fmt.name]["links"] = [list(link) for link in local_links(text)]
     return RenderedPost(info=info, parts=parts, figures_used=used)
 
 

@@ -421,12 +421,15 @@ def pages_config(source: Path) -> dict:
     return _merge(_merge(PAGES_DEFAULTS, site or {}), PAGES_OVERRIDES)
 
 
-def jekyll_build(source: Path, dest: Path, baseurl: str = "") -> tuple[int, str]:
-    """`jekyll build --safe --future` with GitHub Pages' settings; (exit code, output)."""
+def jekyll_build(source: Path, dest: Path, baseurl: str = "",
+                 future: bool = True) -> tuple[int, str]:
+    """`jekyll build --safe --future` with GitHub Pages' settings; (exit code, output).
+    future=False leaves --future out: the tree's own _config.yml must then say it."""
     config = dest.parent / f"{dest.name}.pages-config.yml"
     config.write_text(yaml.safe_dump(pages_config(source), sort_keys=True), encoding="utf-8")
     # --disable-disk-cache: leave the source tree exactly as the generator wrote it.
-    cmd = [shutil.which("jekyll") or "jekyll", "build", "--safe", "--future",
+    cmd = [shutil.which("jekyll") or "jekyll", "build", "--safe",
+           *(["--future"] if future else []),
            "--disable-disk-cache", "--source", str(source), "--destination", str(dest),
            "--config", str(config), "--baseurl", baseurl]
     # No Gemfile and no Bundler: the Debian gems, as a plain `jekyll build` sees them. TZ=UTC
