@@ -85,11 +85,13 @@ def _key_line(front: str, key: str) -> int | None:
 class PostReader:
     """Posts parsed in this context, remembered with the bytes they were parsed from: a build
     reads each post in several stages, and parsing (YAML, settings checks) costs more than
-    reading. The preview server's context keeps them across rebuilds."""
+    reading. The preview server's context keeps them across rebuilds; a post is parsed again
+    when its bytes change, or when the registry of kinds it was parsed with was renewed (site.yml
+    names other kind modules)."""
 
     def __init__(self, ctx: BuildContext) -> None:
         self.ctx = ctx
-        self.parsed: dict[Path, tuple[bytes, Post]] = {}
+        self.parsed: dict[Path, tuple[bytes, Kinds, Post]] = {}
 
     @property
     def kinds(self) -> Kinds:
@@ -98,22 +100,24 @@ class PostReader:
     def read(self, path: Path) -> Post:
         path = Path(path)
         data = path.read_bytes()
+        kinds = self.kinds
         seen = self.parsed.get(path)
-        if seen is not None and seen[0] == data:
-            return seen[1]
-        post = _parse_post(path, data, self.kinds)
-        self.parsed[path] = (data, post)
+        if seen is not None and seen[0] == data and seen[1] is kinds:
+            return seen[2]
+        post = _parse_post(path, data, kinds)
+        self.parsed[path] = (data, kinds, post)
         return post
 
 
 def kinds_of(ctx: BuildContext) -> Kinds:
     """The experiment kinds of this project: the package's, and the modules site.yml names
-    under ``kinds:``."""
-    def make(ctx: BuildContext) -> Kinds:
-        from .site_config import kind_modules
+    under ``kinds:``. Renewed for a build after site.yml changed that list."""
+    from .site_config import kind_modules
 
+    def make(ctx: BuildContext) -> Kinds:
         return Kinds(extra_modules=kind_modules(ctx.project))
-    return ctx.state("kinds", make)
+    return ctx.state("kinds", make,
+                     renew=lambda kinds: kinds.extra_modules != kind_modules(ctx.project))
 
 
 def read_post(ctx: BuildContext, path: Path) -> Post:

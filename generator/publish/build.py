@@ -6,7 +6,7 @@ Rendering returns strings; publish.tree.write_tree is the only function that tou
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,7 +21,7 @@ from ..render.post import RenderedPost, cached_render_post
 from ..render.postcache import post_cache
 from ..stages import run
 from .lock import build_lock, failpoint
-from .tree import probe_output, recover_output, write_tree
+from .tree import OutputMemo, probe_output, recover_output, write_tree
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class BuildReport:
     files: tuple[str, ...]                  # every file written, as <format>/<path>
     posts: tuple[str, ...]
     counts: tuple[tuple[str, int], ...] = ()    # (format, files) in format order
+    # The bytes written, for a caller that compares one build with the next (the preview).
+    contents: Mapping[str, bytes] | None = field(default=None, repr=False, compare=False)
 
 
 def _result_files(ctx: BuildContext, declared) -> dict[str, Any]:
@@ -84,6 +86,7 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
     force too.
     """
     opts = opts or run.StageOptions(frozen=frozen, force=force)
+    ctx.new_build()                                  # a warm context renews per-build state
     project = ctx.project
     out = Path(out) if out is not None else project.site
     site = load_site_config(project, baseurl)        # fail fast, before any training
@@ -100,7 +103,11 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
         files = render_site(ctx, results=results, figures=figures, site=site,
                             declared=declared)
         opts.say(f"render: ran ({len(files)} files)")
-        write_tree(out, files)
+        memo = ctx.state("outputs", OutputMemo)
+        same = memo.same(out, files)                 # a warm context's unchanged files
+        memo.forget(out)                             # until this write has succeeded
+        write_tree(out, files, same=same)
+        memo.wrote(out, files)
         opts.say(f"write: {out}")
     if ctx.has_state("workers"):
         run.workers_of(ctx).close_pool()             # figure workers left idle by the stages
@@ -110,4 +117,5 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
         counts[fmt] = counts.get(fmt, 0) + 1
     return BuildReport(out=out, files=tuple(sorted(files)),
                        posts=tuple(sorted(p.slug for p in posts)),
-                       counts=tuple((f.name, counts.get(f.name, 0)) for f in formats()))
+                       counts=tuple((f.name, counts.get(f.name, 0)) for f in formats()),
+                       contents=files)

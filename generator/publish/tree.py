@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Mapping
+from typing import Collection, Mapping
 
 from ..core.errors import BuildError
 from .lock import failpoint
@@ -98,12 +98,17 @@ def _undo(tmp: Path, old: Path | None, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
+def write_tree(out: Path, files: Mapping[str, bytes], same: Collection[str] = ()) -> None:
     """Write ``files`` (relative path -> bytes) as the folder ``out``, atomically: everything goes
     into a temporary folder beside ``out``, which replaces ``out`` only once complete. On any
     failure or interruption the temporary folder is removed and the previous ``out`` is left as
     it was. (A build killed outright leaves its temporary folder; ``recover_output`` removes it
-    at the next build.)"""
+    at the next build.)
+
+    same: paths whose file in the current ``out`` already holds exactly these bytes (the caller
+    vouches for it, see OutputMemo): they are hard-linked into the new folder instead of
+    written, which costs a fraction of creating a file. Nothing ever writes into a file once it
+    is in place, so the old and the new folder can share it."""
     out = Path(out)
     parent = out.parent
     if out.exists() and not out.is_dir():
@@ -130,6 +135,12 @@ def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
                 if folder not in made:
                     folder.mkdir(exist_ok=True)
                     made.add(folder)
+            if rel in same:
+                try:
+                    os.link(out.joinpath(*parts), target)
+                    continue
+                except OSError:
+                    pass                            # gone, or another file system: write it
             with open(target, "xb") as fh:
                 fh.write(files[rel])
                 os.fchmod(fh.fileno(), 0o644)       # whatever the umask: ordinary public files
@@ -154,3 +165,39 @@ def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+
+
+def _stamp(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+class OutputMemo:
+    """What this context last wrote to each output folder, to tell write_tree which files are
+    already in place: a file counts only while its bytes equal the new ones and its stat (size,
+    times, inode, device) is the one it had just after the write, so a file changed or replaced
+    by anyone since is written again. A warm build context (the preview) keeps one; a command
+    that builds once never has a previous build to compare with."""
+
+    def __init__(self, ctx=None) -> None:
+        self.written: dict[str, dict[str, tuple[tuple[int, ...] | None, bytes]]] = {}
+
+    def same(self, out: Path, files: Mapping[str, bytes]) -> set[str]:
+        before = self.written.get(str(out), {})
+        found = set()
+        for rel, data in files.items():
+            seen = before.get(rel)
+            if seen is not None and seen[1] == data and seen[0] is not None \
+                    and seen[0] == _stamp(os.path.join(out, rel)):
+                found.add(rel)
+        return found
+
+    def wrote(self, out: Path, files: Mapping[str, bytes]) -> None:
+        self.written[str(out)] = {rel: (_stamp(os.path.join(out, rel)), data)
+                                  for rel, data in files.items()}
+
+    def forget(self, out: Path) -> None:
+        self.written.pop(str(out), None)

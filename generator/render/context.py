@@ -79,7 +79,8 @@ class FigureHelper:
 
 
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],
-                 fmt, markdown) -> tuple[dict[str, Any], FigureHelper]:
+                 fmt, markdown, *, listing: Callable[[str, str], str] = listing
+                 ) -> tuple[dict[str, Any], FigureHelper]:
     """The variables of ``info``'s body rendered for output format ``fmt``, and its figure
     helper (which records the figures the body used)."""
     post = info.post

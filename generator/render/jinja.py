@@ -280,17 +280,28 @@ def _compile_body(env: jinja2.Environment, source: str,
 class BodyRenderer:
     """The environment post bodies are rendered in, and the bodies compiled so far: a body is
     rendered once per output format, and compiled once (a preview server's context keeps them
-    across rebuilds; the bytecode cache keeps them across processes)."""
+    across rebuilds, keeping the bodies the last build rendered; the bytecode cache keeps them
+    across processes)."""
 
     def __init__(self, ctx=None, *, bytecode_dir: Path | None = None) -> None:
         if ctx is not None and bytecode_dir is None:
             bytecode_dir = ctx.project.cache / "jinja"
         self.env = make_body_env(bytecode_dir)
         self.compiled: dict[str, tuple] = {}
+        self.used: set[str] = set()
+        if ctx is not None:
+            ctx.on_new_build(self.trim)
 
     def render(self, source: str, context: dict[str, Any], *, path: Path,
                first_line: int = 1) -> str:
+        self.used.add(source)
         return render_body(self, source, context, path=path, first_line=first_line)
+
+    def trim(self) -> None:
+        """Forget the bodies the last build did not render (every edit of a post makes a new
+        one), so a long preview session does not grow."""
+        self.compiled = {s: c for s, c in self.compiled.items() if s in self.used}
+        self.used = set()
 
 
 def body_renderer(ctx) -> BodyRenderer:

@@ -11,6 +11,7 @@ from ..core.context import BuildContext
 from ..core.errors import ContentError
 from .context import body_context
 from .jinja import body_renderer
+from .listings import listings_of
 from .markdown import markdowner
 from .postcache import post_cache
 
@@ -25,12 +26,13 @@ class RenderedPost:
 def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                 figures: Mapping[str, Mapping[str, bytes]], formats: list) -> RenderedPost:
     """The post's body rendered for each of ``formats`` (output format objects)."""
-    renderer, md = body_renderer(ctx), markdowner(ctx)
+    renderer, md, listings = body_renderer(ctx), markdowner(ctx), listings_of(ctx)
     post = info.post
     parts: dict[str, dict[str, Any]] = {}
     used: list = []
     for fmt in formats:
-        variables, helper = body_context(info, site, results, figures, fmt, md)
+        variables, helper = body_context(info, site, results, figures, fmt, md,
+                                         listing=listings)
         text = renderer.render(post.body, variables, path=post.path, first_line=post.body_line)
         used = helper.used
         try:

@@ -99,4 +99,5 @@ class PostCache:
 
 
 def post_cache(ctx: BuildContext) -> PostCache:
-    return ctx.state("post-cache", PostCache)
+    # Its used-set counts one build's entries (a failed build never reaches prune()).
+    return ctx.state("post-cache", PostCache, renew=True)

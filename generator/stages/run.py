@@ -61,7 +61,9 @@ def _short(key: str) -> str:
 
 
 def store_of(ctx: BuildContext) -> Store:
-    return ctx.state("store", Store)
+    # Read once per build: another command (run, audit, a checkout) may change the freeze
+    # between two builds of one context.
+    return ctx.state("store", Store, renew=True)
 
 
 def workers_of(ctx: BuildContext):
@@ -152,6 +154,22 @@ def start_children(ctx: BuildContext, declared: Mapping[str, Declared],
             workers_of(ctx).start_compute(d.name, d.kind, d.settings, digest(inputs))
 
 
+def _load(ctx: BuildContext, d: Declared, folder: Path) -> Any:
+    """The kind's loaded result in ``folder``, kept in the context while the result files'
+    hashes stay the same (a warm context loads it once, not once per build)."""
+    memo = ctx.state("loaded", lambda ctx: {})
+    try:
+        key = (d.kind.name, tuple(ctx.hashes.sha256(folder / f) for f in d.kind.result_files))
+    except OSError:
+        return d.kind.load(folder, d.name)          # which says what is missing
+    seen = memo.get((d.name, str(folder)))
+    if seen is not None and seen[0] == key:
+        return seen[1]
+    loaded = d.kind.load(folder, d.name)
+    memo[(d.name, str(folder))] = (key, loaded)
+    return loaded
+
+
 def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     """The fresh result of ``d``: reused, collected from its child, or computed here."""
     store = store_of(ctx)
@@ -166,12 +184,12 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
                                     "then commit content/_freeze")
         opts.say(f"run {d.name}: reused frozen results (inputs unchanged, key "
                  f"{_short(state.key)})")
-        return d.kind.load(folder, d.name)
+        return _load(ctx, d, folder)
     if state.fresh and not opts.recompute:
         if ctx.has_state("workers"):
             workers_of(ctx).stop(d.name)
         opts.say(f"run {d.name}: reused (inputs unchanged, key {_short(state.key)})")
-        return d.kind.load(folder, d.name)
+        return _load(ctx, d, folder)
     why = "--force" if opts.recompute else "; ".join(state.reasons)
     # New results mean new figures: the figure worker imports matplotlib on the other core
     # while this one trains.
@@ -186,7 +204,7 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     outcome = save_result(ctx, d, files, inputs, opts)
     detail = f"; {outcome.detail}" if outcome.detail else ""
     opts.say(f"run {d.name}: ran ({why}; key {_short(state.key)}){detail}")
-    return d.kind.load(folder, d.name)
+    return _load(ctx, d, folder)
 
 
 def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
@@ -199,7 +217,7 @@ def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
     if not names:
         return {}
     store = store_of(ctx)
-    cache = FigureCache(ctx.project.cache)
+    cache = FigureCache(ctx.project.cache, hashes=ctx.hashes)
     folder = store.folder(d.name)
     inputs = figure_inputs(ctx, d, folder)
     key = digest(inputs)
