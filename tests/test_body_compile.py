@@ -242,3 +242,21 @@ def test_an_edited_template_is_never_run_from_a_stale_entry(tmp_path):
     assert make_env([tmp_path / "t"], folder).get_template("page.html").render(x=1) == "old 1"
     page.write_text("new {{ x }}", encoding="utf-8")
     assert make_env([tmp_path / "t"], folder).get_template("page.html").render(x=1) == "new 1"
+
+
+def test_a_filter_folded_into_compiled_code_is_recompiled_when_its_source_changes(tmp_path):
+    """Jinja runs a filter on constants while compiling ({{ 8.0 | num }} becomes "8"), so the
+    cached code of a body depends on the filters' source: it is part of the entry's header."""
+    folder = tmp_path / "jinja"
+
+    def render(code: str, num) -> str:
+        env = make_body_env(folder)
+        env.bytecode_cache.code = code
+        env.filters["num"] = num
+        env.loader.sources["body"] = "Rank {{ 8.0 | num }}."
+        return env.get_template("body").render()
+
+    assert render("a", lambda v: f"{v:g}") == "Rank 8."
+    assert render("a", lambda v: f"num{v:g}") == "Rank 8."     # same header: the cached code
+    assert render("b", lambda v: f"num{v:g}") == "Rank num8."  # filters' source changed
+    assert CodeCache(folder).code == CodeCache(tmp_path / "other").code   # this file's hash

@@ -84,16 +84,26 @@ class CodeCache(jinja2.BytecodeCache):
 
     Jinja's own FileSystemBytecodeCache stores each entry's checksum with pickle, and nothing
     this project reads from disk is unpickled. An entry here is one header line (this format,
-    Python's bytecode magic number, Jinja's version, Jinja's checksum of the template source),
-    then the code object marshalled as in a .pyc. An entry whose header is not exactly the
-    expected one is ignored (and rewritten), so an edited template or another Python or Jinja
-    never runs stale code. One file per template name: the folder does not grow with edits.
+    Python's bytecode magic number, Jinja's version, the hash of this module's source, Jinja's
+    checksum of the template source), then the code object marshalled as in a .pyc. An entry
+    whose header is not exactly the expected one is ignored (and rewritten), so an edited
+    template or another Python or Jinja never runs stale code. This module's source is in the
+    header because Jinja's optimiser runs the filters defined here on constants while it
+    compiles (``{{ 8.0 | num }}`` is compiled to "8"): an edited filter must recompile them.
+    One file per template name: the folder does not grow with edits.
+
+    code: what stands for the filters' source in the header (default: this file's hash).
     """
 
-    FORMAT = "lora-site-jinja-code 1"
+    FORMAT = "lora-site-jinja-code 2"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, code: str | None = None) -> None:
+        import hashlib
+
         self.directory = Path(directory)
+        if code is None:
+            code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+        self.code = code
 
     def _path(self, bucket: jinja2.bccache.Bucket) -> Path:
         return self.directory / f"{bucket.key}.code"
@@ -101,7 +111,7 @@ class CodeCache(jinja2.BytecodeCache):
     def _header(self, bucket: jinja2.bccache.Bucket) -> bytes:
         from importlib.util import MAGIC_NUMBER
 
-        return (f"{self.FORMAT} {MAGIC_NUMBER.hex()} {jinja2.__version__} "
+        return (f"{self.FORMAT} {MAGIC_NUMBER.hex()} {jinja2.__version__} {self.code} "
                 f"{bucket.checksum}\n").encode("ascii")
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
