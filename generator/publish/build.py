@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..authoring.post_info import post_info
 from ..authoring.posts import collect_experiments, read_posts
@@ -76,7 +76,8 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
 
 def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
           baseurl: str | None = None, out: Path | None = None,
-          opts: run.StageOptions | None = None) -> BuildReport:
+          opts: run.StageOptions | None = None,
+          on_rendered: Callable[[Mapping[str, bytes]], None] | None = None) -> BuildReport:
     """Run every stage and write site/ (or ``out``) in one atomic step.
 
     frozen: never compute, use content/_freeze only (``lora-site render``).
@@ -84,6 +85,8 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
     baseurl: override site.yml's baseurl (e.g. '/repo' for a project page).
     opts: the stages' options (explain, warn, progress, refreeze), which then hold frozen and
     force too.
+    on_rendered: told every file's bytes once all are rendered, before they are written (the
+    preview serves them from memory while they are written).
     """
     opts = opts or run.StageOptions(frozen=frozen, force=force)
     ctx.new_build()                                  # a warm context renews per-build state
@@ -103,6 +106,8 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
         files = render_site(ctx, results=results, figures=figures, site=site,
                             declared=declared)
         opts.say(f"render: ran ({len(files)} files)")
+        if on_rendered is not None:
+            on_rendered(files)
         memo = ctx.state("outputs", OutputMemo)
         same = memo.same(out, files)                 # a warm context's unchanged files
         memo.forget(out)                             # until this write has succeeded

@@ -49,6 +49,12 @@ def _input_files(project, hashes) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
+def build_options(*, frozen: bool, baseurl: str | None) -> dict[str, Any]:
+    """The options that change what a build writes, as every builder records them (the
+    build command and the preview), so each one's record holds for the other."""
+    return {"frozen": frozen, "baseurl": baseurl}
+
+
 class BuildFingerprint:
     """Everything a build depends on, hashed, plus the hashes of what it wrote.
 

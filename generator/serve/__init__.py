@@ -1,0 +1,234 @@
+"""Live preview: build, serve site/html on 127.0.0.1, rebuild on change, reload the open page.
+
+Four parts, each in its own module:
+- watch.py: operating-system notifications (watchfiles) on content/, templates/ and the
+  generator package; editors' temporary files, caches and outputs are ignored;
+- worker.py + warm.py: a build worker process that keeps one warm build context, so a prose
+  edit re-renders one post without importing, parsing or compiling anything again; an edit to
+  the generator's code restarts that process (a warm process cannot take new code in);
+- web.py: an HTTP server that only ever serves files inside site/html, adds the reload script
+  to the pages it serves (never to the built files) and pushes each build's outcome to the
+  open pages as server-sent events;
+- this module: the server that ties them together. Changes that arrive while a build runs are
+  built together as soon as it ends; the server keeps answering meanwhile, with the last good
+  site.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+from ..core.errors import BuildError
+from ..core.project import Project
+from .watch import Watcher, ignored, is_code, package_root, watched_roots
+from .web import EVENTS, BuildState, PreviewHandler, events_between, inject, resolve_request
+from .worker import BuildWorker
+
+__all__ = ["EVENTS", "BuildState", "PreviewServer", "events_between", "ignored", "inject",
+           "resolve_request", "serve", "watched_roots"]
+
+SLOW_BUILD_S = 0.5          # a build still running after this is shown on the page
+
+
+def site_baseurl(project: Project) -> str:
+    """The baseurl from content/site.yml ('' or '/repo'), so links work as they will online."""
+    try:
+        import yaml
+        data = yaml.safe_load(project.site_yml.read_text(encoding="utf-8")) or {}
+        base = str(data.get("baseurl") or "").strip()
+    except Exception:           # a broken site.yml is the build's error to report, not ours
+        return ""
+    return "/" + base.strip("/") if base.strip("/") else ""
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out[path] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+class PreviewServer:
+    """The HTTP server, the watcher and the build worker, started and stopped together."""
+
+    def __init__(self, project: Project, *, host: str = "127.0.0.1", port: int = 8000,
+                 baseurl: str | None = None, frozen: bool = False, drafts: bool = False,
+                 quiet: bool = False, debug: bool = False,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.project = project
+        self.quiet = quiet
+        self.log = log or (lambda line: print(line, flush=True))
+        self.state = BuildState()
+        self.package = package_root(project)
+        self.fixed_baseurl = baseurl
+        self.worker = BuildWorker(project, baseurl=baseurl, frozen=frozen, drafts=drafts,
+                                  debug=debug)
+        self.watcher = Watcher(self._roots, self._changed)
+        self._code: set[str] = set()            # a project's own kind modules, once built
+        self._pending: set[str] = set()
+        self._restart = False
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._freeze_seen: dict[str, tuple[int, int]] = {}
+        self.builds = 0
+        handler = type("Handler", (PreviewHandler,), {
+            "html_root": project.site / "html", "baseurl": self._baseurl(), "state": self.state})
+        self.handler = handler
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise BuildError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                             hint="stop what is using it, or pick another port with --port "
+                                  "(0 picks a free one)") from None
+        self.httpd.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}{self.handler.baseurl}/"
+
+    def _baseurl(self) -> str:
+        if self.fixed_baseurl is not None:
+            base = self.fixed_baseurl.strip().strip("/")
+            return "/" + base if base else ""
+        return site_baseurl(self.project)
+
+    def _say(self, line: str) -> None:
+        if not self.quiet:
+            self.log(line)
+
+    # ---- watching
+
+    def _roots(self) -> list[Path]:
+        return watched_roots(self.project) + sorted({Path(p).parent for p in self._code})
+
+    def _changed(self, paths: set[str]) -> None:
+        freeze = str(self.project.freeze) + os.sep
+        mine = set()
+        for path in paths:
+            if path.startswith(freeze):
+                # What the build itself wrote into content/_freeze is no reason to build again.
+                try:
+                    st = os.stat(path)
+                    stamp = (st.st_mtime_ns, st.st_size)
+                except OSError:
+                    stamp = None
+                if self._freeze_seen.get(path) == stamp:
+                    mine.add(path)
+        paths = paths - mine
+        if not paths:
+            return
+        with self._wake:
+            self._pending |= paths
+            if any(is_code(p, self.package, self._code) for p in paths):
+                self._restart = True
+            self._wake.notify_all()
+
+    # ---- building
+
+    def build(self, changed: set[str] | None = None) -> None:
+        """One build in the worker, its outcome logged and pushed to the open pages."""
+        timer = threading.Timer(SLOW_BUILD_S, self.state.building,
+                                args=("lora-site: rebuilding…",))
+        timer.daemon = True
+        timer.start()
+        told = []
+
+        def pages(changed: dict[str, bytes | None]) -> None:
+            # Every page is rendered: serve the new ones now and reload the open pages, while
+            # the worker writes site/ (then the files on disk are the same bytes).
+            timer.cancel()
+            self.handler.overlay = changed
+            self.state.finished(None, True)
+            told.append(True)
+        try:
+            outcome = self.worker.build(on_pages=pages)
+        finally:
+            timer.cancel()
+            self.handler.overlay = {}
+        self.builds += 1
+        self._freeze_seen = _stamps(self.project.freeze)
+        if set(outcome.code) - self._code:
+            self._code |= set(outcome.code)
+            self.watcher.rewatch()
+        self.handler.baseurl = self._baseurl()
+        if outcome.error is not None or not told:
+            self.state.finished(outcome.error, outcome.changed and not told)
+        if outcome.ok:
+            for line in outcome.log:
+                self._say(f"  {line}")
+            self._say(f"built in {outcome.seconds * 1000:.0f} ms" +
+                      ("" if outcome.changed else " (the site is unchanged)"))
+        else:
+            self.log(f"build failed: {outcome.error}")
+
+    def _builder(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._pending or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                changed, self._pending = self._pending, set()
+                restart, self._restart = self._restart, False
+            rel = sorted(os.path.relpath(p, self.project.root) for p in changed)
+            shown = ", ".join(rel[:3]) + (f" and {len(rel) - 3} more" if len(rel) > 3 else "")
+            if restart:
+                self._say(f"changed: {shown}; the generator's code changed, so the build "
+                          "worker starts afresh (a warm process cannot take in new code)")
+                self.worker.restart()
+            else:
+                self._say(f"changed: {shown}; rebuilding")
+            self.build(changed)
+
+    # ---- life
+
+    def start(self) -> None:
+        self.worker.start()
+        self.watcher.start()
+        self.watcher.ready.wait(timeout=10)
+        thread = threading.Thread(target=self.httpd.serve_forever, name="lora-site http",
+                                  daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self._say(f"building {self.project.root}")
+        self.build()
+        thread = threading.Thread(target=self._builder, name="lora-site build", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self.log(f"serving {self.project.site / 'html'} at {self.url} (Ctrl-C stops)")
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        self.state.close()
+        self.watcher.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.worker.stop()                  # a build in progress ends with it
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def serve(project: Project, *, host: str = "127.0.0.1", port: int = 8000, **options) -> None:
+    """Run the preview until interrupted. options: baseurl, frozen, drafts, quiet, debug."""
+    server = PreviewServer(project, host=host, port=port, **options)
+    try:
+        server.start()
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
