@@ -47,6 +47,9 @@ class HtmlSite(OutputFormat):
                 f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}'
                 f'</figcaption>\n</figure>\n')
 
+    def post_url(self, info, site) -> str:
+        return info.url                             # <baseurl>/<slug>/
+
     def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
         doc = markdown.to_html(text)
         return {"html": doc.html, "toc": doc.toc}

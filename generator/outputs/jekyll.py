@@ -7,10 +7,14 @@ blog, with math that survives GitHub Pages' kramdown (render.kramdown).
 """
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
+from ..core.errors import ContentError
 from ..render.context import FigureRef
 from ..render.kramdown import escape_markdown, to_kramdown
 from ..render.markdown import Markdowner
@@ -32,8 +36,103 @@ def jekyll_front_matter(info) -> str:
                           width=10_000)
 
 
+# Jekyll's permalink styles (the tree's _config.yml sets none: "date").
+PERMALINK_STYLES = {"date": "/:categories/:year/:month/:day/:title:output_ext",
+                    "pretty": "/:categories/:year/:month/:day/:title/",
+                    "ordinal": "/:categories/:year/:y_day/:title:output_ext",
+                    "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
+                    "none": "/:categories/:title:output_ext"}
+SITE_PERMALINK = "date"
+
+
+def _categories(meta: dict[str, Any]) -> list[str]:
+    """A post's categories as Jekyll reads them: a `categories:` string is split at spaces when
+    the front matter is read (Document#merge_categories!), then Document#populate_categories
+    takes Array(categories) + Utils.pluralized_array_from_hash(meta, "category",
+    "categories"), as text, without repeats, in order."""
+    def ruby_array(value: Any) -> list:                 # Kernel#Array
+        return [] if value is None else value if isinstance(value, list) else [value]
+
+    categories = meta.get("categories")
+    if isinstance(categories, str):
+        categories = categories.split()
+    value = meta.get("category")
+    if value is None or value is False:                 # value_from_plural_key
+        value = [v for v in categories if v is not None] \
+            if isinstance(categories, list) else None
+    found: list[str] = []
+    for item in ruby_array(categories) + ruby_array(value):
+        for one in (item if isinstance(item, list) else [item]):
+            if one is None:
+                continue
+            text = _ruby_text(one)
+            if text not in found:
+                found.append(text)
+    return found
+
+
+def _ruby_text(value: Any) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)
+
+
+def _slugify(text: str) -> str:
+    """Jekyll's Utils.slugify in "default" mode (downcased): what :slug and
+    :slugified_categories use."""
+    return re.sub(r"[^\w-]+", "-", text.lower(), flags=re.ASCII).strip("-")
+
+
+def _escape(value: str) -> str:
+    """URL.escape_path: kept when it is only letters, digits and ./-, else percent-encoded."""
+    if not value or re.fullmatch(r"[a-zA-Z0-9./-]+", value):
+        return value
+    return quote(value, safe="/!$&'()*+,;=:@~")
+
+
+def permalink(info) -> str:
+    """The URL path Jekyll gives the post (without the baseurl): its `permalink:` front matter
+    when it has one, else the site's style, "date", with Jekyll's placeholders filled in
+    (Jekyll::URL, Drops::UrlDrop). The date is the post's in UTC, the zone GitHub Pages builds
+    in (the tree's _config.yml sets no timezone)."""
+    meta = info.post.meta
+    template = meta.get("permalink") or PERMALINK_STYLES[SITE_PERMALINK]
+    if not isinstance(template, str):
+        raise ContentError("permalink must be a string", path=info.post.path,
+                           field="permalink", hint="write it as /a/path/")
+    when = info.date.astimezone(dt.timezone.utc)
+    cats = _categories(meta)
+    values = {
+        "collection": "posts", "name": _slugify(info.jekyll_name[:-3]), "title": info.slug,
+        "slug": _slugify(info.slug), "categories": "/".join(dict.fromkeys(c.lower() for c in cats)),
+        "slugified_categories": "/".join(dict.fromkeys(_slugify(c) for c in cats)),
+        "year": f"{when:%Y}", "month": f"{when:%m}", "day": f"{when:%d}", "hour": f"{when:%H}",
+        "minute": f"{when:%M}", "second": f"{when:%S}", "i_day": str(when.day),
+        "i_month": str(when.month), "short_month": f"{when:%b}", "long_month": f"{when:%B}",
+        "short_year": f"{when:%y}", "w_year": f"{when:%G}", "week": f"{when:%V}",
+        "w_day": f"{when:%u}", "short_day": f"{when:%a}", "long_day": f"{when:%A}",
+        "y_day": f"{when:%j}", "output_ext": ".html",
+        "path": f"_posts/{info.jekyll_name}",
+    }
+
+    def fill(m: re.Match) -> str:
+        name = m.group(1)
+        for key in ([name, name[:-1]] if name.endswith("_") else [name]):
+            if key in values:
+                return _escape(values[key]) + m.group(0)[1 + len(key):]
+        raise ContentError(f"permalink placeholder :{name} is not one Jekyll knows",
+                           path=info.post.path, field="permalink",
+                           hint="see Jekyll's permalink placeholders (:year, :title, ...)")
+    url = re.sub(r":([a-z_]+)", fill, template)
+    url = ("/" + url).replace("..", "/").replace("./", "")
+    return re.sub(r"/+", "/", url)
+
+
 class JekyllTree(OutputFormat):
     name = "jekyll"
+
+    def post_url(self, info, site) -> str:
+        return site.baseurl + permalink(info)
 
     def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
         md_alt = ref.alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")

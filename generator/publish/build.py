@@ -16,6 +16,7 @@ from ..authoring.site_config import SiteConfig, load_site_config
 from ..core.context import BuildContext
 from ..core.errors import ContentError
 from ..outputs.base import SiteBuild, formats
+from ..render.context import post_links
 from ..render.markdown import markdowner
 from ..render.post import RenderedPost, cached_render_post
 from ..render.postcache import post_cache
@@ -58,9 +59,10 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
                    reverse=True)
     fmts = formats()
     result_files = _result_files(ctx, declared)
+    links = post_links({info.slug: info for info in infos}, site, fmts)
     rendered: dict[str, RenderedPost] = {
         info.slug: cached_render_post(ctx, info, site, results, figures, fmts,
-                                      result_files=result_files)
+                                      result_files=result_files, links=links)
         for info in sorted(infos, key=lambda i: i.slug)}
     md = markdowner(ctx)
     build = SiteBuild(project=ctx.project, site=site, posts=infos, rendered=rendered,

@@ -24,15 +24,17 @@ class RenderedPost:
 
 
 def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
-                figures: Mapping[str, Mapping[str, bytes]], formats: list) -> RenderedPost:
-    """The post's body rendered for each of ``formats`` (output format objects)."""
+                figures: Mapping[str, Mapping[str, bytes]], formats: list,
+                links: Mapping[str, Mapping[str, str]] | None = None) -> RenderedPost:
+    """The post's body rendered for each of ``formats`` (output format objects). links: every
+    post's URL in each format (render.context.post_links), for post_url."""
     renderer, md, listings = body_renderer(ctx), markdowner(ctx), listings_of(ctx)
     post = info.post
     parts: dict[str, dict[str, Any]] = {}
     used: list = []
     for fmt in formats:
         variables, helper = body_context(info, site, results, figures, fmt, md,
-                                         listing=listings)
+                                         listing=listings, links=links)
         text = renderer.render(post.body, variables, path=post.path, first_line=post.body_line)
         used = helper.used
         try:
@@ -60,19 +62,22 @@ def _locate_markdown_error(exc: ContentError, post: Any) -> ContentError:
 
 def cached_render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                        figures: Mapping[str, Mapping[str, bytes]], formats: list, *,
-                       result_files: dict[str, Any]) -> RenderedPost:
+                       result_files: dict[str, Any],
+                       links: Mapping[str, Mapping[str, str]] | None = None) -> RenderedPost:
     """render_post, or its parts from an earlier build whose inputs were exactly these
     (postcache): an edit to one post does not re-render the others. result_files: name ->
-    {kind, settings, files: {file: sha256}} of every experiment the post declares."""
+    {kind, settings, files: {file: sha256}} of every experiment the post declares. links: as
+    for render_post (part of the key: a post's URL moving re-renders the posts that link to
+    it)."""
     cache = post_cache(ctx)
     key = cache.key(info, site, {n: result_files[n] for n in sorted(info.post.experiments)},
                     {exp: sorted(files) for exp, files in sorted(figures.items())},
-                    [f.name for f in formats])
+                    [f.name for f in formats], links=links)
     doc = cache.get(key)
     if doc is not None and sorted(doc) == ["figures_used", "parts"] \
             and sorted(doc["parts"]) == sorted(f.name for f in formats):
         return RenderedPost(info=info, parts=doc["parts"],
                             figures_used=[tuple(x) for x in doc["figures_used"]])
-    rendered = render_post(ctx, info, site, results, figures, formats)
+    rendered = render_post(ctx, info, site, results, figures, formats, links)
     cache.put(key, {"parts": rendered.parts, "figures_used": rendered.figures_used})
     return rendered

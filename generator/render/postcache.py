@@ -3,8 +3,8 @@ rendered again, so an edit to one post renders only that post.
 
 A post's key hashes everything its rendering reads: its file, what templates see of it, the
 site settings, the kind, settings and result-file hashes of each experiment it declares, the
-figure files, the generator's source (listings are read from it and its behaviour is theirs),
-the library versions and the output formats. Entries live in .cache/lora-site/posts/<key>.json;
+figure files, every post's URL (for post_url), the generator's source (listings are read from
+it and its behaviour is theirs), the library versions and the output formats. Entries live in .cache/lora-site/posts/<key>.json;
 those a build did not use are removed at its end.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..core.fsio import sha256_bytes, write_bytes_atomic
 from ..core.keys import installed_distributions, package_dir
 
 POSTS_DIR = "posts"
-KEY_FORMAT = 2
+KEY_FORMAT = 3
 
 
 def _json_default(value: Any) -> Any:
@@ -49,7 +49,8 @@ class PostCache:
         return self.ctx.hashes.tree(package_dir(), suffix=".py")
 
     def key(self, info: Any, site: Any, results_files: dict[str, Any],
-            figures: dict[str, list[str]], formats: list[str]) -> str | None:
+            figures: dict[str, list[str]], formats: list[str],
+            links: dict[str, Any] | None = None) -> str | None:
         """The hash of everything a post's rendering reads, or None when some input has no
         faithful JSON form (then the post is rendered every time)."""
         try:
@@ -61,6 +62,7 @@ class PostCache:
                 "experiments": results_files,
                 "figures": figures,
                 "formats": formats,
+                "links": links,
                 "code": self._code(),
                 "libraries": installed_distributions(),
                 "python": sys.version,
