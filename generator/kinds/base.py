@@ -38,6 +38,7 @@ class Kind:
     figure_libraries: tuple[str, ...] = ()
     heavy: bool = False                     # worth a process of its own when cores allow
     data_name: str | None = None            # `data: [<name>]` declares this kind by default
+    example_listing: tuple[str, str] | None = None   # what `lora-site new` shows of its code
 
     @property
     def module(self) -> str:
@@ -112,6 +113,27 @@ class Kind:
     def listing(self, loaded: Any) -> dict[str, list[str]]:
         """What `lora-site list` shows: section -> names (metrics, figures, ...)."""
         return {}
+
+    def listings(self) -> dict[str, list[str]]:
+        """What ``{{ listing(module, name) }}`` can show of this kind's computation: module
+        (dotted, inside the package) -> its top-level classes and functions, for the modules
+        its results are computed with (run_roots and what they import), the package's core
+        and __init__ modules left out."""
+        import ast
+
+        from ..core.keys import module_closure, package_dir
+
+        out: dict[str, list[str]] = {}
+        for rel in module_closure(self.run_roots):
+            parts = rel.split("/")[1:]                  # 'generator/science/lora.py'
+            if parts[0] == "core" or parts[-1] == "__init__.py":
+                continue
+            tree = ast.parse((package_dir().joinpath(*parts)).read_text(encoding="utf-8"))
+            names = [node.name for node in tree.body if isinstance(
+                node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+            if names:
+                out[".".join(parts)[:-3]] = names
+        return out
 
 
 @dataclass(frozen=True)
