@@ -214,3 +214,15 @@ def test_a_warm_build_sees_the_kinds_site_yml_names_change(walks):
     assert "no experiment kind named 'sums'" in out.error and "post.md" in out.error
     (root / "content" / "site.yml").write_text(SITE_YML)
     assert builder.build().ok
+
+
+def test_an_edit_made_while_a_warm_build_ran_is_not_recorded_as_built(walks):
+    """The preview records its build for `lora-site build` only when no input changed since
+    the build began; otherwise that build would wrongly find the site up to date."""
+    root, builder = walks
+    assert builder.build().ok
+    write_post(root, experiments=TWO_WALKS % 20, body=BODY + "\nAn edit the build missed.\n")
+    builder.record()
+    res = CliRunner().invoke(main, ["build", "--root", str(root)])
+    assert res.exit_code == 0 and not res.output.startswith("up to date"), res.output
+    assert "An edit the build missed." in (root / "site" / "html" / "post" / "index.html").read_text()

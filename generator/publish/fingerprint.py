@@ -24,23 +24,50 @@ BUILD_ENV = ("SOURCE_DATE_EPOCH", "LORA_SITE_REQUIRE_CLIENTS")
 FREEZE_PREFIX = "content/_freeze/"
 
 
-def _input_files(project, hashes) -> dict[str, str]:
-    """label/relative path -> sha256 of every file a build reads: content/ (posts, settings and
-    the freeze), the templates (the project's and the package's defaults), the generator
-    package that runs, and the lock."""
+def _input_folders(project) -> list[tuple[str, Path]]:
+    """(label, folder) of every folder a build reads: content/ (posts, settings and the
+    freeze), the templates (the project's and the package's defaults), the generator package
+    that runs; each folder once (the repository's templates/ is both the project's and the
+    package's)."""
     pkg = package_dir()
     folders = [("content", project.content), ("templates", project.templates),
                ("generator", pkg), ("package-templates", pkg.parent / "templates")]
-    files: dict[str, str] = {}
-    seen: set[Path] = set()
+    out, seen = [], set()
     for label, folder in folders:
         try:
             real = Path(folder).resolve()
         except OSError:
             continue
-        if real in seen:
-            continue    # the repository's templates/ is both the project's and the package's
-        seen.add(real)
+        if real not in seen:
+            seen.add(real)
+            out.append((label, Path(folder)))
+    return out
+
+
+def sources_changed_since(project, ns: int) -> bool:
+    """Whether any file a build reads, the freeze aside (builds write it), was changed at or
+    after ``ns`` (time.time_ns()), by its ctime: then a build that started at ``ns`` may not
+    have seen it."""
+    freeze = os.path.join(str(project.freeze), "")
+    for _label, folder in _input_folders(project):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            if os.path.join(dirpath, "").startswith(freeze):
+                continue
+            for name in filenames:
+                try:
+                    if os.stat(os.path.join(dirpath, name)).st_ctime_ns >= ns:
+                        return True
+                except OSError:
+                    return True         # gone since: changed
+    return False
+
+
+def _input_files(project, hashes) -> dict[str, str]:
+    """label/relative path -> sha256 of every file a build reads (_input_folders), and the
+    lock."""
+    files: dict[str, str] = {}
+    for label, folder in _input_folders(project):
         for rel, sha in hashes.tree(folder).items():
             files[f"{label}/{rel}"] = sha
     lock = Path(project.root) / "requirements.lock"

@@ -59,7 +59,7 @@ class WarmBuilder:
         self.ctx = BuildContext(project)
         self._last: dict[str, bytes] | None = None      # what the last good build wrote
         self._stages: list[str] = []
-        self._fingerprint = None                        # the inputs of the last good build
+        self._built_at: int | None = None               # when the last good build began
 
     def build(self, on_pages: Callable[[dict[str, bytes | None]], None] | None = None
               ) -> Outcome:
@@ -67,16 +67,12 @@ class WarmBuilder:
         written, which files of site/html changed since the last good build (path below
         site/html -> bytes, None for a file that is gone); not told on the first build."""
         from ..publish.build import build
-        from ..publish.fingerprint import BuildFingerprint, build_options
         from ..stages.run import StageOptions
 
         log: list[str] = []
         self._stages = []
-        # Taken before the build, as `lora-site build` does: an edit made while it runs is
-        # then not recorded as built.
-        fingerprint = BuildFingerprint(self.ctx, self.project.site,
-                                       build_options(frozen=self.frozen, baseurl=self.baseurl))
-        self._fingerprint = None
+        self._built_at = None
+        began = time.time_ns()
 
         def explain(line: str) -> None:
             self._stages.append(line.split(":", 1)[0])
@@ -115,15 +111,23 @@ class WarmBuilder:
         written = dict(report.contents or {})
         changed = written != self._last
         self._last = written
-        self._fingerprint = fingerprint
+        self._built_at = began
         return Outcome(True, changed=changed, log=log, seconds=seconds, code=self.code_files())
 
     def record(self) -> None:
         """Remember the last good build as `lora-site build` does (publish.fingerprint), so a
-        build after the preview has nothing to do; called once the page has been told."""
-        if self._fingerprint is not None:
-            self._fingerprint.record(self._stages)
-            self._fingerprint = None
+        build after the preview has nothing to do; called once the page has been told, so it
+        costs the reader nothing. An input changed since the build began may not be in it:
+        then nothing is recorded (the next build will be)."""
+        from ..publish.fingerprint import (BuildFingerprint, build_options,
+                                           sources_changed_since)
+
+        if self._built_at is not None and not sources_changed_since(self.project,
+                                                                    self._built_at):
+            BuildFingerprint(self.ctx, self.project.site,
+                             build_options(frozen=self.frozen, baseurl=self.baseurl)
+                             ).record(self._stages)
+        self._built_at = None
         self.ctx.hashes.save()
 
     def code_files(self) -> list[str]:
