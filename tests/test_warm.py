@@ -106,17 +106,20 @@ def test_a_warm_prose_edit_renders_one_post_and_writes_the_cold_bytes(warm, tmp_
     assert PROSE in text
     post.write_text(text.replace(PROSE, "This article examines LoRA", 1), encoding="utf-8")
 
+    import generator.render.jinja as jinja_module
     import generator.render.post as render_post_module
-    rendered = []
-    real = render_post_module.render_post
+    rendered, lexed = [], []
+    real, real_split = render_post_module.render_post, jinja_module.split_text
 
     def counting(ctx, info, *args, **kwargs):
         rendered.append(info.slug)
         return real(ctx, info, *args, **kwargs)
     monkeypatch.setattr(render_post_module, "render_post", counting)
+    monkeypatch.setattr(jinja_module, "split_text", lambda *a: lexed.append(1) or real_split(*a))
     second = builder.build()
     assert second.ok and second.changed, second.error
     assert rendered == ["lora-attention-geometry"]          # the other post came from its cache
+    assert lexed == []                  # the edit was patched into the body's last skeleton
     for line in ("run main: reused", "figures main: reused", "run audit: reused",
                  "figures audit: reused"):
         assert any(l.startswith(line) for l in second.log), second.log

@@ -199,10 +199,14 @@ TEXT_NAME = "__lora_site_text__"
 @dataclass(frozen=True)
 class Skeleton:
     """A template split by split_text: ``source`` renders, with ``TEXT_NAME=texts``, exactly as
-    the original does; ``lines[i]`` is the original line of the skeleton's line i + 1."""
+    the original does; ``lines[i]`` is the original line of the skeleton's line i + 1.
+    ``spans[i]`` is where texts[i] stands in the original (None when it could not be placed),
+    ``marks[i]`` how many entries ``lines`` had when texts[i] was met (for edit_text)."""
     source: str
     texts: list[str]
     lines: list[int]
+    spans: list[tuple[int, int]] | None = None
+    marks: list[int] | None = None
 
     def original_line(self, line: int | None) -> int | None:
         if line is None or not 1 <= line <= len(self.lines):
@@ -227,12 +231,29 @@ def split_text(env: jinja2.Environment, source: str) -> Skeleton:
     parts: list[str] = []
     texts: list[str] = []
     lines = [1]                 # the original line of each skeleton line so far
+    spans: list[tuple[int, int]] | None = []
+    marks: list[int] = []
+    at = 0                      # where the next token starts in the source, give or take
     for lineno, kind, value in env.lex(source):
+        # Each token's text stands in the source in order; only whitespace that whitespace
+        # control removed lies between them.
+        if spans is not None:
+            start = at
+            while not source.startswith(value, start) and start < len(source) \
+                    and source[start] in " \t\n":
+                start += 1
+            if source.startswith(value, start):
+                at = start + len(value)
+            else:
+                spans = None
         if kind in ("raw_begin", "raw_end"):
             continue            # the raw block's content is a text now
         if kind == "data":
             parts.append(f"{{{{ {TEXT_NAME}[{len(texts)}] }}}}")
             texts.append(value)
+            marks.append(len(lines))
+            if spans is not None:
+                spans.append((at - len(value), at))
             continue
         if lineno != lines[-1]:
             parts.append("{#\n#}")
@@ -240,7 +261,56 @@ def split_text(env: jinja2.Environment, source: str) -> Skeleton:
         parts.append(value)
         # A tag that spans lines spans as many in both.
         lines.extend(range(lineno + 1, lineno + 1 + value.count("\n")))
-    return Skeleton("".join(parts), texts, lines)
+    return Skeleton("".join(parts), texts, lines, spans, marks)
+
+
+_TAG_STARTS = ("{{", "{%", "{#")
+
+
+def edit_text(skeleton: Skeleton, old: str, new: str) -> Skeleton | None:
+    """The skeleton of ``new`` made from that of ``old`` without lexing it again, when the edit
+    is prose inside one run of text; None otherwise (then split_text does it).
+
+    Safe only where whitespace control cannot tell the difference (trim_blocks, lstrip_blocks
+    and the - markers only ever act at the edges of a run): the edit must leave the run's first
+    character as it was (unless the run opens the template), and its last line too when a
+    block or a comment comes next; and neither run may hold the start of a tag. Lines added or
+    removed move the line map of every tag after the run, never the skeleton itself (a line
+    break is added or removed only where another one stays after it, so the tag after the run
+    keeps a line of its own)."""
+    if skeleton.spans is None or skeleton.marks is None or old == new:
+        return None
+    p = 0
+    limit = min(len(old), len(new))
+    while p < limit and old[p] == new[p]:
+        p += 1
+    q = 0
+    while q < limit - p and old[-1 - q] == new[-1 - q]:
+        q += 1
+    a, b, c = p, len(old) - q, len(new) - q          # old[a:b] became new[a:c]
+    for i, (start, end) in enumerate(skeleton.spans):
+        # At the very start no tag comes before the run, so its first character may change.
+        if (start < a or start == 0) and b < end:
+            break
+    else:
+        return None
+    if "\n" not in old[b:end]:
+        # The run's last line is edited: lstrip_blocks looks at it when a block or a comment
+        # comes next, and a line break there would move the next tag to another line.
+        if old[end:end + 2] in ("{%", "{#") or "\n" in old[a:b] or "\n" in new[a:c]:
+            return None
+    text = new[start:end + (c - b)]
+    if any(t in text for t in _TAG_STARTS) or any(t in skeleton.texts[i] for t in _TAG_STARTS):
+        return None
+    shift = c - b
+    delta = new[a:c].count("\n") - old[a:b].count("\n")
+    texts = list(skeleton.texts)
+    texts[i] = text
+    mark = skeleton.marks[i]
+    lines = skeleton.lines[:mark] + [line + delta for line in skeleton.lines[mark:]]
+    spans = skeleton.spans[:i] + [(start, end + shift)] + \
+        [(s + shift, e + shift) for s, e in skeleton.spans[i + 1:]]
+    return Skeleton(skeleton.source, texts, lines, spans, skeleton.marks)
 
 
 def _add_filters(env: jinja2.Environment) -> None:
@@ -298,6 +368,7 @@ class BodyRenderer:
             bytecode_dir = ctx.project.cache / "jinja"
         self.env = make_body_env(bytecode_dir)
         self.compiled: dict[str, tuple] = {}
+        self.latest: dict[str, str] = {}        # template name -> the source last compiled
         self.used: set[str] = set()
         if ctx is not None:
             ctx.on_new_build(self.trim)
@@ -311,11 +382,26 @@ class BodyRenderer:
         """Forget the bodies the last build did not render (every edit of a post makes a new
         one), so a long preview session does not grow."""
         self.compiled = {s: c for s, c in self.compiled.items() if s in self.used}
+        self.latest = {n: s for n, s in self.latest.items() if s in self.compiled}
         self.used = set()
 
 
 def body_renderer(ctx) -> BodyRenderer:
     return ctx.state("body-jinja", BodyRenderer)
+
+
+def _patched(compiled: dict[str, tuple], before: str | None, source: str) -> tuple | None:
+    """The compiled body of ``source`` from that of the source compiled before it under the
+    same name, when the edit between them is prose (edit_text): same code, new texts."""
+    if before is None or before not in compiled:
+        return None
+    template, _extra, skeleton = compiled[before]
+    if skeleton is None:
+        return None
+    patched = edit_text(skeleton, before, source)
+    if patched is None:
+        return None
+    return template, {TEXT_NAME: patched.texts}, patched
 
 
 def render_body(renderer: "BodyRenderer | jinja2.Environment", source: str,
@@ -326,12 +412,15 @@ def render_body(renderer: "BodyRenderer | jinja2.Environment", source: str,
         return None if line is None else first_line + line - 1
 
     if isinstance(renderer, jinja2.Environment):
-        env, compiled = renderer, {}
+        env, compiled, latest = renderer, {}, {}
     else:
-        env, compiled = renderer.env, renderer.compiled
+        env, compiled, latest = renderer.env, renderer.compiled, renderer.latest
+    name = f"post-body:{path.name}"
     try:
         if source not in compiled:
-            compiled[source] = _compile_body(env, source, name=f"post-body:{path.name}")
+            compiled[source] = _patched(compiled, latest.get(name), source) or \
+                _compile_body(env, source, name=name)
+            latest[name] = source
         template, extra, skeleton = compiled[source]
     except jinja2.TemplateSyntaxError as exc:
         raise ContentError(f"template syntax error: {exc.message}", path=path,
