@@ -111,13 +111,33 @@ class PostReader:
 
 def kinds_of(ctx: BuildContext) -> Kinds:
     """The experiment kinds of this project: the package's, and the modules site.yml names
-    under ``kinds:``. Renewed for a build after site.yml changed that list."""
+    under ``kinds:``. Renewed for a build after site.yml changed that list (site.yml is read
+    again only when its stat changed)."""
     from .site_config import kind_modules
 
+    site_yml = ctx.project.site_yml
+
+    def stamp() -> tuple[int, ...] | None:
+        try:
+            st = site_yml.stat()
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
     def make(ctx: BuildContext) -> Kinds:
-        return Kinds(extra_modules=kind_modules(ctx.project))
-    return ctx.state("kinds", make,
-                     renew=lambda kinds: kinds.extra_modules != kind_modules(ctx.project))
+        kinds = Kinds(extra_modules=kind_modules(ctx.project))
+        kinds.read_from = stamp()
+        return kinds
+
+    def stale(kinds: Kinds) -> bool:
+        now = stamp()
+        if now == kinds.read_from:
+            return False
+        if kind_modules(ctx.project) != kinds.extra_modules:
+            return True
+        kinds.read_from = now                   # another setting changed: the same kinds
+        return False
+    return ctx.state("kinds", make, renew=stale)
 
 
 def read_post(ctx: BuildContext, path: Path) -> Post:

@@ -163,6 +163,7 @@ class Kinds:
 
         self._kinds: dict[str, Kind] = {}
         self.extra_modules = tuple(extra_modules)
+        self.read_from: object = None           # what its owner read extra_modules from
         here = os.path.dirname(os.path.abspath(__file__))
         modules = [f"{__package__}.{f[:-3]}" for f in sorted(os.listdir(here))
                    if f.endswith(".py") and f[:-3] not in BASE_MODULES and not f.startswith("_")]

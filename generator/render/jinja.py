@@ -380,9 +380,10 @@ class BodyRenderer:
 
     def trim(self) -> None:
         """Forget the bodies the last build did not render (every edit of a post makes a new
-        one), so a long preview session does not grow."""
-        self.compiled = {s: c for s, c in self.compiled.items() if s in self.used}
-        self.latest = {n: s for n, s in self.latest.items() if s in self.compiled}
+        one), so a long preview session does not grow; each post's latest body is kept, as the
+        base its next edit is patched into."""
+        keep = self.used | set(self.latest.values())     # the latest: the next edit's base
+        self.compiled = {s: c for s, c in self.compiled.items() if s in keep}
         self.used = set()
 
 

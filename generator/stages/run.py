@@ -89,11 +89,17 @@ def _outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
 
 
 def run_inputs(ctx: BuildContext, d: Declared) -> dict[str, Any]:
-    """Everything that decides the results of ``d`` (core.keys.stage_inputs)."""
-    return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.run_roots,
-                        libraries=d.kind.run_libraries, sha256=ctx.hashes.sha256,
-                        lock=ctx.project.root / "requirements.lock",
-                        extra=_outside_sources(ctx, d), memo=_import_memo(ctx))
+    """Everything that decides the results of ``d`` (core.keys.stage_inputs), computed once
+    per build (a heavy kind's child is started with them, then its result checked)."""
+    memo = ctx.state("run-inputs", lambda ctx: {}, renew=True)
+    key = (d.name, d.key(), d.kind.module)
+    if key not in memo:
+        memo[key] = stage_inputs(settings=d.kind.settings_dict(d.settings),
+                                 roots=d.kind.run_roots, libraries=d.kind.run_libraries,
+                                 sha256=ctx.hashes.sha256,
+                                 lock=ctx.project.root / "requirements.lock",
+                                 extra=_outside_sources(ctx, d), memo=_import_memo(ctx))
+    return memo[key]
 
 
 def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any]:
