@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import http.client
 import os
 import shutil
 import signal
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 COPY = ("content", "templates", "generator", "requirements.lock", "pyproject.toml")
 ARTICLE = "content/posts/lora-attention-geometry.md"
 SENTENCE = "This article looks at LoRA"
-POLL_S = 0.002
+POLL_S = 0.005
 TIMEOUT_S = 30.0
 GOAL_MS = 100.0
 SETTLE_S = 0.4          # between edits: each server is idle again when the next edit comes
@@ -58,11 +59,17 @@ def env_for(root: Path) -> dict[str, str]:
     return env
 
 
+FAILED_GETS: dict[str, int] = {}
+
+
 def get(url: str) -> bytes | None:
+    """The page, or None (counted per URL) when the server answered with an error or a cut
+    response: a server in the middle of rewriting its files may."""
     try:
         with urllib.request.urlopen(url, timeout=5) as res:
             return res.read()
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        FAILED_GETS[url] = FAILED_GETS.get(url, 0) + 1
         return None
 
 
@@ -229,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         for label, samples in rows:
             med, p90, lo, hi = summary(samples)
             print(f"{label:<24}{med:>8.1f}ms{p90:>8.1f}ms{lo:>8.1f}ms{hi:>8.1f}ms")
+        for label, url in (("lora-site serve", ours_url), ("jekyll serve", theirs_url)):
+            if url and FAILED_GETS.get(url):
+                print(f"{label}: {FAILED_GETS[url]} polls got an error or a cut response")
         ours_med = summary(ours_s)[0]
         print(f"goal: lora-site median < {GOAL_MS:.0f} ms: "
               f"{'met' if ours_med < GOAL_MS else 'NOT met'} ({ours_med:.1f} ms)")

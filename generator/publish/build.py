@@ -48,8 +48,11 @@ def _result_files(ctx: BuildContext, declared) -> dict[str, Any]:
 
 def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
                 figures: Mapping[str, Mapping[str, bytes]], site: SiteConfig,
-                declared: Mapping[str, Any] | None = None) -> dict[str, bytes]:
-    """Stage 3: posts + results + figures -> {path below site/: bytes}. Writes nothing."""
+                declared: Mapping[str, Any] | None = None,
+                keep_caches: bool = True) -> dict[str, bytes]:
+    """Stage 3: posts + results + figures -> {path below site/: bytes}. Writes nothing but the
+    render caches (keep_caches=False: the caller writes them with keep_render_caches, once
+    the pages are out)."""
     posts = read_posts(ctx)
     if not posts:
         raise ContentError("no posts", path=ctx.project.posts,
@@ -71,9 +74,16 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
     for fmt in fmts:
         for path, data in sorted(fmt.files(build).items()):
             files[f"{fmt.name}/{path}"] = data
-    md.save()
-    post_cache(ctx).prune()
+    if keep_caches:
+        keep_render_caches(ctx)
     return files
+
+
+def keep_render_caches(ctx: BuildContext) -> None:
+    """Write the highlighted code and the rendered posts of this build (and drop the posts'
+    renderings it did not use)."""
+    markdowner(ctx).save()
+    post_cache(ctx).prune()
 
 
 def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
@@ -99,17 +109,19 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
     for p in posts:
         post_info(p, site)
     declared = collect_experiments(posts)
-    probe_output(out)                                # an unwritable folder fails before training
+    if not ctx.state("outputs", OutputMemo).wrote_last(out):
+        probe_output(out)                            # an unwritable folder fails before training
     with build_lock(project):
         recover_output(out)                          # what a killed build left behind
         failpoint("results")
         results, figures = run.experiments(ctx, declared, opts)
         failpoint("render")
         files = render_site(ctx, results=results, figures=figures, site=site,
-                            declared=declared)
+                            declared=declared, keep_caches=False)
         opts.say(f"render: ran ({len(files)} files)")
         if on_rendered is not None:
             on_rendered(files)
+        keep_render_caches(ctx)
         memo = ctx.state("outputs", OutputMemo)
         same = memo.same(out, files)                 # a warm context's unchanged files
         memo.forget(out)                             # until this write has succeeded

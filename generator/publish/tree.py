@@ -201,3 +201,8 @@ class OutputMemo:
 
     def forget(self, out: Path) -> None:
         self.written.pop(str(out), None)
+
+    def wrote_last(self, out: Path) -> bool:
+        """Whether this context's last build wrote ``out`` (so it was writable a moment
+        ago, and need not be probed again)."""
+        return str(out) in self.written

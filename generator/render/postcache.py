@@ -43,6 +43,7 @@ class PostCache:
         self.ctx = ctx
         self.folder = ctx.project.cache / POSTS_DIR
         self.used: set[str] = set()
+        self.pending: dict[str, str] = {}
 
     def _code(self) -> dict[str, str]:
         """sha256 of every source file of the running generator package."""
@@ -84,15 +85,21 @@ class PostCache:
         return doc if isinstance(doc, dict) else None
 
     def put(self, key: str | None, parts: dict[str, Any]) -> None:
+        """Keep a rendering; it is written by flush() (after the pages are out, in a build)."""
         if key is None:
             return
-        text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
-        write_bytes_atomic(self.folder / f"{key}.json", text.encode("utf-8"))
+        self.pending[key] = json.dumps(parts, sort_keys=True, ensure_ascii=False)
         self.used.add(key)
 
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for key, text in sorted(pending.items()):
+            write_bytes_atomic(self.folder / f"{key}.json", text.encode("utf-8"))
+
     def prune(self) -> None:
-        """Remove the entries this build did not use (a post's old renderings are never
-        needed again), and start the next build's count."""
+        """Write what put() kept, remove the entries this build did not use (a post's old
+        renderings are never needed again), and start the next build's count."""
+        self.flush()
         if self.folder.is_dir():
             for path in sorted(self.folder.glob("*.json")):
                 if path.stem not in self.used:

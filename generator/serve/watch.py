@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 from ..core.project import Project
 
-QUIET_MS = 5            # a save's events come within a millisecond or two of each other
+QUIET_MS = 2            # a save's events come within a millisecond or two of each other
 GROUP_MS = 400          # a long burst (a checkout) is still handed over in pieces this long
 IDLE_MS = 100
 WATCHED = ("content", "templates")
