@@ -76,11 +76,9 @@ class PreviewServer:
         self.watcher = Watcher(self._roots, self._changed)
         self._code: set[str] = set()            # a project's own kind modules, once built
         self._pending: set[str] = set()
-        self._restart = False
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._freeze_seen: dict[str, tuple[int, int]] = {}
-        self.builds = 0
         handler = type("Handler", (PreviewHandler,), {
             "html_root": project.site / "html", "baseurl": self._baseurl(), "state": self.state})
         self.handler = handler
@@ -114,11 +112,18 @@ class PreviewServer:
         return watched_roots(self.project) + sorted({Path(p).parent for p in self._code})
 
     def _changed(self, paths: set[str]) -> None:
+        with self._wake:
+            self._pending |= paths
+            self._wake.notify_all()
+
+    def _own_writes(self, paths: set[str]) -> set[str]:
+        """The files of content/_freeze that are as the last build left them: what a build
+        wrote there is no reason to build again (its notifications may come during the
+        build, so this is asked when the changes are taken, after it)."""
         freeze = str(self.project.freeze) + os.sep
         mine = set()
         for path in paths:
             if path.startswith(freeze):
-                # What the build itself wrote into content/_freeze is no reason to build again.
                 try:
                     st = os.stat(path)
                     stamp = (st.st_mtime_ns, st.st_size)
@@ -126,18 +131,11 @@ class PreviewServer:
                     stamp = None
                 if self._freeze_seen.get(path) == stamp:
                     mine.add(path)
-        paths = paths - mine
-        if not paths:
-            return
-        with self._wake:
-            self._pending |= paths
-            if any(is_code(p, self.package, self._code) for p in paths):
-                self._restart = True
-            self._wake.notify_all()
+        return mine
 
     # ---- building
 
-    def build(self, changed: set[str] | None = None) -> None:
+    def build(self) -> None:
         """One build in the worker, its outcome logged and pushed to the open pages."""
         timer = threading.Timer(SLOW_BUILD_S, self.state.building,
                                 args=("lora-site: rebuilding…",))
@@ -157,7 +155,6 @@ class PreviewServer:
         finally:
             timer.cancel()
             self.handler.overlay = {}
-        self.builds += 1
         self._freeze_seen = _stamps(self.project.freeze)
         if set(outcome.code) - self._code:
             self._code |= set(outcome.code)
@@ -180,7 +177,10 @@ class PreviewServer:
                 if self._stop.is_set():
                     return
                 changed, self._pending = self._pending, set()
-                restart, self._restart = self._restart, False
+            changed -= self._own_writes(changed)
+            if not changed:
+                continue
+            restart = any(is_code(p, self.package, self._code) for p in changed)
             rel = sorted(os.path.relpath(p, self.project.root) for p in changed)
             shown = ", ".join(rel[:3]) + (f" and {len(rel) - 3} more" if len(rel) > 3 else "")
             if restart:
@@ -189,7 +189,7 @@ class PreviewServer:
                 self.worker.restart()
             else:
                 self._say(f"changed: {shown}; rebuilding")
-            self.build(changed)
+            self.build()
 
     # ---- life
 
