@@ -379,3 +379,65 @@ def test_pages_are_served_as_soon_as_rendered_while_site_is_written(tmp_path):
             flag.unlink()
         code = server.stop()
     assert code == 0, "\n".join(server.log)
+
+
+KIND_MODULE = '''"""A project's own experiment kind, outside the package (site.yml's kinds:)."""
+from generator.kinds.base import Kind
+
+
+class Constant(Kind):
+    name = "constant"
+    description = "a number, written down"
+    result_files = ("value.json",)
+
+    def parse(self, mapping, *, source=None, prefix=""):
+        return dict(mapping or {})
+
+    def settings_dict(self, settings):
+        return dict(settings)
+
+    def compute(self, name, settings, progress=None):
+        return {"value.json": b"41\\n"}
+
+    def load(self, folder, name):
+        return int((folder / "value.json").read_text())
+
+    def compare(self, files, folder, atol, rtol):
+        return None
+
+    def view(self, name, loaded):
+        return {"value": loaded + OFFSET}
+
+
+OFFSET = 1
+KIND = Constant()
+'''
+
+
+@pytest.mark.slow
+def test_an_edit_to_a_projects_own_kind_module_restarts_the_worker(tmp_path):
+    """site.yml's kinds: name a module outside the package; once a build has imported it, an
+    edit to it is an edit to the build's code."""
+    kinds = tmp_path / "mykinds"
+    kinds.mkdir()
+    module = kinds / "constkind.py"
+    module.write_text(KIND_MODULE)
+    project = tmp_path / "project"
+    post = make_site(project, body="The value is {{ c.value }}.")
+    post.write_text(post.read_text().replace("description: d\n",
+                                             "description: d\nexperiments:\n  c: {kind: constant}\n"))
+    (project / "content" / "site.yml").write_text(
+        (project / "content" / "site.yml").read_text() + "kinds: [constkind]\n")
+    server = Server(project, env={"PYTHONPATH": str(kinds)})
+    try:
+        page = fetch(server.url + "first/")
+        assert "The value is 42." in page
+        events = Events(server.origin, page_version(page))
+        module.write_text(KIND_MODULE.replace("OFFSET = 1", "OFFSET = 2"))
+        line = server.wait_for("starts afresh")
+        assert "changed: " in line and "constkind.py" in line, line
+        assert events.next()[0] == "reload"
+        assert "The value is 43." in fetch(server.url + "first/")
+    finally:
+        code = server.stop()
+    assert code == 0, "\n".join(server.log)

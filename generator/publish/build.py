@@ -36,13 +36,16 @@ class BuildReport:
 
 
 def _result_files(ctx: BuildContext, declared) -> dict[str, Any]:
-    """name -> what identifies each experiment's result for the post render cache."""
+    """name -> what identifies each experiment's result for the post render cache: its kind
+    (and, for a kind of the project's own, its module's source, which decides what a body
+    sees), its settings and the hashes of its files."""
     store = run.store_of(ctx)
     out = {}
     for name, d in declared.items():
         folder = store.folder(name)
         out[name] = {"kind": d.kind.name, "settings": d.kind.settings_dict(d.settings),
-                     "files": {f: ctx.hashes.sha256(folder / f) for f in d.kind.result_files}}
+                     "files": {f: ctx.hashes.sha256(folder / f) for f in d.kind.result_files},
+                     **run.outside_sources(ctx, d)}
     return out
 
 

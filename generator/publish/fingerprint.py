@@ -130,9 +130,32 @@ class BuildFingerprint:
         for name in ("options", "out", "python", "executable", "libraries", "env", "numerics"):
             if old.get(name) != self.inputs[name]:
                 reasons.append(f"{name} changed")
+        for path, sha in sorted((last.get("kind_modules") or {}).items()):
+            try:
+                now = self.ctx.hashes.sha256(path)
+            except OSError:
+                now = None
+            if now != sha:
+                reasons.append(f"changed: {path}")
         if not reasons and last.get("outputs") != self.ctx.hashes.tree(self.out):
             reasons.append(f"{self.out} differs from what the last build wrote")
         return reasons
+
+    def _kind_modules(self) -> dict[str, str]:
+        """path -> sha256 of the kind modules from outside the package (site.yml's kinds:)
+        that the build ran: code the folders above do not hold."""
+        if not self.ctx.has_state("kinds"):
+            return {}
+        import sys
+
+        from ..authoring.posts import kinds_of
+
+        out = {}
+        for module in kinds_of(self.ctx).extra_modules:
+            path = getattr(sys.modules.get(module), "__file__", None)
+            if path:
+                out[os.path.abspath(path)] = self.ctx.hashes.sha256(path)
+        return out
 
     def stages(self) -> list[str]:
         """The stages the last build reported ('run main', 'figures main', 'render', ...)."""
@@ -152,6 +175,7 @@ class BuildFingerprint:
             return False
         doc = {"key": after.key, "inputs": after.inputs,
                "outputs": self.ctx.hashes.tree(self.out),
+               "kind_modules": self._kind_modules(),
                "stages": list(stages)}
         write_bytes_atomic(self.record_path,
                            (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))

@@ -45,6 +45,20 @@ def site_baseurl(project: Project) -> str:
     return "/" + base.strip("/") if base.strip("/") else ""
 
 
+def drop_bytecode(paths) -> None:
+    """Remove the cached bytecode of edited source files. Python trusts a .pyc while the
+    source's mtime (in whole seconds) and size are those it recorded, so an edit within the
+    same second that keeps the size (a digit changed) would run the old code in the new
+    worker."""
+    for path in paths:
+        source = Path(path)
+        for pyc in source.parent.glob(f"__pycache__/{source.stem}.*.pyc"):
+            try:
+                pyc.unlink()
+            except OSError:
+                pass                    # not ours to remove: Python checks it as usual
+
+
 def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
     out = {}
     for dirpath, _dirs, files in os.walk(folder):
@@ -73,7 +87,11 @@ class PreviewServer:
         self.fixed_baseurl = baseurl
         self.worker = BuildWorker(project, baseurl=baseurl, frozen=frozen, drafts=drafts,
                                   debug=debug)
-        self.watcher = Watcher(self._roots, self._changed)
+        self.watcher = Watcher(lambda: watched_roots(project), self._changed)
+        # A project's own kind modules (site.yml's kinds:) are code too; their folders are
+        # known once a build has imported them, and only those files count (is_code).
+        self.code_watcher = Watcher(lambda: sorted({Path(p).parent for p in self._code}),
+                                    self._changed_code, recursive=False)
         self._code: set[str] = set()            # a project's own kind modules, once built
         self._pending: set[str] = set()
         self._wake = threading.Condition()
@@ -108,8 +126,10 @@ class PreviewServer:
 
     # ---- watching
 
-    def _roots(self) -> list[Path]:
-        return watched_roots(self.project) + sorted({Path(p).parent for p in self._code})
+    def _changed_code(self, paths: set[str]) -> None:
+        mine = {p for p in paths if p in self._code}
+        if mine:
+            self._changed(mine)
 
     def _changed(self, paths: set[str]) -> None:
         with self._wake:
@@ -120,10 +140,14 @@ class PreviewServer:
         """The files of content/_freeze that are as the last build left them: what a build
         wrote there is no reason to build again (its notifications may come during the
         build, so this is asked when the changes are taken, after it)."""
-        freeze = str(self.project.freeze) + os.sep
+        root = str(self.project.freeze)
+        freeze = root + os.sep
         mine = set()
         for path in paths:
-            if path.startswith(freeze):
+            if path == root or path.startswith(freeze):
+                if os.path.isdir(path):
+                    mine.add(path)          # a folder made: what it holds has its own news
+                    continue
                 try:
                     st = os.stat(path)
                     stamp = (st.st_mtime_ns, st.st_size)
@@ -158,7 +182,7 @@ class PreviewServer:
         self._freeze_seen = _stamps(self.project.freeze)
         if set(outcome.code) - self._code:
             self._code |= set(outcome.code)
-            self.watcher.rewatch()
+            self.code_watcher.rewatch()
         self.handler.baseurl = self._baseurl()
         if outcome.error is not None or not told:
             self.state.finished(outcome.error, outcome.changed and not told)
@@ -180,12 +204,14 @@ class PreviewServer:
             changed -= self._own_writes(changed)
             if not changed:
                 continue
-            restart = any(is_code(p, self.package, self._code) for p in changed)
+            code = [p for p in changed if is_code(p, self.package, self._code)]
+            restart = bool(code)
             rel = sorted(os.path.relpath(p, self.project.root) for p in changed)
             shown = ", ".join(rel[:3]) + (f" and {len(rel) - 3} more" if len(rel) > 3 else "")
             if restart:
                 self._say(f"changed: {shown}; the generator's code changed, so the build "
                           "worker starts afresh (a warm process cannot take in new code)")
+                drop_bytecode(code)
                 self.worker.restart()
             else:
                 self._say(f"changed: {shown}; rebuilding")
@@ -196,6 +222,7 @@ class PreviewServer:
     def start(self) -> None:
         self.worker.start()
         self.watcher.start()
+        self.code_watcher.start()
         self.watcher.ready.wait(timeout=10)
         thread = threading.Thread(target=self.httpd.serve_forever, name="lora-site http",
                                   daemon=True)
@@ -214,6 +241,7 @@ class PreviewServer:
             self._wake.notify_all()
         self.state.close()
         self.watcher.stop()
+        self.code_watcher.stop()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.worker.stop()                  # a build in progress ends with it

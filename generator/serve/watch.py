@@ -74,13 +74,13 @@ class _Stop:
 
 
 class Watcher:
-    """Calls ``on_change(paths)`` for each batch of relevant changes under ``roots()``, from a
-    thread of its own, until ``stop()``. ``rewatch()`` re-reads the roots (a project's kind
-    module outside them became part of the build)."""
+    """Calls ``on_change(paths)`` for each batch of relevant changes under ``roots()``
+    (``recursive``: in their subfolders too), from a thread of its own, until ``stop()``.
+    ``rewatch()`` re-reads the roots."""
 
     def __init__(self, roots: Callable[[], list[Path]],
-                 on_change: Callable[[set[str]], None]) -> None:
-        self.roots, self.on_change = roots, on_change
+                 on_change: Callable[[set[str]], None], *, recursive: bool = True) -> None:
+        self.roots, self.on_change, self.recursive = roots, on_change, recursive
         self._stop, self._again = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()
@@ -104,7 +104,7 @@ class Watcher:
             self._again.clear()
             roots = sorted({str(r) for r in self.roots() if r.is_dir()})
             if not roots:
-                self._stop.wait(0.5)
+                self._again.wait(IDLE_MS / 1000)    # until rewatch() brings some
                 continue
             # force_polling=False: notifications, even where WATCHFILES_FORCE_POLLING is set.
             # An empty batch every IDLE_MS while nothing changes: the first one says the
@@ -113,7 +113,8 @@ class Watcher:
                                           debounce=GROUP_MS, step=QUIET_MS,
                                           stop_event=_Stop(self._stop, self._again),
                                           rust_timeout=IDLE_MS, yield_on_timeout=True,
-                                          force_polling=False, raise_interrupt=False):
+                                          force_polling=False, raise_interrupt=False,
+                                          recursive=self.recursive):
                 self.ready.set()
                 paths = {p for _change, p in batch}
                 if paths:

@@ -78,7 +78,7 @@ def _import_memo(ctx: BuildContext) -> dict:
     return ctx.state("import-memo", lambda ctx: {})
 
 
-def _outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
+def outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
     """A kind defined outside the package (site.yml's `kinds:`) is keyed by its own file too."""
     if d.kind.module.startswith("generator."):
         return {}
@@ -98,7 +98,7 @@ def run_inputs(ctx: BuildContext, d: Declared) -> dict[str, Any]:
                                  roots=d.kind.run_roots, libraries=d.kind.run_libraries,
                                  sha256=ctx.hashes.sha256,
                                  lock=ctx.project.root / "requirements.lock",
-                                 extra=_outside_sources(ctx, d), memo=_import_memo(ctx))
+                                 extra=outside_sources(ctx, d), memo=_import_memo(ctx))
     return memo[key]
 
 
@@ -110,7 +110,7 @@ def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any
     return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.figure_roots,
                         libraries=d.kind.figure_libraries, sha256=ctx.hashes.sha256,
                         lock=ctx.project.root / "requirements.lock",
-                        extra={"results": results, **_outside_sources(ctx, d)},
+                        extra={"results": results, **outside_sources(ctx, d)},
                         memo=_import_memo(ctx))
 
 
