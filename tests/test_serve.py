@@ -270,8 +270,10 @@ def test_edits_made_while_a_build_runs_are_built_together(tmp_path):
         events = Events(server.origin, page_version(fetch(server.url + "first/")))
         post.write_text(POST.format(body="Edit one."))
         server.wait_for("rebuilding")
-        # A build that takes a while says so on the page.
+        # A build that takes a while says so on the page, and meanwhile the server answers
+        # with the last good site.
         assert events.next(skip=()) == ("status", {"status": "lora-site: rebuilding…"})
+        assert "Original prose." in fetch(server.url + "first/")
         deadline = time.monotonic() + 60
         while not flag.exists():                            # the build of edit one waits
             assert time.monotonic() < deadline
