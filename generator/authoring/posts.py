@@ -138,11 +138,13 @@ def _nested_key_line(front: str, parent: str, key: str) -> int | None:
 class PostReader:
     """Posts parsed in this context, remembered with the bytes they were parsed from: a build
     reads each post in several stages, and parsing (YAML, settings checks) costs more than
-    reading. The preview server's context keeps them across rebuilds."""
+    reading. The preview server's context keeps them across rebuilds; a post is parsed again
+    when its bytes change, or when the registry of kinds it was parsed with was renewed (site.yml
+    names other kind modules)."""
 
     def __init__(self, ctx: BuildContext) -> None:
         self.ctx = ctx
-        self.parsed: dict[Path, tuple[bytes, Post]] = {}
+        self.parsed: dict[Path, tuple[bytes, Kinds, Post]] = {}
 
     @property
     def kinds(self) -> Kinds:
@@ -155,28 +157,51 @@ class PostReader:
         except OSError as exc:
             raise ContentError(f"cannot read the post: {os_reason(exc)}", path=path,
                                hint=os_hint(exc)) from None
+        kinds = self.kinds
         seen = self.parsed.get(path)
-        if seen is not None and seen[0] == data:
-            return seen[1]
-        post = _parse_post(path, data, self.kinds)
-        self.parsed[path] = (data, post)
+        if seen is not None and seen[0] == data and seen[1] is kinds:
+            return seen[2]
+        post = _parse_post(path, data, kinds)
+        self.parsed[path] = (data, kinds, post)
         return post
 
 
 def kinds_of(ctx: BuildContext) -> Kinds:
     """The experiment kinds of this project: the package's, and the modules site.yml names
-    under ``kinds:``."""
+    under ``kinds:``. Renewed for a build after site.yml changed that list (site.yml is read
+    again only when its stat changed)."""
+    from .site_config import kind_modules
+
+    site_yml = ctx.project.site_yml
+
+    def stamp() -> tuple[int, ...] | None:
+        try:
+            st = site_yml.stat()
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
     def make(ctx: BuildContext) -> Kinds:
         from ..core.located import located
-        from .site_config import kind_modules
 
         try:
-            return Kinds(extra_modules=kind_modules(ctx.project))
+            kinds = Kinds(extra_modules=kind_modules(ctx.project))
         except ConfigError as exc:
             if exc.field != "kinds" or exc.path is not None:
                 raise
             raise located(exc, path=ctx.project.site_yml) from None
-    return ctx.state("kinds", make)
+        kinds.read_from = stamp()
+        return kinds
+
+    def stale(kinds: Kinds) -> bool:
+        now = stamp()
+        if now == kinds.read_from:
+            return False
+        if kind_modules(ctx.project) != kinds.extra_modules:
+            return True
+        kinds.read_from = now                   # another setting changed: the same kinds
+        return False
+    return ctx.state("kinds", make, renew=stale)
 
 
 def read_post(ctx: BuildContext, path: Path) -> Post:

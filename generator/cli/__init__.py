@@ -12,7 +12,7 @@ import click
 
 from .. import __version__
 from ..core.errors import one_line
-from . import pages, results
+from . import author, pages, results
 
 
 class Interrupted(KeyboardInterrupt):
@@ -75,11 +75,23 @@ def _usage_error(exc: click.UsageError):
     return error
 
 
+def first_sentence(help_text: str | None) -> str:
+    """A command's summary: the first sentence of its help, whole (click would cut it to fit
+    one line and end it with '...')."""
+    import inspect
+    import re
+
+    para = inspect.cleandoc(help_text or "").split("\n\n", 1)[0]
+    para = " ".join(para.split())
+    return re.split(r"(?<=[.!?])\s", para, maxsplit=1)[0]
+
+
 class LoraSiteGroup(click.Group):
     """Every failure ends as one line on stderr and a non-zero exit, never a traceback, unless
     --debug: errors the user can fix are LoraSiteError (they name the file, field and fix); an
     interruption says nothing was left half-written; anything else is a bug, reported in one
-    line with the advice to re-run with --debug. Every command takes --debug too."""
+    line with the advice to re-run with --debug. Every command takes --debug too. `--help`
+    lists each command with the whole first sentence of its help, wrapped."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if not any(p.name == "debug" for p in cmd.params):
@@ -91,6 +103,14 @@ class LoraSiteGroup(click.Group):
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
             raise _usage_error(exc) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, first_sentence(cmd.help)) for name, cmd in
+                ((n, self.get_command(ctx, n)) for n in self.list_commands(ctx))
+                if cmd is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
         import signal
@@ -151,7 +171,8 @@ def main(debug: bool) -> None:
 
 
 for command in (results.run_command, results.figures, results.verify, pages.serve,
-                pages.build, pages.render, results.audit):
+                pages.build, pages.render, results.audit, author.new, author.list_command,
+                author.clean):
     main.add_command(command)
 
 

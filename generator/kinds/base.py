@@ -38,6 +38,7 @@ class Kind:
     figure_libraries: tuple[str, ...] = ()
     heavy: bool = False                     # worth a process of its own when cores allow
     data_name: str | None = None            # `data: [<name>]` declares this kind by default
+    example_listing: tuple[str, str] | None = None   # what `lora-site new` shows of its code
 
     @property
     def module(self) -> str:
@@ -134,6 +135,27 @@ class Kind:
         read from ``folder``; a kind derives any other file from ``loaded``)."""
         return {f: (Path(folder) / f).read_bytes() for f in self.result_files}
 
+    def listings(self) -> dict[str, list[str]]:
+        """What ``{{ listing(module, name) }}`` can show of this kind's computation: module
+        (dotted, inside the package) -> its top-level classes and functions, for the modules
+        its results are computed with (run_roots and what they import), the package's core
+        and __init__ modules left out."""
+        import ast
+
+        from ..core.keys import module_closure, package_dir
+
+        out: dict[str, list[str]] = {}
+        for rel in module_closure(self.run_roots):
+            parts = rel.split("/")[1:]                  # 'generator/science/lora.py'
+            if parts[0] == "core" or parts[-1] == "__init__.py":
+                continue
+            tree = ast.parse((package_dir().joinpath(*parts)).read_text(encoding="utf-8"))
+            names = [node.name for node in tree.body if isinstance(
+                node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+            if names:
+                out[".".join(parts)[:-3]] = names
+        return out
+
 
 @dataclass(frozen=True)
 class Declared:
@@ -161,6 +183,8 @@ class Kinds:
         import os
 
         self._kinds: dict[str, Kind] = {}
+        self.extra_modules = tuple(extra_modules)
+        self.read_from: object = None           # what its owner read extra_modules from
         here = os.path.dirname(os.path.abspath(__file__))
         modules = [f"{__package__}.{f[:-3]}" for f in sorted(os.listdir(here))
                    if f.endswith(".py") and f[:-3] not in BASE_MODULES and not f.startswith("_")]

@@ -59,6 +59,7 @@ class LoraRun(Kind):
     run_libraries = ("torch", "numpy")
     figure_roots = ("plots.lora_figures",)
     figure_libraries = ("matplotlib", "numpy", "pillow")
+    example_listing = ("lora", "LoRALinear")
 
     def parse(self, mapping: Mapping[str, Any] | None, *, source: object | None = None,
               prefix: str = "") -> ExperimentConfig:

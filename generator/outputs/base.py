@@ -4,6 +4,7 @@ An output format turns rendered posts into one folder of site/ (site/<name>/). I
   figure(ref, markdown)      the markup ``{{ figure(...) }}`` puts in a body (Markdown source)
   finish(text, markdown)     a rendered body -> the JSON-able parts its pages need (cached)
   files(build)               every file of its tree: relative path -> bytes
+  post_url(info, site)       where a post is in that tree, for links between posts
 Adding a format is one module in this package that sets ``FORMAT = YourFormat()``, plus its
 templates under templates/<name>/; the registry finds it.
 """
@@ -49,6 +50,11 @@ class OutputFormat:
             if path == "index.html" or path.endswith("/index.html"):
                 out.add("/" + path[: -len("index.html")])
         return out
+
+    def post_url(self, info, site) -> str:
+        """The root-relative URL (with the baseurl) of a post in this format's output, for
+        ``{{ post_url('slug') }}``."""
+        return site.baseurl + self.page_url(info)
 
 
 def template_dirs(project: Project) -> list[Path]:

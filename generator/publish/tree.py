@@ -5,7 +5,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Protocol
+from typing import Collection, Mapping, Protocol
 
 from ..core.errors import BuildError
 from ..core.swap import discard, recover, signals_deferred, swap_in, undo
@@ -54,7 +54,7 @@ class Alongside(Protocol):
 
 
 def write_tree(out: Path, files: Mapping[str, bytes], *,
-               alongside: Alongside | None = None) -> None:
+               alongside: Alongside | None = None, same: Collection[str] = ()) -> None:
     """Write ``files`` (relative path -> bytes) as the folder ``out``, atomically: everything goes
     into a temporary folder beside ``out``, which replaces ``out`` only once complete. On any
     failure or interruption the temporary folder is removed and the previous ``out`` is left as
@@ -62,7 +62,12 @@ def write_tree(out: Path, files: Mapping[str, bytes], *,
     at the next build.)
 
     alongside: swapped in just before ``out``, with the same signals held, and swapped back if
-    ``out`` then cannot be: both change, or neither."""
+    ``out`` then cannot be: both change, or neither.
+
+    same: paths whose file in the current ``out`` already holds exactly these bytes (the caller
+    vouches for it, see OutputMemo): they are hard-linked into the new folder instead of
+    written, which costs a fraction of creating a file. Nothing ever writes into a file once it
+    is in place, so the old and the new folder can share it."""
     out = Path(out)
     parent = out.parent
     if out.exists() and not out.is_dir():
@@ -90,6 +95,12 @@ def write_tree(out: Path, files: Mapping[str, bytes], *,
                 if folder not in made:
                     folder.mkdir(exist_ok=True)
                     made.add(folder)
+            if rel in same:
+                try:
+                    os.link(out.joinpath(*parts), target)
+                    continue
+                except OSError:
+                    pass                            # gone, or another file system: write it
             with open(target, "xb") as fh:
                 fh.write(files[rel])
                 os.fchmod(fh.fileno(), 0o644)       # whatever the umask: ordinary public files
@@ -117,3 +128,44 @@ def write_tree(out: Path, files: Mapping[str, bytes], *,
     discard(old)
     if alongside is not None:
         alongside.finish()
+
+
+def _stamp(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+class OutputMemo:
+    """What this context last wrote to each output folder, to tell write_tree which files are
+    already in place: a file counts only while its bytes equal the new ones and its stat (size,
+    times, inode, device) is the one it had just after the write, so a file changed or replaced
+    by anyone since is written again. A warm build context (the preview) keeps one; a command
+    that builds once never has a previous build to compare with."""
+
+    def __init__(self, ctx=None) -> None:
+        self.written: dict[str, dict[str, tuple[tuple[int, ...] | None, bytes]]] = {}
+
+    def same(self, out: Path, files: Mapping[str, bytes]) -> set[str]:
+        before = self.written.get(str(out), {})
+        found = set()
+        for rel, data in files.items():
+            seen = before.get(rel)
+            if seen is not None and seen[1] == data and seen[0] is not None \
+                    and seen[0] == _stamp(os.path.join(out, rel)):
+                found.add(rel)
+        return found
+
+    def wrote(self, out: Path, files: Mapping[str, bytes]) -> None:
+        self.written[str(out)] = {rel: (_stamp(os.path.join(out, rel)), data)
+                                  for rel, data in files.items()}
+
+    def forget(self, out: Path) -> None:
+        self.written.pop(str(out), None)
+
+    def wrote_last(self, out: Path) -> bool:
+        """Whether this context's last build wrote ``out`` (so it was writable a moment
+        ago, and need not be probed again)."""
+        return str(out) in self.written

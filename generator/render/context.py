@@ -2,9 +2,9 @@
 
 The body's variables: each declared experiment under its own name (``main.metrics.steps``) and
 in ``experiments``, ``data.<name>`` for the names listed under ``data:``, ``page``, ``site``,
-``listing(module, name)``, ``figure(name, caption, experiment=...)`` and ``target`` (the output
-format's name). The figure helper checks the figure exists and counts figures; the format
-writes the markup.
+``listing(module, name)``, ``figure(name, caption, experiment=...)``, ``post_url(slug)`` (the
+URL of another post in this output) and ``target`` (the output format's name). The figure
+helper checks the figure exists and counts figures; the format writes the markup.
 """
 from __future__ import annotations
 
@@ -113,11 +113,39 @@ class FigureHelper:
             anchor=anchor, data=data, explore=explore_url), self.markdown)
 
 
+def post_links(posts: Mapping[str, Any], site, formats) -> dict[str, dict[str, str]]:
+    """slug -> output format name -> the post's URL there (OutputFormat.post_url)."""
+    return {slug: {fmt.name: fmt.post_url(info, site) for fmt in formats}
+            for slug, info in sorted(posts.items())}
+
+
+class PostUrl:
+    """``{{ post_url('other-slug') }}``: the URL of another post in the output being rendered
+    (HTML: <baseurl>/<slug>/; Jekyll: the post's permalink). An unknown slug is an error naming
+    the post and line."""
+
+    def __init__(self, links: Mapping[str, Mapping[str, str]], fmt) -> None:
+        self.links, self.fmt = links, fmt
+
+    def __call__(self, slug: str) -> str:
+        if slug not in self.links:
+            import difflib
+
+            close = difflib.get_close_matches(str(slug), list(self.links), n=1)
+            raise ContentError(f"post_url: no post named {slug!r}",
+                               hint=f"did you mean '{close[0]}'?" if close else
+                               f"posts: {', '.join(sorted(self.links)) or 'none'}")
+        return self.links[slug][self.fmt.name]
+
+
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],
-                 fmt, markdown, refs=None) -> tuple[dict[str, Any], FigureHelper]:
+                 fmt, markdown, refs=None, *, listing: Callable[[str, str], str] = listing,
+                 links: Mapping[str, Mapping[str, str]] | None = None
+                 ) -> tuple[dict[str, Any], FigureHelper]:
     """The variables of ``info``'s body rendered for output format ``fmt``, and its figure
     helper (which records the figures the body used). refs: the post's render.refs.PostRefs,
-    which the figure and table helpers label."""
+    which the figure and table helpers label. links: every post's URLs (post_links), for
+    post_url; without them only the post itself is known."""
     from .refs import BIB_MARKER, PostRefs
 
     refs = refs if refs is not None else PostRefs()
@@ -135,6 +163,8 @@ def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, M
         "figure": figure,
         "table": refs.table,
         "bibliography": lambda: BIB_MARKER,
+        "post_url": PostUrl(links if links is not None else
+                            post_links({info.slug: info}, site, [fmt]), fmt),
         "target": fmt.name,
     }
     for name, view in views.items():

@@ -14,6 +14,7 @@ from ..core.errors import ContentError
 from .context import body_context
 from .jinja import body_renderer
 from .links import local_links
+from .listings import listings_of
 from .markdown import markdowner
 from .postcache import post_cache
 
@@ -35,13 +36,15 @@ class RenderedPost:
 
 
 def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
-                figures: Mapping[str, Mapping[str, bytes]], formats: list) -> RenderedPost:
-    """The post's body rendered for each of ``formats`` (output format objects)."""
+                figures: Mapping[str, Mapping[str, bytes]], formats: list,
+                links: Mapping[str, Mapping[str, str]] | None = None) -> RenderedPost:
+    """The post's body rendered for each of ``formats`` (output format objects). links: every
+    post's URL in each format (render.context.post_links), for post_url."""
     from .prerender import math_renderer
     from .callouts import expand as expand_callouts
     from .refs import Bibliography, PostRefs, Resolver
 
-    renderer, md = body_renderer(ctx), markdowner(ctx)
+    renderer, md, listings = body_renderer(ctx), markdowner(ctx), listings_of(ctx)
     tools = Tools(markdown=md, math=math_renderer(ctx))
     post = info.post
     parts: dict[str, dict[str, Any]] = {}
@@ -55,7 +58,8 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
 
     for fmt in formats:
         refs = PostRefs()
-        variables, helper = body_context(info, site, results, figures, fmt, md, refs)
+        variables, helper = body_context(info, site, results, figures, fmt, md, refs,
+                                         listing=listings, links=links)
         text = renderer.render(post.body, variables, path=post.path, first_line=post.body_line)
         used = helper.used
         try:
@@ -91,21 +95,25 @@ def _locate_markdown_error(exc: ContentError, post: Any) -> ContentError:
 
 def cached_render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                        figures: Mapping[str, Mapping[str, bytes]], formats: list, *,
-                       result_files: dict[str, Any]) -> RenderedPost:
+                       result_files: dict[str, Any],
+                       links: Mapping[str, Mapping[str, str]] | None = None) -> RenderedPost:
     """render_post, or its parts from an earlier build whose inputs were exactly these
     (postcache): an edit to one post does not re-render the others. result_files: name ->
-    {kind, settings, files: {file: sha256}} of every experiment the post declares."""
+    {kind, settings, files: {file: sha256}} of every experiment the post declares. links: as
+    for render_post (part of the key: a post's URL moving re-renders the posts that link to
+    it)."""
     cache = post_cache(ctx)
     bib = ctx.project.content / "references.bib"
     key = cache.key(info, site, {n: result_files[n] for n in sorted(info.post.experiments)},
                     {exp: sorted(files) for exp, files in sorted(figures.items())},
                     [f.name for f in formats],
-                    extra={"bibliography": ctx.hashes.sha256(bib) if bib.is_file() else None})
+                    extra={"bibliography": ctx.hashes.sha256(bib) if bib.is_file() else None},
+                    links=links)
     doc = cache.get(key)
     if doc is not None and sorted(doc) == ["figures_used", "parts"] \
             and sorted(doc["parts"]) == sorted(f.name for f in formats):
         return RenderedPost(info=info, parts=doc["parts"],
                             figures_used=[tuple(x) for x in doc["figures_used"]])
-    rendered = render_post(ctx, info, site, results, figures, formats)
+    rendered = render_post(ctx, info, site, results, figures, formats, links)
     cache.put(key, {"parts": rendered.parts, "figures_used": rendered.figures_used})
     return rendered

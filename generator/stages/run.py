@@ -61,7 +61,9 @@ def _short(key: str) -> str:
 
 
 def store_of(ctx: BuildContext) -> Store:
-    return ctx.state("store", Store)
+    # Read once per build: another command (run, audit, a checkout) may change the freeze
+    # between two builds of one context.
+    return ctx.state("store", Store, renew=True)
 
 
 def workers_of(ctx: BuildContext):
@@ -76,7 +78,7 @@ def _import_memo(ctx: BuildContext) -> dict:
     return ctx.state("import-memo", lambda ctx: {})
 
 
-def _outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
+def outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
     """A kind defined outside the package (site.yml's `kinds:`) is keyed by its own file too."""
     if d.kind.module.startswith("generator."):
         return {}
@@ -87,11 +89,17 @@ def _outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
 
 
 def run_inputs(ctx: BuildContext, d: Declared) -> dict[str, Any]:
-    """Everything that decides the results of ``d`` (core.keys.stage_inputs)."""
-    return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.run_roots,
-                        libraries=d.kind.run_libraries, sha256=ctx.hashes.sha256,
-                        lock=ctx.project.root / "requirements.lock",
-                        extra=_outside_sources(ctx, d), memo=_import_memo(ctx))
+    """Everything that decides the results of ``d`` (core.keys.stage_inputs), computed once
+    per build (a heavy kind's child is started with them, then its result checked)."""
+    memo = ctx.state("run-inputs", lambda ctx: {}, renew=True)
+    key = (d.name, d.key(), d.kind.module)
+    if key not in memo:
+        memo[key] = stage_inputs(settings=d.kind.settings_dict(d.settings),
+                                 roots=d.kind.run_roots, libraries=d.kind.run_libraries,
+                                 sha256=ctx.hashes.sha256,
+                                 lock=ctx.project.root / "requirements.lock",
+                                 extra=outside_sources(ctx, d), memo=_import_memo(ctx))
+    return memo[key]
 
 
 def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any]:
@@ -102,7 +110,7 @@ def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any
     return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.figure_roots,
                         libraries=d.kind.figure_libraries, sha256=ctx.hashes.sha256,
                         lock=ctx.project.root / "requirements.lock",
-                        extra={"results": results, **_outside_sources(ctx, d)},
+                        extra={"results": results, **outside_sources(ctx, d)},
                         memo=_import_memo(ctx))
 
 
@@ -216,6 +224,22 @@ def collect_child(workers, d: Declared, key: str, opts: StageOptions) -> dict[st
         return files
 
 
+def _load(ctx: BuildContext, d: Declared, folder: Path) -> Any:
+    """The kind's loaded result in ``folder``, kept in the context while the result files'
+    hashes stay the same (a warm context loads it once, not once per build)."""
+    memo = ctx.state("loaded", lambda ctx: {})
+    try:
+        key = (d.kind.name, tuple(ctx.hashes.sha256(folder / f) for f in d.kind.result_files))
+    except OSError:
+        return d.kind.load(folder, d.name)          # which says what is missing
+    seen = memo.get((d.name, str(folder)))
+    if seen is not None and seen[0] == key:
+        return seen[1]
+    loaded = d.kind.load(folder, d.name)
+    memo[(d.name, str(folder))] = (key, loaded)
+    return loaded
+
+
 def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     """The fresh result of ``d``: reused, collected from its child, or computed here."""
     store = store_of(ctx)
@@ -230,12 +254,12 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
                                     "then commit content/_freeze")
         opts.say(f"run {d.name}: reused frozen results (inputs unchanged, key "
                  f"{_short(state.key)})")
-        return d.kind.load(folder, d.name)
+        return _load(ctx, d, folder)
     if state.fresh and not opts.recompute:
         if ctx.has_state("workers"):
             workers_of(ctx).stop(d.name)
         opts.say(f"run {d.name}: reused (inputs unchanged, key {_short(state.key)})")
-        return d.kind.load(folder, d.name)
+        return _load(ctx, d, folder)
     why = "--force" if opts.recompute else "; ".join(state.reasons)
     # New results mean new figures: the figure worker imports matplotlib on the other core
     # while this one trains.
@@ -253,7 +277,7 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     outcome = save_result(ctx, d, files, inputs, opts)
     detail = f"; {outcome.detail}" if outcome.detail else ""
     opts.say(f"run {d.name}: {ran} ({why}; key {_short(state.key)}{where}){detail}")
-    return d.kind.load(store.folder(d.name), d.name)
+    return _load(ctx, d, store.folder(d.name))
 
 
 def draw_here(d: Declared, folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
@@ -282,7 +306,7 @@ def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
     if not names:
         return {}
     store = store_of(ctx)
-    cache = FigureCache(ctx.project.cache)
+    cache = FigureCache(ctx.project.cache, hashes=ctx.hashes)
     folder = store.folder(d.name)
     inputs = figure_inputs(ctx, d, folder)
     key = digest(inputs)

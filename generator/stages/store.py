@@ -202,10 +202,11 @@ class Store:
         images = {}
         for filename, want in sorted(entry.get("files", {}).items()):
             try:
-                data = (folder / filename).read_bytes()
+                data = self.ctx.hashes.read(folder / filename)
+                sha = self.ctx.hashes.sha256(folder / filename)
             except OSError:
                 return None, [f"{FIGURES_DIR}/{filename} is missing"]
-            if sha256_bytes(data) != want:
+            if sha != want:
                 return None, [f"{FIGURES_DIR}/{filename} was edited or truncated"]
             images[filename] = data
         return images, []
