@@ -26,7 +26,7 @@ from generator.science.config import ExperimentConfig
 from helpers import build
 
 ALT_TEXT = FIGURES.alt_texts(ExperimentConfig())
-from site_checks import (ARTICLE, REPO, broken_links, fenced_blocks, kramdown_math,
+from site_checks import (ARTICLE, COMPANION, REPO, broken_links, fenced_blocks, kramdown_math,
                          liquid_visible, make_project, norm_tex, read_page, split_jekyll,
                          strip_fences, strip_raw_guards)
 
@@ -226,16 +226,21 @@ def test_every_reference_equation_appears_in_both_outputs(article):
         assert any(want in t for t in jekyll_math), f"Jekyll post lacks {eq}"
 
 
-def test_html_math_only_inside_arithmatex(article):
+def test_html_math_is_pre_rendered_svg_with_mathml_and_its_tex(article):
     outside = "".join(article.page.plain_text)
     for marker in ("\\(", "\\)", "\\[", "\\]", "$"):
         assert marker not in outside, marker
-    spans = re.findall(r'<(span|div) class="arithmatex"(?: tabindex="0")?>(.*?)</\1>',
-                       article.html, flags=re.S)
-    assert len(spans) > 40
-    for tag, inner in spans:
-        opener = "\\(" if tag == "span" else "\\["
-        assert inner.startswith(opener) and "<" not in inner, inner
+    assert 'class="arithmatex"' not in article.html          # every formula was rendered
+    containers = re.findall(r'<mjx-container data-tex="([^"]*)" class="MathJax" jax="SVG"'
+                            r'( display="true")?[^>]*>(.*?)</mjx-container>', article.html,
+                            flags=re.S)
+    assert len(containers) > 40 and len(containers) == len(article.page.math_text)
+    for tex, display, inner in containers:
+        assert tex and "<svg" in inner and "<math" in inner, tex
+    displays = re.findall(r'<div class="math-display"[^>]*><mjx-container[^>]*display="true"',
+                          article.html)
+    assert displays and len(displays) == sum(1 for *_, d, _ in
+                                             [(c[0], c[1], c[2]) for c in containers] if d)
 
 
 def test_figures_in_order_with_alt_caption_sizes_and_a_dark_source(article):
@@ -262,9 +267,10 @@ def test_figures_in_order_with_alt_caption_sizes_and_a_dark_source(article):
     jekyll_imgs = re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", article.prose)
     assert [src for _, src in jekyll_imgs] == [f"/assets/images/{n}.png" for n in ARTICLE_FIGURES]
     assert [alt for alt, _ in jekyll_imgs] == [ALT_TEXT[n] for n in ARTICLE_FIGURES]
-    # The Jekyll tree holds the light 1x drawing of each figure and nothing else.
+    # The Jekyll tree holds the light drawing of each figure (1x, and the 2x its link opens)
+    # and no dark one.
     jekyll_images = sorted(p.name for p in (article.out / "jekyll/assets/images").glob("*.png"))
-    assert jekyll_images == sorted(f"{n}.png" for n in ARTICLE_FIGURES)
+    assert jekyll_images == sorted(f for n in ARTICLE_FIGURES for f in (f"{n}.png", f"{n}@2x.png"))
     assert len(re.findall(r"^\*Figure \d: ", article.prose, flags=re.M)) == len(ARTICLE_FIGURES)
 
 
@@ -429,13 +435,14 @@ def test_canonical_and_open_graph(article):
     assert og["og:image"].endswith("/assets/images/before_lora.png")
 
 
-def test_mathjax_is_the_configured_url_and_typesets_only_arithmatex(article):
+def test_the_page_needs_no_script_for_its_math_and_the_jekyll_post_loads_mathjax(article):
     site = yaml.safe_load((article.root / "content/site.yml").read_text())
-    scripts = [a["src"] for a in article.page.all("script") if "src" in a]
-    assert scripts == [site["mathjax_url"]]
-    assert 'processHtmlClass: "arithmatex"' in article.html
-    body = article.page.all("body")[0]
-    assert body["class"] == "tex2jax_ignore"
+    scripts = [a.get("src") for a in article.page.all("script")]
+    assert site["mathjax_url"] not in scripts and "MathJax" not in article.html.split(
+        "<body")[0]
+    css = (article.out / "html/assets/style.css").read_text()
+    assert 'mjx-container[jax="SVG"]' in css and "mjx-assistive-mml" in css
+    # The Jekyll post keeps its TeX for the blog's MathJax: its include loads the pinned URL.
     include = (article.out / "jekyll/_includes/mathjax.html").read_text()
     assert f'src="{site["mathjax_url"]}"' in include
 
@@ -456,8 +463,9 @@ def test_link_check_notices_a_missing_file(article, tmp_path):
     copy = tmp_path / "html"
     shutil.copytree(article.out / "html", copy)
     (copy / "assets/images/after_lora@2x.png").unlink()
+    # Named twice: the zoom link's target and the srcset's 2x image.
     assert broken_links(copy, "") == [
-        f"{SLUG}/index.html: /assets/images/after_lora@2x.png -> missing"]
+        f"{SLUG}/index.html: /assets/images/after_lora@2x.png -> missing"] * 2
 
 
 def test_baseurl_build_differs_only_in_urls(article, article_repo):
@@ -497,6 +505,7 @@ def test_other_branches_of_the_text_follow_other_numbers(article):
     from generator.outputs.html import FORMAT as HTML
     from generator.plots.common import image_filename
     from generator.plots.lora_figures import FIGURE_NAMES
+    from generator.render.context import post_links
     from generator.render.post import render_post
     from helpers import context
 
@@ -521,7 +530,11 @@ def test_other_branches_of_the_text_follow_other_numbers(article):
     # The conclusion quotes the claims audit.
     audit = AUDIT.load(project.freeze / "audit", "audit")
     with ctx:
-        r = render_post(ctx, info, site, {"main": saved, "audit": audit}, figures, [HTML])
+        # The article links the audit's post (post_url).
+        companion = post_info(read_post(ctx, article.root / "content" / "posts" /
+                                        COMPANION.name), site)
+        links = post_links({p.slug: p for p in (info, companion)}, site, [HTML])
+        r = render_post(ctx, info, site, {"main": saved, "audit": audit}, figures, [HTML], links)
     text = " ".join(re.sub(r"<[^>]+>", " ", r.parts["html"]["html"]).split())
     assert f"stopped at the limit of {m['steps']} steps" in text
     assert f"The targeted query's length changed only by a factor of {fmt(1.02, 2)}" in text

@@ -424,11 +424,13 @@ def test_a_post_reading_the_audit_builds_with_its_figures_in_both_trees(audit_pr
     for name in AUDIT_FIGURES:
         for f in image_files([name]):
             assert (out / "html" / "assets" / "images" / "audit" / f).is_file()
-        # The Jekyll post links the light 1x drawing, and the tree holds nothing else.
+        # The Jekyll post links the light drawing (1x, its 2x as the full-resolution view),
+        # and the tree holds no dark one.
         jekyll_images = out / "jekyll" / "assets" / "images" / "audit"
         assert (jekyll_images / image_filename(name, 1)).is_file()
-        assert not (jekyll_images / image_filename(name, 2)).exists()
+        assert (jekyll_images / image_filename(name, 2)).is_file()
         assert not (jekyll_images / image_filename(name, 1, THEMES[1])).exists()
+        assert not (jekyll_images / image_filename(name, 2, THEMES[1])).exists()
     assert '<source media="(prefers-color-scheme: dark)" srcset="/assets/images/audit/' \
         'audit_leakage-dark.png 1x, /assets/images/audit/audit_leakage-dark@2x.png 2x">' in html
     jekyll = next((out / "jekyll" / "_posts").glob("*-audit-post.md")).read_text()

@@ -62,9 +62,13 @@ def render(project: Project, post_path, audit: SavedAudit) -> str:
     from generator.outputs.html import FORMAT as HTML
     from generator.render.post import render_post
 
+    from generator.render.context import post_links
+
     site = load_site_config(project)
     ctx = context(project)
-    info = post_info(read_post(ctx, project.posts / post_path.name), site)
+    infos = {p.stem: post_info(read_post(ctx, project.posts / p.name), site)
+             for p in (ARTICLE, COMPANION)}
+    info = infos[post_path.stem]
     saved = load_result(REPO / "content" / "_freeze" / "main")   # the run only; not rebuilt
     results = {"main": SimpleNamespace(config=saved.config, metrics=saved.metrics,
                                        provenance={}),
@@ -72,7 +76,9 @@ def render(project: Project, post_path, audit: SavedAudit) -> str:
     figures = {"main": {f: b"" for f in image_files(FIGURE_NAMES)},
                "audit": {f: b"" for f in image_files(AUDIT_FIGURE_NAMES)}}
     with ctx:
-        r = render_post(ctx, info, site, results, figures, [HTML])
+        # Each article links the other (post_url).
+        r = render_post(ctx, info, site, results, figures, [HTML],
+                        post_links({i.slug: i for i in infos.values()}, site, [HTML]))
     html = re.sub(r"</?(strong|em)>", "", r.parts["html"]["html"])     # inline: no space
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 

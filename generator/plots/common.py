@@ -88,10 +88,11 @@ def image_files(names) -> tuple[str, ...]:
     return tuple(image_filename(n, s, t) for n in names for t in THEMES for s in SCALES)
 
 
-def is_light_1x(filename: str) -> bool:
-    """Whether a figure file is the light 1x image (the one a page without <picture> links)."""
-    return "@" not in filename and not any(filename.endswith(f"{t.suffix}.png")
-                                           for t in THEMES if t.suffix)
+def is_light(filename: str) -> bool:
+    """Whether a figure file is the light theme's drawing, at any scale (what a page without
+    <picture> links: its image and the image's full-resolution view)."""
+    stem = filename.rpartition(".")[0].partition("@")[0]
+    return not any(stem.endswith(t.suffix) for t in THEMES if t.suffix)
 
 
 def image_size(scale: int = 1) -> tuple[int, int]:
