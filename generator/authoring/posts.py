@@ -12,6 +12,7 @@ misspelt key is an error with a suggestion rather than a setting silently ignore
                declares one of the kind that offers it (data: [audit])
   slug         reserved; the URL slug is the file name
   tag / tags   one tag or a list (`tags` may be a string split at spaces, as in Jekyll)
+  author       one name or a list, instead of site.yml's author (post_info.post_authors)
   category / categories, layout, permalink, published, author, excerpt, excerpt_separator,
   image, headerImage, last_modified_at, lang, comments, mathjax, toc
                passed on unchanged to the Jekyll post's front matter
