@@ -13,6 +13,7 @@ from __future__ import annotations
 from html import escape as html_escape
 from typing import Any
 
+from ..authoring.citation import bibtex_entry, bibtex_key, bibtex_url, scholar_tags
 from ..plots.common import image_filename
 from ..render.context import FigureRef, image_dir
 from ..render.markdown import Markdowner
@@ -20,17 +21,26 @@ from .base import Files, OutputFormat, SiteBuild
 
 
 def _json_ld(info, site) -> dict:
+    people = [{"@type": "Person", "name": a} for a in info.authors]
     return {
         "@context": "https://schema.org",
         "@type": "BlogPosting",
         "headline": info.title,
         "description": info.description,
         "datePublished": info.iso,
-        "author": {"@type": "Person", "name": site.author},
+        "author": people[0] if len(people) == 1 else people,
         **({"keywords": list(info.tags)} if info.tags else {}),
+        **({"license": site.license.text.url} if site.license.text else {}),
         "url": site.url + info.url,
         "mainEntityOfPage": site.url + info.url,
     }
+
+
+def cite(info, site, url: str) -> dict:
+    """What post-footer.html needs: the BibTeX key, and the entry as escaped HTML."""
+    return {"key": bibtex_key(info),
+            "bibtex": html_escape(bibtex_entry(info, site, bibtex_url(url)).rstrip("\n"),
+                                  quote=False)}
 
 
 class HtmlSite(OutputFormat):
@@ -70,10 +80,12 @@ class HtmlSite(OutputFormat):
                 exp, name = r.figures_used[0]
                 first_img = f"{site.url}{base}/{image_dir(exp)}/{image_filename(name, 1)}"
             parts = r.parts[self.name]
+            url = f"{site.url}{info.url}"
             out.put(f"{info.slug}/index.html", build.page(
                 "html/post.html", post=info, body=parts["html"], toc=parts["toc"],
-                canonical=f"{site.url}{info.url}", page_title=f"{info.title} · {site.title}",
-                og_image=first_img, json_ld=_json_ld(info, site)))
+                canonical=url, page_title=f"{info.title} · {site.title}",
+                og_image=first_img, json_ld=_json_ld(info, site), cite=cite(info, site, url),
+                citation=scholar_tags(info, site, r.references)))
         out.put("feed.xml", build.page("feed.xml"))
         out.put("sitemap.xml", build.page("sitemap.xml"))
         for path, data in build.figure_files().items():
