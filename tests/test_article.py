@@ -414,7 +414,7 @@ def test_canonical_and_open_graph(article):
 
 
 # ---------------------------------------------------------------------------------------------
-# Per article: Google Scholar's tags, the licences, "Cite this"
+# Per article: Google Scholar's tags, the licences, "Cite this", the feed's full content
 
 REFERENCE_BIBTEX = """@online{lora-attention-geometry-2026,
   title        = {{How Low-Rank Adaptation (LoRA) Changes the Geometry of Self-Attention}},
@@ -460,6 +460,52 @@ def test_the_post_ends_with_its_licences_and_bibtex(article, article_repo):
     assert "url          = {https://lora-site.github.io/repo/lora-attention-geometry/}," in repo
     # The byline names the author (site.yml's: the post sets none).
     assert '· <span class="post-authors">lora-site</span></p>' in article.html
+
+
+def test_the_feed_carries_every_post_in_full_with_mathml_and_absolute_urls(article):
+    from html.parser import HTMLParser
+
+    from clients.checks import check_atom_feed
+
+    data = (article.out / "html/feed.xml").read_bytes()
+    assert check_atom_feed(data) == []
+    atom = "{http://www.w3.org/2005/Atom}"
+    entries = ET.fromstring(data).findall(f"{atom}entry")
+    slugs = sorted(p.name for p in (article.out / "html").iterdir()
+                   if (p / "index.html").is_file())
+    assert sorted(e.findtext(f"{atom}id").rstrip("/").rsplit("/", 1)[1] for e in entries) == slugs
+
+    class Urls(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.urls, self.tags = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            for k, v in attrs:
+                if k in ("href", "src"):
+                    self.urls.append(v)
+                if k == "srcset":
+                    self.urls += [c.split()[0] for c in v.split(",")]
+
+    for entry in entries:
+        slug = entry.findtext(f"{atom}id").rstrip("/").rsplit("/", 1)[1]
+        page = (article.out / "html" / slug / "index.html").read_text(encoding="utf-8")
+        content = entry.find(f"{atom}content")
+        assert content.get("type") == "html"
+        assert entry.findtext(f"{atom}summary")            # the summary stays
+        reader = Urls()
+        reader.feed(content.text)
+        # Every expression of the page, as MathML: one <math> per pre-rendered formula.
+        expressions = page.count("<mjx-container")
+        assert expressions > 0 and reader.tags.count("math") == expressions, slug
+        for absent in ("script", "svg", "mjx-container", "style"):
+            assert absent not in reader.tags, (slug, absent)
+        assert reader.urls and all(re.match(r"https?://[^/]+/", u) for u in reader.urls), \
+            [u for u in reader.urls if not re.match(r"https?://[^/]+/", u)]
+        # Every figure of the page is in the entry, at its absolute address.
+        for src in re.findall(r'<img src="([^"]+)"', page):
+            assert f'src="https://lora-site.github.io{src}"' in content.text
 
 
 def test_the_page_needs_no_script_for_its_math_and_the_jekyll_post_loads_mathjax(article):

@@ -1,5 +1,5 @@
-"""Per-article metadata: the "Cite this" BibTeX, Google Scholar's tags, authors and licences
-(authoring/citation.py, authoring/licenses.py).
+"""Per-article metadata: the "Cite this" BibTeX, Google Scholar's tags, authors and licences, the
+feed's full content (authoring/citation.py, authoring/licenses.py, render/feedhtml.py).
 
 The BibTeX is read back with pybtex, the kept BibTeX library the bibliography already uses, and
 decoded with the inverse of the escapes the writer may use (written out here, not imported), so
@@ -12,6 +12,7 @@ import html
 import json
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,11 @@ from generator.authoring.site_config import SiteConfig, load_site_config, parse_
 from generator.core.errors import ConfigError, ContentError
 from generator.core.project import Project
 from generator.publish.build import render_site
+from generator.render.feedhtml import feed_content
 from generator.render.refs import Bibliography
 from helpers import context
 
+ATOM = "{http://www.w3.org/2005/Atom}"
 
 # The escapes a BibTeX field may contain, and what each prints.
 INVERSE = [(r"\textbackslash{}", "\\"), (r"\textbraceleft{}", "{"), (r"\textbraceright{}", "}"),
@@ -236,6 +239,24 @@ def test_a_bad_licence_names_the_field(raw, words_):
 
 
 # ---------------------------------------------------------------------------------------------
+# The feed's content
+
+def test_feed_content_makes_every_url_absolute_and_keeps_the_rest():
+    page = ('<p>See <a class="xref" href="#fig-a">Figure 1</a>, <a href=\'../b/?q=1&amp;r=2\'>b'
+            '</a>, <a href="https://e.org/">e</a>, <a href="mailto:a@b.c">m</a>.</p>\n'
+            '<img src="/repo/assets/x.png" srcset="/repo/assets/x.png 1x, /repo/assets/x@2x.png'
+            ' 2x" alt="A &amp; B" width="4">\n<script>document.write("<a href=\'/z\'>")</script>'
+            '\n<math><mi>x</mi></math><p>href="/not-a-tag/" stays\x0b</p>')
+    assert feed_content(page, "https://s.org/repo/p/") == (
+        '<p>See <a class="xref" href="https://s.org/repo/p/#fig-a">Figure 1</a>, '
+        '<a href="https://s.org/repo/b/?q=1&amp;r=2">b</a>, <a href="https://e.org/">e</a>, '
+        '<a href="mailto:a@b.c">m</a>.</p>\n'
+        '<img src="https://s.org/repo/assets/x.png" srcset="https://s.org/repo/assets/x.png 1x, '
+        'https://s.org/repo/assets/x@2x.png 2x" alt="A &amp; B" width="4">\n'
+        '\n<math><mi>x</mi></math><p>href="/not-a-tag/" stays</p>')
+
+
+# ---------------------------------------------------------------------------------------------
 # A whole site: authors, licences, citations, the feed
 
 BODY = """Cited twice [@hu2022lora; @bernstein2018signsgd], with $x^2$ inline and
@@ -322,6 +343,24 @@ def test_the_jekyll_post_carries_the_same_for_its_layouts(two_authors):
     key, e = parsed(bibtex.replace("{{ page.url | absolute_url }}", "https://x.org/p.html"))
     assert key == "p-2026" and e.fields["url"] == "https://x.org/p.html"
     assert decode(unbrace(e.fields["title"])) == "On {LoRA} & 100% of $x$"
+
+
+def test_the_feed_carries_the_whole_post_with_absolute_urls_and_no_script(two_authors):
+    feed = ET.fromstring(two_authors["html/feed.xml"])
+    (entry,) = feed.findall(f"{ATOM}entry")
+    assert [a.findtext(f"{ATOM}name") for a in entry.findall(f"{ATOM}author")] == [
+        "Ada Lovelace", "Hopper, Grace"]
+    content = entry.find(f"{ATOM}content")
+    assert content.get("type") == "html"
+    body = content.text
+    assert body.count("<math") == 2 and "<svg" not in body and "mjx-container" not in body
+    assert "<script" not in body and "alert(1)" not in body
+    urls = re.findall(r'(?:href|src)="([^"]*)"', body)
+    assert len(urls) == 6 and all(re.match(r"https://[a-z.]+/", u) for u in urls), urls
+    assert 'href="https://example.org/repo/other/"' not in body     # root-relative: no baseurl
+    assert 'href="https://example.org/other/"' in body
+    assert 'src="https://example.org/assets/images/none.png"' in body
+    assert 'href="https://example.org/repo/p/#ref-hu2022lora"' in body
 
 
 def test_no_licence_means_no_licence_markup(tmp_path):

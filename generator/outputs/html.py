@@ -6,7 +6,8 @@
   assets/images/<name>.png   figures of the experiment 'main' (and <name>@2x.png);
   assets/images/<exp>/...    figures of any other experiment
   404.html, feed.xml, sitemap.xml, .nojekyll
-URLs are root-relative and carry the baseurl, so the site works under /repo/.
+URLs are root-relative and carry the baseurl, so the site works under /repo/. The feed carries
+each post's full content, with its math as MathML and every URL absolute (render/feedhtml.py).
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ class HtmlSite(OutputFormat):
         return {"html": page, "feed_html": feed, "toc": doc.toc}
 
     def files(self, build: SiteBuild) -> dict[str, bytes]:
+        from ..render.feedhtml import feed_content
+
         site, base = build.site, build.site.baseurl
         out = Files()
         out.put("assets/style.css", build.css())
@@ -73,6 +76,7 @@ class HtmlSite(OutputFormat):
                                          page_title=site.title))
         out.put("404.html", build.page("html/404.html", canonical=None,
                                        page_title=f"Page not found · {site.title}"))
+        contents: dict[str, str] = {}         # slug -> the post's HTML for the feed
         for info in build.posts:
             r = build.rendered[info.slug]
             first_img = None
@@ -86,7 +90,8 @@ class HtmlSite(OutputFormat):
                 canonical=url, page_title=f"{info.title} · {site.title}",
                 og_image=first_img, json_ld=_json_ld(info, site), cite=cite(info, site, url),
                 citation=scholar_tags(info, site, r.references)))
-        out.put("feed.xml", build.page("feed.xml"))
+            contents[info.slug] = feed_content(parts["feed_html"], url)
+        out.put("feed.xml", build.page("feed.xml", contents=contents))
         out.put("sitemap.xml", build.page("sitemap.xml"))
         for path, data in build.figure_files().items():
             out.put(path, data)
