@@ -536,8 +536,9 @@ def test_link_check_notices_a_missing_file(article, tmp_path):
     copy = tmp_path / "html"
     shutil.copytree(article.out / "html", copy)
     (copy / "assets/images/after_lora@2x.png").unlink()
+    # Named twice: the zoom link's target and the srcset's 2x image.
     assert broken_links(copy, "") == [
-        f"{SLUG}/index.html: /assets/images/after_lora@2x.png -> missing"]
+        f"{SLUG}/index.html: /assets/images/after_lora@2x.png -> missing"] * 2
 
 
 def test_baseurl_build_differs_only_in_urls(article, article_repo):

@@ -96,7 +96,7 @@ def test_cross_references_name_and_link_their_targets(built):
     # ...and in the Jekyll post as kramdown attribute lists (tests/clients check real Jekyll).
     assert "## Setup {#sec-setup}" in jekyll
     assert "\\tag{1}\n$$\n{: #eq-scores}" in jekyll
-    assert "(/assets/images/before_lora.png)\n{: #fig-before_lora}" in jekyll
+    assert "(/assets/images/before_lora@2x.png)\n{: #fig-before_lora .figure-image}" in jekyll
 
 
 def test_without_a_bibliography_call_the_list_is_appended(tmp_path):

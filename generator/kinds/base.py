@@ -113,6 +113,22 @@ class Kind:
         """What `lora-site list` shows: section -> names (metrics, figures, ...)."""
         return {}
 
+    # ---- what readers can download
+    def downloads(self, settings: Any) -> tuple[str, ...]:
+        """The files published with the site under assets/data/<experiment>/, which every
+        figure of the experiment links to: by default the result files, as stored."""
+        return self.result_files
+
+    def explorers(self, settings: Any) -> dict[str, str]:
+        """Figure name -> the data file (one of download_bytes') its interactive version reads
+        (``figure(name, explore=True)``; assets/figures.js draws it)."""
+        return {}
+
+    def download_bytes(self, folder: Path, loaded: Any) -> dict[str, bytes]:
+        """The bytes of each of ``downloads``: file name -> bytes (the result files are
+        read from ``folder``; a kind derives any other file from ``loaded``)."""
+        return {f: (Path(folder) / f).read_bytes() for f in self.result_files}
+
 
 @dataclass(frozen=True)
 class Declared:

@@ -90,6 +90,42 @@ class AuditView:
     data: dict[str, Any]
 
 
+# Every claim in every setting, one row each, for readers' own analysis.
+CLAIMS_CSV = "claims.csv"
+
+
+CLAIMS_COLUMNS = ("setting", "claim", "sentence", "statistic", "threshold", "applies", "held",
+                  "n", "fraction", "ci95_low", "ci95_high", "median", "verdict")
+
+
+def claims_csv(summary: Mapping[str, Any]) -> bytes:
+    """audit.json's verdicts as CSV: the default setting first, then the others by name;
+    claims in the audit's order; numbers as audit.json holds them; an empty cell where a
+    claim does not apply to a setting."""
+    import csv
+    import io
+
+    claims = summary["claims"]
+    settings = summary["settings"]
+    order = sorted(settings, key=lambda s: (s != "default", s))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CLAIMS_COLUMNS)
+    for setting in order:
+        for claim in claims:
+            row = settings[setting]["claims"].get(claim["name"])
+            if row is None:
+                continue
+            median = row.get("statistic", {}).get("quantiles", {}).get("0.5")
+            lo, hi = row.get("ci95") or (None, None)
+            cells = (setting, claim["name"], claim["sentence"], claim["statistic"],
+                     claim["threshold_text"], row.get("applies"), row.get("held"), row.get("n"),
+                     row.get("fraction"), lo, hi, median, row.get("verdict"))
+            writer.writerow(["" if c is None else str(c).lower() if isinstance(c, bool) else c
+                             for c in cells])
+    return out.getvalue().encode("utf-8")
+
+
 class ClaimsAudit(Kind):
     name = "audit"
     description = "every claim of the article over many seeds and a sweep of settings"
@@ -128,6 +164,12 @@ class ClaimsAudit(Kind):
 
     def check(self, loaded: SavedAudit) -> None:
         loaded.arrays()
+
+    def downloads(self, settings: AuditSettings) -> tuple[str, ...]:
+        return (CLAIMS_CSV, *self.result_files)
+
+    def download_bytes(self, folder: Path, loaded: SavedAudit) -> dict[str, bytes]:
+        return {CLAIMS_CSV: claims_csv(loaded.summary), **super().download_bytes(folder, loaded)}
 
     def settings_of(self, loaded: SavedAudit) -> AuditSettings:
         return self.view(loaded.name, loaded).config

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from ..core.errors import BuildError
 from ..core.project import Project
-from ..render.context import FigureRef, image_dir
+from ..render.context import FigureRef, data_dir, image_dir
 from ..render.jinja import make_env, render_template
 from ..render.markdown import Markdowner
 
@@ -63,6 +63,7 @@ class SiteBuild:
     figures: Mapping[str, Mapping[str, bytes]]  # experiment -> file name -> PNG bytes
     markdown: Markdowner
     bytecode_dir: Path | None = None
+    data: Mapping[str, Mapping[str, bytes]] | None = None    # experiment -> file -> bytes
 
     def __post_init__(self) -> None:
         import yaml
@@ -100,6 +101,21 @@ class SiteBuild:
                     continue
                 out[f"{image_dir(exp)}/{filename}"] = files[filename]
         return out
+
+
+    def asset(self, name: str) -> bytes:
+        """A static file of the templates (the project's own first), copied as it is."""
+        for d in self.dirs:
+            if (d / name).is_file():
+                return (d / name).read_bytes()
+        raise BuildError(f"no template file {name}", path=self.project.templates / name,
+                         hint="restore templates/ from the repository")
+
+    def data_files(self) -> dict[str, bytes]:
+        """assets/data/<experiment>/<file> -> bytes: what each experiment's figures link to
+        for readers to download (Kind.downloads)."""
+        return {f"{data_dir(exp)}/{name}": blob
+                for exp in sorted(self.data or {}) for name, blob in sorted(self.data[exp].items())}
 
 
 class Files(dict):

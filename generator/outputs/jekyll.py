@@ -73,9 +73,13 @@ class JekyllTree(OutputFormat):
 
     def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
         md_alt = ref.alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-        # The attribute list gives the image's paragraph the figure's id (cross-references).
-        return (f"\n*Figure {ref.number}: {ref.caption}*\n\n![{md_alt}]({ref.src})\n"
-                f"{{: #{ref.anchor}}}\n")
+        # The attribute list gives the image's paragraph the figure's id (cross-references);
+        # the image links to its 2x file, the full-resolution view.
+        data = " · ".join(f"[{name}]({url})" for name, url in ref.data)
+        return (f"\n*Figure {ref.number}: {ref.caption}*\n\n[![{md_alt}]({ref.src})]({ref.src2x})\n"
+                f"{{: #{ref.anchor} .figure-image"
+                + (f' data-explore="{ref.explore}"' if ref.explore else "") + "}\n"
+                + (f"\nData: {data}\n{{: .figure-data}}\n" if data else ""))
 
     def finish(self, text: str, tools) -> dict[str, Any]:
         # The Jekyll post keeps its TeX (in kramdown's dialect): it drops into a blog whose
@@ -95,6 +99,7 @@ class JekyllTree(OutputFormat):
         }))
         out.put("_includes/mathjax.html", build.page("jekyll/_includes/mathjax.html"))
         out.put("assets/css/style.css", build.css())
+        out.put("assets/js/figures.js", build.asset("assets/figures.js"))
         static = next((d / "jekyll" / "static" for d in build.dirs
                        if (d / "jekyll" / "static").is_dir()), None)
         if static is None:
@@ -112,7 +117,7 @@ class JekyllTree(OutputFormat):
                 front_matter=jekyll_front_matter(info, head_data(info, site, r.references)),
                 heading="# " + escape_markdown(info.title), body=r.parts[self.name]["body"],
                 cite=cite(info, site)))
-        for path, data in build.figure_files(one_x_only=True).items():
+        for path, data in {**build.figure_files(), **build.data_files()}.items():
             out.put(path, data)
         return out
 

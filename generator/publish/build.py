@@ -61,8 +61,12 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
                                       result_files=result_files)
         for info in sorted(infos, key=lambda i: i.slug)}
     md = markdowner(ctx)
+    store = run.store_of(ctx)
+    data = {name: d.kind.download_bytes(store.folder(name), results[name])
+            for name, d in sorted(declared.items())}
     build = SiteBuild(project=ctx.project, site=site, posts=infos, rendered=rendered,
-                      figures=figures, markdown=md, bytecode_dir=ctx.project.cache / "jinja")
+                      figures=figures, markdown=md, bytecode_dir=ctx.project.cache / "jinja",
+                      data=data)
     files: dict[str, bytes] = {}
     for fmt in fmts:
         for path, data in sorted(fmt.files(build).items()):

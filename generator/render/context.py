@@ -25,6 +25,11 @@ def image_dir(experiment: str) -> str:
     return "assets/images" if experiment == MAIN_EXPERIMENT else f"assets/images/{experiment}"
 
 
+def data_dir(experiment: str) -> str:
+    """Where an experiment's downloadable data sits (Kind.downloads)."""
+    return f"assets/data/{experiment}"
+
+
 @dataclass(frozen=True)
 class FigureRef:
     """One figure placed in a body, as an output format draws it."""
@@ -39,6 +44,8 @@ class FigureRef:
     width: int
     height: int
     anchor: str = ""            # the element id: fig-<name> for 'main', fig-<exp>-<name> else
+    data: tuple[tuple[str, str], ...] = ()  # (file name, URL) of the data behind it
+    explore: str = ""           # URL of the data its interactive version reads, if shown
 
 
 class FigureHelper:
@@ -54,9 +61,11 @@ class FigureHelper:
         self.used: list[tuple[str, str]] = []
 
     def __call__(self, name: str, caption: str | None = None, experiment: str = MAIN_EXPERIMENT,
-                 alt: str | None = None, caller: Callable[[], str] | None = None) -> str:
+                 alt: str | None = None, explore: bool = False,
+                 caller: Callable[[], str] | None = None) -> str:
         """The caption is an argument or, to write TeX without escaping backslashes in a Jinja
-        string, the body of a call block: {% call figure('x') %}$QK^\\top${% endcall %}."""
+        string, the body of a call block: {% call figure('x') %}$QK^\\top${% endcall %}.
+        explore=True adds the figure's interactive version (Kind.explorers) over the image."""
         if caption is None:
             if caller is None:
                 raise ContentError(f"figure {name!r} has no caption",
@@ -78,11 +87,22 @@ class FigureHelper:
         element_id = f"fig-{name}" if experiment == MAIN_EXPERIMENT else f"fig-{experiment}-{name}"
         if self.refs is not None:
             self.refs.add_figure(experiment, name, self.count, element_id)
+        data_url = f"{self.site.baseurl}/{data_dir(experiment)}"
+        data = tuple((f, f"{data_url}/{f}") for f in d.kind.downloads(d.settings))
+        explore_url = ""
+        if explore:
+            explorers = d.kind.explorers(d.settings)
+            if name not in explorers:
+                raise ContentError(f"figure {name!r} has no interactive version",
+                                   hint="drop explore=True" + (
+                                       f", or use it with {', '.join(sorted(explorers))}"
+                                       if explorers else ""))
+            explore_url = f"{data_url}/{explorers[name]}"
         return self.fmt.figure(FigureRef(
             experiment=experiment, name=name, number=self.count, caption=caption,
             alt=alt or alt_texts[name], src=f"{folder}/{image_filename(name, 1)}",
             src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h,
-            anchor=element_id), self.markdown)
+            anchor=element_id, data=data, explore=explore_url), self.markdown)
 
 
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],

@@ -40,6 +40,7 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                 figures: Mapping[str, Mapping[str, bytes]], formats: list) -> RenderedPost:
     """The post's body rendered for each of ``formats`` (output format objects)."""
     from .prerender import math_renderer
+    from .callouts import expand as expand_callouts
     from .refs import Bibliography, PostRefs, Resolver
 
     renderer, md = body_renderer(ctx), markdowner(ctx)
@@ -61,6 +62,7 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
         text = renderer.render(post.body, variables, path=post.path, first_line=post.body_line)
         used = helper.used
         try:
+            text = expand_callouts(text, line_of=line_of, path=post.path)
             bib = Bibliography.of(ctx)
             text = Resolver(refs, bib, path=post.path, line_of=line_of).resolve(text)
             references = [bib.entries[key].scholar for key in refs.cited]

@@ -246,10 +246,13 @@ def _bracketed(text: str) -> list[Math]:
 
 
 def _flow(node: Node):
-    """The body's text outside NOT_PROSE and its pre-rendered math, in document order."""
+    """The body's text outside NOT_PROSE and its pre-rendered math, in document order. A
+    sidenote is a margin copy of a footnote, which is read where the note is."""
     for child in node.children:
         if isinstance(child, str):
             yield child
+        elif "sidenote" in child.classes():
+            continue
         elif child.tag == "mjx-container" and "data-tex" in child.attrs:
             kind = "display" if child.attrs.get("display") == "true" else "inline"
             yield Math(kind, normalise_tex(child.attrs["data-tex"]))
@@ -773,3 +776,55 @@ _MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]+\)|<img\b", re.I)
 
 def count_images_in_markdown(text: str) -> int:
     return len(_MD_IMAGE.findall(markdown_without_code(text)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The reader's apparatus: what both outputs must show alike
+
+def apparatus(page: str | Node) -> dict[str, list[str]]:
+    """What a post page shows besides its prose, by kind, in document order: citation numbers,
+    cross-reference texts, the bibliography's entries, footnote references and notes (both
+    Python-Markdown's and kramdown's markup), callout titles, equation numbers and the math.
+    The HTML site's margin copies of notes (.sidenote) are left out: they repeat the notes."""
+    root = parse_html(page) if isinstance(page, str) else page
+    out: dict[str, list[str]] = {k: [] for k in (
+        "citations", "xrefs", "references", "footnote_refs", "footnotes", "callouts",
+        "equation_ids")}
+    for el in root.iter():
+        if any("sidenote" in a.classes() for a in el.ancestors()) or "sidenote" in el.classes():
+            continue
+        cls, ident = el.classes(), el.attrs.get("id", "")
+        text = " ".join(el.text().split())
+        if el.tag == "a" and "citation" in cls:
+            out["citations"].append(text)
+        elif el.tag == "a" and "xref" in cls:
+            out["xrefs"].append(text)
+        elif el.tag == "li" and ident.startswith("ref-"):
+            out["references"].append(ident)
+        elif el.tag == "sup" and ident.startswith("fnref"):
+            out["footnote_refs"].append(text)
+        elif el.tag == "li" and ident.startswith("fn:"):
+            out["footnotes"].append(ident)
+        elif el.tag == "div" and "callout" in cls:
+            kind = next((c for c in cls if c.startswith("callout-")), "")
+            title = next((c for c in el.children if isinstance(c, Node)
+                          and "callout-title" in c.classes()), None)
+            out["callouts"].append(f"{kind}: {' '.join(title.text().split()) if title else ''}")
+        elif ident.startswith("eq-"):
+            out["equation_ids"].append(ident)
+    out["math"] = [m.tex for m in extract_math_from_html(root)]
+    return out
+
+
+def compare_apparatus(expected: dict, actual: dict, where: str) -> list[str]:
+    """Problems, one line each, where ``actual`` shows a different apparatus."""
+    problems = []
+    for kind in expected:
+        if kind == "math":
+            continue                     # compared expression by expression by compare_math
+        if expected[kind] != actual.get(kind):
+            problems.append(f"{where}: {kind} differ: {expected[kind]} != {actual.get(kind)}")
+    if len(expected["math"]) != len(actual.get("math", [])):
+        problems.append(f"{where}: {len(expected['math'])} math expressions != "
+                        f"{len(actual.get('math', []))}")
+    return problems
