@@ -356,6 +356,27 @@ def site_bad_lang(root):
     return Case(["site.yml: lang:", "is not a language tag", "pt-BR"])
 
 
+def site_license_unknown_id(root):
+    edit(root, SITE_YML, "  text: CC-BY-4.0", "  text: CC-BY-40")
+    return Case(["site.yml: license.text:", "'CC-BY-40' is not an SPDX licence id",
+                 "did you mean 'CC-BY-4.0'?"])
+
+
+def site_license_not_a_mapping(root):
+    edit(root, SITE_YML, "license:\n  text: CC-BY-4.0\n  code: MIT", "license: MIT")
+    return Case(["site.yml: license:", "must be a mapping", "license: {text: CC-BY-4.0, code: MIT}"])
+
+
+def site_license_unknown_key(root):
+    edit(root, SITE_YML, "  code: MIT", "  cod: MIT")
+    return Case(["site.yml: license.cod:", "unknown key", "did you mean 'code'?"])
+
+
+def fm_bad_author(root):
+    edit(root, POST, "category: blog\n", "category: blog\nauthor: [Ada Lovelace, 3]\n")
+    return Case(["lora-attention-geometry.md: author:", "author 2 is 3, not a non-empty name"])
+
+
 def missing_site_yml(root):
     (root / SITE_YML).unlink()
     return Case(["site.yml", "missing site settings", "create it"])
@@ -365,7 +386,8 @@ CASES: list[Callable[[Path], Case]] = [
     fm_yaml_syntax, fm_yaml_unclosed_quote, site_yml_syntax,
     fm_unknown_key, site_unknown_key, experiment_unknown_key,
     fm_missing_title, fm_title_removed, fm_missing_date, fm_bad_date, site_missing_title,
-    site_bad_url, site_bad_lang, missing_site_yml,
+    site_bad_url, site_bad_lang, missing_site_yml, site_license_unknown_id,
+    site_license_not_a_mapping, site_license_unknown_key, fm_bad_author,
     bad_value("rank: 0", "rank", "between 1 and d_model=64", "got 0"),
     bad_value("rank: 65", "rank", "between 1 and d_model=64", "got 65"),
     bad_value("rank: four", "rank", "must be an integer"),

@@ -33,6 +33,9 @@ class RenderedPost:
     info: Any
     parts: dict[str, dict[str, Any]]             # output format name -> what it rendered
     figures_used: list = field(default_factory=list)   # [(experiment, figure name), ...]
+    # The works it cites, in order of first citation, as Google Scholar citation_reference
+    # contents (the same in every format: one body, one set of citations).
+    references: list = field(default_factory=list)
 
 
 def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
@@ -49,6 +52,7 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
     post = info.post
     parts: dict[str, dict[str, Any]] = {}
     used: list = []
+    references: list[str] = []
     lines = post.body.split("\n")
 
     def line_of(needle: str, nth: int = 1) -> int | None:
@@ -64,8 +68,9 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
         used = helper.used
         try:
             text = expand_callouts(text, line_of=line_of, path=post.path)
-            text = Resolver(refs, Bibliography.of(ctx), path=post.path,
-                            line_of=line_of).resolve(text)
+            bib = Bibliography.of(ctx)
+            text = Resolver(refs, bib, path=post.path, line_of=line_of).resolve(text)
+            references = [bib.entries[key].scholar for key in refs.cited]
             parts[fmt.name] = fmt.finish(text, tools)
         except ContentError as exc:
             if exc.path is not None:
@@ -74,7 +79,7 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
         # Checked once every page exists (publish.links); found here, where the text the
         # format's Markdown was made from is at hand, and cached with the rest.
         parts[fmt.name]["links"] = [list(link) for link in local_links(text)]
-    return RenderedPost(info=info, parts=parts, figures_used=used)
+    return RenderedPost(info=info, parts=parts, figures_used=used, references=references)
 
 
 def _locate_markdown_error(exc: ContentError, post: Any) -> ContentError:
@@ -110,10 +115,12 @@ def cached_render_post(ctx: BuildContext, info, site, results: Mapping[str, Any]
                     extra={"bibliography": ctx.hashes.sha256(bib) if bib.is_file() else None},
                     links=links)
     doc = cache.get(key)
-    if doc is not None and sorted(doc) == ["figures_used", "parts"] \
+    if doc is not None and sorted(doc) == ["figures_used", "parts", "references"] \
             and sorted(doc["parts"]) == sorted(f.name for f in formats):
         return RenderedPost(info=info, parts=doc["parts"],
-                            figures_used=[tuple(x) for x in doc["figures_used"]])
+                            figures_used=[tuple(x) for x in doc["figures_used"]],
+                            references=list(doc["references"]))
     rendered = render_post(ctx, info, site, results, figures, formats, links)
-    cache.put(key, {"parts": rendered.parts, "figures_used": rendered.figures_used})
+    cache.put(key, {"parts": rendered.parts, "figures_used": rendered.figures_used,
+                    "references": rendered.references})
     return rendered

@@ -165,8 +165,11 @@ def site_project(tmp_path_factory) -> Path:
 def _build(project: Path, out: Path, baseurl: str) -> BuiltSite:
     cmd = [sys.executable, "-m", "generator", "build", "--root", str(project), "--out", str(out),
            f"--baseurl={baseurl}", "--quiet"]
+    # PYTHONPATH: this checkout's generator, not whichever one the environment has installed
+    # (the build runs in the project copy, where `-m generator` would find the installed one).
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               MPLBACKEND="Agg")
+               MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join(
+                   [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"`lora-site build` failed (exit {proc.returncode}):\n{proc.stdout}\n"
