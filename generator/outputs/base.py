@@ -63,6 +63,7 @@ class SiteBuild:
     figures: Mapping[str, Mapping[str, bytes]]  # experiment -> file name -> PNG bytes
     markdown: Markdowner
     bytecode_dir: Path | None = None
+    git: Any = None                             # core.gitinfo.GitState, or None (no links)
 
     def __post_init__(self) -> None:
         import yaml

@@ -43,6 +43,20 @@ def _result_files(ctx: BuildContext, declared) -> dict[str, Any]:
     return out
 
 
+def source_state(ctx: BuildContext, site: SiteConfig):
+    """What git says about the folders a build reads (core.gitinfo.GitState), for the listings'
+    source links and each post's reproduce box; None without a ``repository`` setting (then
+    nothing links to a commit, and git is not asked), without git or outside a repository."""
+    from ..core.gitinfo import git_state
+    from ..core.keys import package_dir
+
+    if not site.repository:
+        return None
+    project, pkg = ctx.project, package_dir()
+    return git_state(project.root, [project.content, project.templates, pkg,
+                                    pkg.parent / "templates"])
+
+
 def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
                 figures: Mapping[str, Mapping[str, bytes]], site: SiteConfig,
                 declared: Mapping[str, Any] | None = None) -> dict[str, bytes]:
@@ -56,13 +70,15 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
                    reverse=True)
     fmts = formats()
     result_files = _result_files(ctx, declared)
+    git = source_state(ctx, site)
     rendered: dict[str, RenderedPost] = {
         info.slug: cached_render_post(ctx, info, site, results, figures, fmts,
-                                      result_files=result_files)
+                                      result_files=result_files, git=git)
         for info in sorted(infos, key=lambda i: i.slug)}
     md = markdowner(ctx)
     build = SiteBuild(project=ctx.project, site=site, posts=infos, rendered=rendered,
-                      figures=figures, markdown=md, bytecode_dir=ctx.project.cache / "jinja")
+                      figures=figures, markdown=md, bytecode_dir=ctx.project.cache / "jinja",
+                      git=git)
     files: dict[str, bytes] = {}
     for fmt in fmts:
         for path, data in sorted(fmt.files(build).items()):

@@ -1,7 +1,7 @@
 """The whole-build fingerprint: a no-op rebuild returns before importing anything heavy.
 
 Everything a build depends on (every file it reads, the options, the interpreter, the installed
-libraries, the numeric pins) hashed, plus the hashes of what it wrote; when both match the last
+libraries, the numeric pins, the git commit the pages link listings to) hashed, plus the hashes of what it wrote; when both match the last
 successful build there is nothing to do. Standard library only.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..core import numerics
+from ..core import gitinfo, numerics
 from ..core.fsio import write_bytes_atomic
 from ..core.keys import digest, installed_distributions, package_dir
 
@@ -49,6 +49,11 @@ def _input_files(project, hashes) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
+def _git_head(root) -> list[str] | None:
+    found = gitinfo.head(Path(root))
+    return None if found is None else [str(found.toplevel), found.commit]
+
+
 class BuildFingerprint:
     """Everything a build depends on, hashed, plus the hashes of what it wrote.
 
@@ -71,6 +76,10 @@ class BuildFingerprint:
             "libraries": installed_distributions(),
             "env": {k: os.environ.get(k) for k in BUILD_ENV},
             "numerics": numerics.key(),
+            # Pages name the commit they were built from (listings link to it): a new commit
+            # is a new build. Whether a file differs from it follows from the commit and the
+            # files' hashes below.
+            "git": _git_head(project.root),
             "files": _input_files(project, ctx.hashes),
         }
         self.key = digest(self.inputs)
@@ -94,9 +103,10 @@ class BuildFingerprint:
             shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more"
                                               if len(changed) > 4 else "")
             reasons.append(f"changed: {shown}")
-        for name in ("options", "out", "python", "executable", "libraries", "env", "numerics"):
+        for name in ("options", "out", "python", "executable", "libraries", "env", "numerics",
+                     "git"):
             if old.get(name) != self.inputs[name]:
-                reasons.append(f"{name} changed")
+                reasons.append("the git commit changed" if name == "git" else f"{name} changed")
         if not reasons and last.get("outputs") != self.ctx.hashes.tree(self.out):
             reasons.append(f"{self.out} differs from what the last build wrote")
         return reasons

@@ -34,8 +34,10 @@ class RenderedPost:
 
 
 def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
-                figures: Mapping[str, Mapping[str, bytes]], formats: list) -> RenderedPost:
-    """The post's body rendered for each of ``formats`` (output format objects)."""
+                figures: Mapping[str, Mapping[str, bytes]], formats: list,
+                git=None) -> RenderedPost:
+    """The post's body rendered for each of ``formats`` (output format objects). git: the
+    core.gitinfo.GitState the listings link their source with, or None."""
     from .prerender import math_renderer
     from .refs import Bibliography, PostRefs, Resolver
 
@@ -53,8 +55,9 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
 
     for fmt in formats:
         refs = PostRefs()
-        variables, helper = body_context(info, site, results, figures, fmt, md, refs)
+        variables, helper = body_context(info, site, results, figures, fmt, md, refs, git)
         text = renderer.render(post.body, variables, path=post.path, first_line=post.body_line)
+        _refuse_fenced_listings(text, post, line_of)
         used = helper.used
         try:
             text = Resolver(refs, Bibliography.of(ctx), path=post.path,
@@ -65,6 +68,29 @@ def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                 raise                   # located already (an unknown citation names its line)
             raise _locate_markdown_error(exc, post) from None
     return RenderedPost(info=info, parts=parts, figures_used=used)
+
+
+def _refuse_fenced_listings(text: str, post: Any, line_of) -> None:
+    """``listing()`` writes a whole code block; inside a ``` fence (the form it once needed) its
+    figure would show as code. Say so, on the line of that call: the n-th listing the body
+    wrote is taken to be the n-th ``listing(`` of the post as written."""
+    from .dialect import iter_blocks
+    from .listings import LISTING_CLASS
+
+    marker = f'<figure class="{LISTING_CLASS}"'
+    if marker not in text:
+        return
+    try:
+        blocks = iter_blocks(text)
+    except ContentError:
+        return                      # an unclosed $$: reported, with its line, by finish()
+    seen = 0
+    for kind, block in blocks:
+        if kind == "fence" and marker in block:
+            raise ContentError("a listing inside a ``` fence: listing() writes its own code block",
+                               path=post.path, line=line_of("listing(", seen + 1),
+                               hint="remove the ``` lines around the listing call")
+        seen += block.count(marker)
 
 
 def _locate_markdown_error(exc: ContentError, post: Any) -> ContentError:
@@ -85,21 +111,24 @@ def _locate_markdown_error(exc: ContentError, post: Any) -> ContentError:
 
 def cached_render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                        figures: Mapping[str, Mapping[str, bytes]], formats: list, *,
-                       result_files: dict[str, Any]) -> RenderedPost:
+                       result_files: dict[str, Any], git=None) -> RenderedPost:
     """render_post, or its parts from an earlier build whose inputs were exactly these
     (postcache): an edit to one post does not re-render the others. result_files: name ->
-    {kind, settings, files: {file: sha256}} of every experiment the post declares."""
+    {kind, settings, files: {file: sha256}} of every experiment the post declares. git: the
+    GitState listings link with; its commit (and work tree) are part of the key, and with the
+    source hashes already in it they decide which listed files differ from the commit."""
     cache = post_cache(ctx)
     bib = ctx.project.content / "references.bib"
     key = cache.key(info, site, {n: result_files[n] for n in sorted(info.post.experiments)},
                     {exp: sorted(files) for exp, files in sorted(figures.items())},
                     [f.name for f in formats],
-                    extra={"bibliography": ctx.hashes.sha256(bib) if bib.is_file() else None})
+                    extra={"bibliography": ctx.hashes.sha256(bib) if bib.is_file() else None,
+                           "git": None if git is None else [str(git.toplevel), git.commit]})
     doc = cache.get(key)
     if doc is not None and sorted(doc) == ["figures_used", "parts"] \
             and sorted(doc["parts"]) == sorted(f.name for f in formats):
         return RenderedPost(info=info, parts=doc["parts"],
                             figures_used=[tuple(x) for x in doc["figures_used"]])
-    rendered = render_post(ctx, info, site, results, figures, formats)
+    rendered = render_post(ctx, info, site, results, figures, formats, git)
     cache.put(key, {"parts": rendered.parts, "figures_used": rendered.figures_used})
     return rendered
