@@ -90,6 +90,16 @@ class SiteBuild:
                          + MATH_CSS)
         return self._css
 
+    def asset(self, name: str) -> bytes:
+        """A file of templates/assets/ copied as it is (a script: no Jinja runs over it), from
+        the project's templates/ first, then the built-in ones."""
+        for d in self.dirs:
+            path = d / "assets" / name
+            if path.is_file():
+                return path.read_bytes()
+        raise BuildError(f"no templates/assets/{name}", path=self.dirs[0],
+                         hint="restore it from the repository's templates/")
+
     def figure_files(self, *, one_x_only: bool = False) -> dict[str, bytes]:
         """assets/images/.../<file> -> PNG bytes of every figure (the 1x files only, for a
         format whose pages link no 2x image)."""

@@ -3,6 +3,7 @@
   index.html                 list of posts
   <slug>/index.html          one page per post, at <baseurl>/<slug>/
   assets/style.css           the one stylesheet (Pygments light + dark appended)
+  assets/code-copy.js        the copy button of code blocks (the pages work without it)
   assets/images/<name>.png   figures of the experiment 'main' (and <name>@2x.png);
   assets/images/<exp>/...    figures of any other experiment
   404.html, feed.xml, sitemap.xml, .nojekyll
@@ -58,6 +59,7 @@ class HtmlSite(OutputFormat):
         site, base = build.site, build.site.baseurl
         out = Files()
         out.put("assets/style.css", build.css())
+        out.put("assets/code-copy.js", build.asset("code-copy.js"))
         out.put(".nojekyll", b"")
         out.put("index.html", build.page("html/index.html", canonical=f"{site.url}{base}/",
                                          page_title=site.title))

@@ -2,7 +2,8 @@
 blog, with math that survives GitHub Pages' kramdown (render.kramdown).
 
   _posts/<date>-<slug>.md    the post: front matter, then kramdown-safe Markdown
-  _config.yml, _layouts/, _includes/mathjax.html, index.html, assets/css/style.css
+  _config.yml, _layouts/, _includes/mathjax.html, index.html, assets/css/style.css,
+  assets/js/code-copy.js     (the copy button of code blocks, loaded by _layouts/default.html)
   assets/images/...          the 1x figures the posts link to
 """
 from __future__ import annotations
@@ -59,6 +60,7 @@ class JekyllTree(OutputFormat):
         }))
         out.put("_includes/mathjax.html", build.page("jekyll/_includes/mathjax.html"))
         out.put("assets/css/style.css", build.css())
+        out.put("assets/js/code-copy.js", build.asset("code-copy.js"))
         static = next((d / "jekyll" / "static" for d in build.dirs
                        if (d / "jekyll" / "static").is_dir()), None)
         if static is None:
