@@ -100,6 +100,25 @@ class SiteBuild:
         raise BuildError(f"no templates/assets/{name}", path=self.dirs[0],
                          hint="restore it from the repository's templates/")
 
+    def reproduce(self, info) -> dict[str, Any]:
+        """What a post's "Reproduce this article" box shows (templates/reproduce.html): the
+        repository at the commit that built the page when both are known, whether the work
+        tree differed from that commit, and the command that recomputes the post's results."""
+        repo, git = self.site.repository or None, self.git
+        commit = git.commit if (repo and git is not None) else None
+        names = list(info.post.experiments)            # as the front matter declares them
+        return {
+            "repository": repo,
+            "label": repo.split("://", 1)[-1] if repo else None,
+            "folder": repo.rstrip("/").rsplit("/", 1)[-1] if repo else None,
+            "url": f"{repo}/tree/{commit}" if commit else repo,
+            "commit": commit,
+            "short": git.short if commit else None,
+            "dirty": bool(commit and git.dirty),
+            "experiments": names,
+            "run": ("lora-site run " + " ".join(f"--only {n}" for n in names)) if names else None,
+        }
+
     def figure_files(self, *, one_x_only: bool = False) -> dict[str, bytes]:
         """assets/images/.../<file> -> PNG bytes of every figure (the 1x files only, for a
         format whose pages link no 2x image)."""

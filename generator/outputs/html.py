@@ -75,7 +75,8 @@ class HtmlSite(OutputFormat):
             out.put(f"{info.slug}/index.html", build.page(
                 "html/post.html", post=info, body=parts["html"], toc=parts["toc"],
                 canonical=f"{site.url}{info.url}", page_title=f"{info.title} · {site.title}",
-                og_image=first_img, json_ld=_json_ld(info, site)))
+                og_image=first_img, json_ld=_json_ld(info, site),
+                reproduce=build.reproduce(info)))
         out.put("feed.xml", build.page("feed.xml"))
         out.put("sitemap.xml", build.page("sitemap.xml"))
         for path, data in build.figure_files().items():

@@ -75,7 +75,8 @@ class JekyllTree(OutputFormat):
             parts = build.rendered[info.slug].parts[self.name]
             out.put(f"_posts/{info.jekyll_name}", build.page(
                 "jekyll/post.md", front_matter=jekyll_front_matter(info),
-                heading="# " + escape_markdown(info.title), body=parts["body"]))
+                heading="# " + escape_markdown(info.title), body=parts["body"],
+                reproduce=build.reproduce(info)))
         for path, data in build.figure_files(one_x_only=True).items():
             out.put(path, data)
         return out
