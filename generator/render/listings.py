@@ -160,8 +160,9 @@ def source_caption(src: Source, repository: str, git) -> str:
 def listing_block(src: Source, *, fold: bool, caption: str, language: str = "python") -> str:
     """The Markdown of one listing, read alike by Python-Markdown (md_in_html) and kramdown
     (markdown="1"): a <figure> holding the fenced code, folded inside <details> when ``fold``,
-    with the caption after it (naming the function too when nothing is folded). Every line of the HTML starts with '<', so nothing in it reads
-    as Markdown (a list, a paragraph) to either engine."""
+    with the caption after it (naming the function too when nothing is folded). Every line of
+    the HTML starts with '<', so nothing in it reads as Markdown (a list, a paragraph) to either
+    engine."""
     fence = _fence_for(src.text)
     code = f"{fence}{language}\n{src.text}\n{fence}"
     name = f"<code>{escape(src.qualname)}</code>"
@@ -189,14 +190,12 @@ class ListingHelper:
                  fold_lines: int = FOLD_LINES) -> None:
         self.repository = getattr(site, "repository", "") or ""
         self.git, self.package_dir, self.fold_lines = git, package_dir, fold_lines
-        self.shown: list[Source] = []
 
     def __call__(self, module: str, qualname: str, fold: bool | None = None) -> str:
         if fold is not None and not isinstance(fold, bool):
             raise ContentError(f"listing: fold must be true or false, got {fold!r}",
                                hint="write fold=True or fold=False, or leave it out")
         src = find_source(module, qualname, self.package_dir)
-        self.shown.append(src)
         folded = src.lines > self.fold_lines if fold is None else fold
         return listing_block(src, fold=folded,
                              caption=source_caption(src, self.repository, self.git))
