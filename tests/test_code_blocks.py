@@ -13,8 +13,7 @@ import pytest
 from generator.core.errors import ContentError
 from generator.render.claims_table import claims_table
 from generator.render.kramdown import to_kramdown
-from generator.render.listings import (FOLD_LINES, ListingHelper, find_source, listing,
-                                       listing_block)
+from generator.render.listings import (FOLD_LINES, ListingHelper, listing, listing_block)
 from generator.render.markdown import Markdowner
 
 REPO = Path(__file__).resolve().parents[1]
