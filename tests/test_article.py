@@ -206,7 +206,8 @@ def test_jekyll_display_math_stands_between_blank_lines(article):
 
 def test_sections_follow_the_reference_order(article):
     h2 = [t for tag, t in article.page.headings if tag == "h2"]
-    assert h2 == ["Contents"] + REFERENCE_SECTIONS
+    # The reproduce box (templates/reproduce.html) closes every post, after its sections.
+    assert h2 == ["Contents"] + REFERENCE_SECTIONS + ["Reproduce this article"]
     h3 = [t for tag, t in article.page.headings if tag == "h3"]
     assert h3[: len(REFERENCE_FIGURE_SECTIONS)] == REFERENCE_FIGURE_SECTIONS
     md_h2 = [line[3:] for line in article.prose.split("\n") if line.startswith("## ")]

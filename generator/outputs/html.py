@@ -3,6 +3,7 @@
   index.html                 list of posts
   <slug>/index.html          one page per post, at <baseurl>/<slug>/
   assets/style.css           the one stylesheet (Pygments light + dark appended)
+  assets/code-copy.js        the copy button of code blocks (the pages work without it)
   assets/images/<name>.png   figures of the experiment 'main' (and <name>@2x.png);
   assets/images/<exp>/...    figures of any other experiment
   404.html, feed.xml, sitemap.xml, .nojekyll
@@ -86,6 +87,7 @@ class HtmlSite(OutputFormat):
         out = Files()
         out.put("assets/style.css", build.css())
         out.put("assets/figures.js", build.asset("assets/figures.js"))
+        out.put("assets/code-copy.js", build.asset("assets/code-copy.js"))
         out.put(".nojekyll", b"")
         out.put("index.html", build.page("html/index.html", canonical=f"{site.url}{base}/",
                                          page_title=site.title))
@@ -104,7 +106,8 @@ class HtmlSite(OutputFormat):
                 "html/post.html", post=info, body=parts["html"], toc=parts["toc"],
                 canonical=url, page_title=f"{info.title} · {site.title}",
                 og_image=first_img, json_ld=_json_ld(info, site), cite=cite(info, site, url),
-                citation=scholar_tags(info, site, r.references)))
+                citation=scholar_tags(info, site, r.references),
+                reproduce=build.reproduce(info)))
             contents[info.slug] = feed_content(parts["feed_html"], url)
         out.put("feed.xml", build.page("feed.xml", contents=contents))
         out.put("sitemap.xml", build.page("sitemap.xml"))

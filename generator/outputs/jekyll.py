@@ -3,7 +3,8 @@ blog, with math that survives GitHub Pages' kramdown (render.kramdown).
 
   _posts/<date>-<slug>.md    the post: front matter, then kramdown-safe Markdown
   _config.yml, _layouts/, _includes/mathjax.html, index.html, assets/css/style.css
-  _includes/citation-meta.html  Google Scholar's tags for a post's <head> (the layouts include it)
+  _includes/citation-meta.html  Google Scholar's tags for a post's <head> (the layouts include it),
+  assets/js/code-copy.js     (the copy button of code blocks, loaded by _layouts/default.html)
   assets/images/...          the 1x figures the posts link to
 
 The post ends with its licences and its BibTeX (templates/post-footer.html, as on the HTML
@@ -116,6 +117,7 @@ class JekyllTree(OutputFormat):
         out.put("_includes/mathjax.html", build.page("jekyll/_includes/mathjax.html"))
         out.put("assets/css/style.css", build.css())
         out.put("assets/js/figures.js", build.asset("assets/figures.js"))
+        out.put("assets/js/code-copy.js", build.asset("assets/code-copy.js"))
         static = next((d / "jekyll" / "static" for d in build.dirs
                        if (d / "jekyll" / "static").is_dir()), None)
         if static is None:
@@ -132,7 +134,8 @@ class JekyllTree(OutputFormat):
                 "jekyll/post.md",
                 front_matter=jekyll_front_matter(info, head_data(info, site, r.references)),
                 heading="# " + escape_markdown(info.title), body=r.parts[self.name]["body"],
-                cite=cite(info, site), draft=info.draft))
+                cite=cite(info, site), draft=info.draft,
+                reproduce=build.reproduce(info)))
         for path, data in {**build.figure_files(), **build.data_files()}.items():
             out.put(path, data)
         return out

@@ -37,7 +37,7 @@ class HighlightCache:
     """
 
     MAX_ENTRIES = 400
-    FORMAT = 2
+    FORMAT = 3                  # 3: one span per line of code (mdext.highlight)
 
     def __init__(self, path: Path | None) -> None:
         self.path = Path(path) if path is not None else None
