@@ -338,7 +338,8 @@ def test_the_jekyll_post_carries_the_same_for_its_layouts(two_authors):
     assert [tuple(t) for t in meta["lora_site"]["citation"]] == [
         (n, html.unescape(c)) for n, c in html_tags if n != "citation_fulltext_html_url"]
     assert meta["lora_site"]["license"] == "https://creativecommons.org/licenses/by-sa/4.0/"
-    bibtex = html.unescape(text.split('<code>')[1].split("</code>")[0])
+    cite = text[text.index('class="cite-this"'):]
+    bibtex = html.unescape(cite.split('<code>')[1].split("</code>")[0])
     assert "{{ page.url | absolute_url }}" in bibtex
     key, e = parsed(bibtex.replace("{{ page.url | absolute_url }}", "https://x.org/p.html"))
     assert key == "p-2026" and e.fields["url"] == "https://x.org/p.html"

@@ -23,14 +23,17 @@ STYLES = """() => {
     .filter(a => !/^https?:/.test(a.getAttribute('href')));
   return {
     hidden: Object.fromEntries(['.skip-link', '.site-header', '.site-nav', '.site-footer',
-                                '.toc', '.copy-button']
+                                '.toc', '.copy-button', '.code-copy']
       .map(s => [s, all(s).length > 0 && all(s).every(el => style(el).display === 'none')])),
     ink: [style(document.body).color, style(document.body).backgroundColor],
     keyword: document.querySelector('.highlight .k') ?
       style(document.querySelector('.highlight .k')).color : null,
     pre: [...new Set(all('pre').map(p => style(p).whiteSpace))],
-    figures: [...new Set(all('figure').map(f => style(f).breakInside))],
-    figureCount: all('figure').length,
+    figures: [...new Set(all('figure:not(.listing)').map(f => style(f).breakInside))],
+    figureCount: all('figure:not(.listing)').length,
+    listings: [...new Set(all('figure.listing').map(f => style(f).breakInside))],
+    folded: all('.listing-fold pre').filter(p => !shown(p)).length,
+    foldCount: all('.listing-fold pre').length,
     externalAfter: external.map(a => [a.getAttribute('href'), style(a, '::after').content]),
     internalAfter: [...new Set(internal.map(a => style(a, '::after').content))],
     math: all('mjx-container > svg').filter(s => !shown(s)).length,
@@ -68,6 +71,9 @@ def test_every_post_prints_without_chrome_in_ink_on_white(built_site, serve_fold
         assert (got["keyword"] is not None) == (slug == "lora-attention-geometry")
         assert got["pre"] == ["pre-wrap"]
         assert got["figureCount"] > 0 and got["figures"] == ["avoid"]
+        # A listing may break across pages (it can be longer than one); a folded one prints open.
+        assert got["listings"] == (["auto"] if slug == "lora-attention-geometry" else [])
+        assert got["folded"] == 0 and (got["foldCount"] > 0) == (slug == "lora-attention-geometry")
         assert got["externalAfter"] and all(
             after == f'" <{href}>"' for href, after in got["externalAfter"]), got["externalAfter"]
         assert ["https://creativecommons.org/licenses/by/4.0/",
@@ -82,7 +88,9 @@ def test_chromium_prints_a_post_to_pdf(built_site, serve_folder, new_context, sc
     slug = "lora-attention-geometry"
     url = server.url + find_post_page(built_site.html, slug).relative_to(
         built_site.html).as_posix()
-    page = _open(new_context, url, "dark", "screen")
+    # Print media, as a reader's Print command has it (emulating screen media would make the
+    # PDF of the screen's styles, the interactive map in place of the drawn figure).
+    page = _open(new_context, url, "dark", "print")
     pdf = page.pdf(format="A4", path=str(screenshot_dir / f"print-{slug}.pdf"))
     assert pdf.startswith(b"%PDF-")
     pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf))
@@ -104,6 +112,6 @@ def test_the_jekyll_post_prints_without_chrome(jekyll_site_root, serve_folder, n
         got = _open(new_context, server.origin + permalink, "dark", "print").evaluate(STYLES)
         assert {s: v for s, v in got["hidden"].items() if s != ".toc"} == {
             ".skip-link": True, ".site-header": True, ".site-nav": True, ".site-footer": True,
-            ".copy-button": True}
+            ".copy-button": True, ".code-copy": True}
         assert got["ink"] == ["rgb(0, 0, 0)", "rgb(255, 255, 255)"]
         assert got["pre"] == ["pre-wrap"] and got["bibtex"] is True
