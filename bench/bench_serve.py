@@ -39,7 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 COPY = ("content", "templates", "generator", "requirements.lock", "pyproject.toml")
 ARTICLE = "content/posts/lora-attention-geometry.md"
-SENTENCE = "This article looks at LoRA"
+SENTENCE = "We place a low-rank update on the query projection"
 POLL_S = 0.005
 TIMEOUT_S = 30.0
 GOAL_MS = 100.0

@@ -19,7 +19,8 @@ from generator.core.project import Project
 from generator.serve.warm import WarmBuilder
 
 ARTICLE = "content/posts/lora-attention-geometry.md"
-PROSE = "This article looks at LoRA"
+PROSE = "We place a low-rank update on the query projection"
+EDITED = "We put a low-rank update on the query projection"
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:
@@ -104,7 +105,7 @@ def test_a_warm_prose_edit_renders_one_post_and_writes_the_cold_bytes(warm, tmp_
     post = root / ARTICLE
     text = post.read_text(encoding="utf-8")
     assert PROSE in text
-    post.write_text(text.replace(PROSE, "This article examines LoRA", 1), encoding="utf-8")
+    post.write_text(text.replace(PROSE, EDITED, 1), encoding="utf-8")
 
     import generator.render.jinja as jinja_module
     import generator.render.post as render_post_module
@@ -124,7 +125,7 @@ def test_a_warm_prose_edit_renders_one_post_and_writes_the_cold_bytes(warm, tmp_
                  "figures audit: reused"):
         assert any(l.startswith(line) for l in second.log), second.log
     page = (root / "site" / "html" / "lora-attention-geometry" / "index.html").read_text()
-    assert "This article examines LoRA" in page
+    assert EDITED in page
     assert tree_bytes(root / "site") == cold_build(root, tmp_path / "cold")
 
     # The preview records its build as `lora-site build` does: a build now has nothing to do.
