@@ -5,6 +5,7 @@ metrics follow the projection LoRA sits on."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from conftest import write_post
 from generator.cli import main
 from generator.core.fsio import load_npz, npz_bytes, sha256_bytes
 
+REPO_KINDS = Path(__file__).resolve().parent / "kinds"
 SITE_YML = ('title: "Kinds"\ndescription: "d"\nauthor: "A"\nurl: "https://example.org"\n'
             'kinds: [kinds.sums]\n')
 WALK = "  walk: {kind: sums, steps: 20, seed: 3}\n"
@@ -234,3 +236,32 @@ def test_an_edit_to_a_projects_own_kind_re_renders_the_posts_that_use_it(tmp_pat
     assert "Value 42." in build_page()
     (kinds / "constkind.py").write_text(CONSTANT_KIND.replace("loaded + 1", "loaded + 100"))
     assert "Value 141." in build_page()
+
+
+def test_a_project_kind_is_keyed_by_the_source_it_was_imported_from(tmp_path, monkeypatch):
+    """A warm process (lora-site serve) keeps running the module it imported while the file is
+    edited: its results are keyed by what computed them, so the freeze never records the old
+    code's numbers under the new code's key."""
+    import hashlib
+    import sys
+
+    from generator.kinds.base import SOURCE_HASH, Kinds
+    from generator.stages.run import outside_sources
+
+    module = tmp_path / "editedkind.py"
+    module.write_text((REPO_KINDS / "sums.py").read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "editedkind", raising=False)
+    try:
+        kinds = Kinds(extra_modules=("editedkind",))
+        imported = hashlib.sha256(module.read_bytes()).hexdigest()
+        assert getattr(sys.modules["editedkind"], SOURCE_HASH) == imported
+        module.write_text(module.read_text() + "\n# edited while the process runs\n")
+        Kinds(extra_modules=("editedkind",))            # the next build: the same module object
+        kind = kinds.get("sums")
+        d = type("D", (), {"kind": kind})()
+        ctx = type("Ctx", (), {"hashes": type("H", (), {"sha256": staticmethod(
+            lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest())})()})()
+        assert outside_sources(ctx, d) == {"kind-module": {"editedkind": imported}}
+    finally:
+        sys.modules.pop("editedkind", None)

@@ -173,6 +173,22 @@ class Declared:
 
 DEFAULT_KIND = "lora"
 BASE_MODULES = ("base", "lora_results")
+# A project's own kind module carries the hash of its source as it was imported: its results
+# are keyed by the code that computed them, even when the file is edited while a warm process
+# (lora-site serve) still runs the version it imported.
+SOURCE_HASH = "__lora_site_source_sha256__"
+
+
+def _remember_source(module) -> None:
+    import hashlib
+
+    path = getattr(module, "__file__", None)
+    if path and SOURCE_HASH not in vars(module):
+        try:
+            with open(path, "rb") as fh:
+                setattr(module, SOURCE_HASH, hashlib.sha256(fh.read()).hexdigest())
+        except OSError:
+            pass
 
 
 class Kinds:
@@ -190,7 +206,10 @@ class Kinds:
                    if f.endswith(".py") and f[:-3] not in BASE_MODULES and not f.startswith("_")]
         for module in (*modules, *extra_modules):
             try:
-                kind = getattr(importlib.import_module(module), "KIND", None)
+                imported = importlib.import_module(module)
+                if module in extra_modules:
+                    _remember_source(imported)
+                kind = getattr(imported, "KIND", None)
             except ImportError as exc:
                 raise ConfigError(f"cannot import the kind module {module!r}: {exc}",
                                   field="kinds", hint="check the module name in site.yml "

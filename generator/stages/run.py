@@ -84,8 +84,13 @@ def outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
         return {}
     import sys
 
-    path = getattr(sys.modules.get(d.kind.module), "__file__", None)
-    return {"kind-module": {d.kind.module: ctx.hashes.sha256(path) if path else None}}
+    from ..kinds.base import SOURCE_HASH
+
+    module = sys.modules.get(d.kind.module)
+    path = getattr(module, "__file__", None)
+    # The source that was imported (and so computes), not the file as it is now.
+    sha = getattr(module, SOURCE_HASH, None) or (ctx.hashes.sha256(path) if path else None)
+    return {"kind-module": {d.kind.module: sha}}
 
 
 def run_inputs(ctx: BuildContext, d: Declared) -> dict[str, Any]:
