@@ -2,7 +2,8 @@
 
 Run with `make bench` (or `python bench/bench_transformer.py`). Under the numeric pins, as the
 build runs them, with the article's settings (the defaults of
-generator/science/transformer_config.py, the same as the post's front matter):
+generator/science/lm_config.py and steering_config.py, the same as the post's front
+matter):
 
   corpus    reading and cleaning CPython's pydoc_data/topics.py
   train     the model's training (science.lm_training.train_lm), wall and CPU seconds, and per
@@ -47,7 +48,8 @@ def main() -> int:
     from generator.science.lm_training import train_lm
     from generator.science.steering import steer
     from generator.science.transformer import ModelShape, load_state
-    from generator.science.transformer_config import LMSettings, SteeringSettings
+    from generator.science.lm_config import LMSettings
+    from generator.science.steering_config import SteeringSettings
 
     s = LMSettings()
     if args.steps:

@@ -24,7 +24,7 @@ from generator.cli import main
 
 TINY_LM = dict(n_layer=2, n_head=2, d_model=32, ctx=32, steps=300, batch=32, lr=0.02,
                warmup=20, eval_every=100)
-TINY_STEER = dict(layer=1, head=1, sgd_lr=1.0, heldout=8)
+TINY_STEER = dict(model="lm", layer=1, head=1, sgd_lr=1.0, heldout=8)
 HELD_TOPICS = ["attribute-references", "break", "debugger", "formatstrings", "lambda", "raise",
                "truth", "while"]
 
@@ -36,7 +36,8 @@ def flow(mapping: dict) -> str:
 @pytest.fixture(scope="module")
 def lm_files():
     from generator.kinds.transformer_lm import KIND
-    from generator.science.transformer_config import LMSettings, from_mapping
+    from generator.science.lm_config import LMSettings
+    from generator.science.settings_io import from_mapping
 
     return KIND.compute("lm", from_mapping(LMSettings, TINY_LM))
 
@@ -54,7 +55,8 @@ def steered(lm_folder):
     """(metrics, arrays) of the tiny steering run."""
     from generator.kinds.transformer_lm import KIND
     from generator.science.steering import steering_result
-    from generator.science.transformer_config import SteeringSettings, from_mapping
+    from generator.science.settings_io import from_mapping
+    from generator.science.steering_config import SteeringSettings
 
     saved = KIND.load(lm_folder, "lm")
     doc, arrays = steering_result("steer", from_mapping(SteeringSettings, TINY_STEER),
@@ -67,7 +69,7 @@ def steered(lm_folder):
 
 def test_the_corpus_is_cpythons_help_split_by_topic():
     from generator.science.corpus import VOCAB, decode, load_corpus, parse_topics, topics_path
-    from generator.science.transformer_config import TOPICS_SHA256_3_11_7
+    from generator.science.lm_config import TOPICS_SHA256_3_11_7
 
     if hashlib.sha256(open(topics_path(), "rb").read()).hexdigest() != TOPICS_SHA256_3_11_7:
         pytest.skip("another Python release: its help texts are another corpus")
@@ -116,8 +118,9 @@ def _compute_in_children(job: dict, count: int = 2) -> list[dict[str, bytes]]:
 
 
 def test_model_and_steering_are_bit_identical_across_fresh_processes(lm_files, lm_folder):
-    from generator.science.transformer_config import (LMSettings, SteeringSettings,
-                                                      from_mapping)
+    from generator.science.lm_config import LMSettings
+    from generator.science.settings_io import from_mapping
+    from generator.science.steering_config import SteeringSettings
 
     lm_job = {"kind_module": "generator.kinds.transformer_lm", "name": "lm",
               "settings": from_mapping(LMSettings, TINY_LM).to_dict()}
@@ -182,8 +185,9 @@ def test_steering_leaves_the_model_as_it_found_it(lm_folder):
     from generator.science.corpus import load_corpus
     from generator.science.steering import steer
     from generator.science.transformer import state_arrays
-    from generator.science.transformer_config import (LMSettings, SteeringSettings,
-                                                      from_mapping)
+    from generator.science.lm_config import LMSettings
+    from generator.science.settings_io import from_mapping
+    from generator.science.steering_config import SteeringSettings
 
     saved = KIND.load(lm_folder, "lm")
     model = model_of(saved)
@@ -205,7 +209,8 @@ def test_settings_the_model_cannot_take_are_errors(lm_folder, change, message):
     from generator.core.errors import ExperimentError
     from generator.kinds.transformer_lm import KIND
     from generator.science.steering import steering_result
-    from generator.science.transformer_config import SteeringSettings, from_mapping
+    from generator.science.settings_io import from_mapping
+    from generator.science.steering_config import SteeringSettings
 
     saved = KIND.load(lm_folder, "lm")
     with pytest.raises(ExperimentError) as err:
@@ -233,7 +238,7 @@ def cli(*args):
 
 def experiments_yaml(lm: dict, steer: dict) -> str:
     return (f"  lm: {flow({'kind': 'transformer', **lm})}\n"
-            f"  steer: {flow({'kind': 'steering', 'model': 'lm', **steer})}\n")
+            f"  steer: {flow({'kind': 'steering', **steer})}\n")
 
 
 @pytest.fixture

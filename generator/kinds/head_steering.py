@@ -1,7 +1,7 @@
 """The steering experiment as a kind: LoRA against full fine-tuning of one head's W_Q in a
 trained transformer (science.steering), reading the model another experiment trained.
 
-Settings: science.transformer_config.SteeringSettings; ``model`` names an experiment of kind
+Settings: science.steering_config.SteeringSettings; ``model`` names an experiment of kind
 transformer (Kind.needs), whose weights the stages hand to ``compute`` and whose files' hashes
 key this result, so a change to these settings never retrains the model. Files: steering.json
 (settings, the model it read, every metric) and steering.npz (attention rows, per-row changes,
@@ -30,7 +30,8 @@ class HeadSteering(JsonNpzKind):
     figure_libraries = ("matplotlib", "numpy", "pillow")
 
     def parse(self, mapping, *, source=None, prefix=""):
-        from ..science.transformer_config import SteeringSettings, from_mapping
+        from ..science.settings_io import from_mapping
+        from ..science.steering_config import SteeringSettings
 
         return from_mapping(SteeringSettings, mapping, source=source, prefix=prefix)
 

@@ -1,7 +1,7 @@
 """The trained transformer as a kind: a small character-level language model trained at build
 time on CPython's help texts (science.lm_training), whose weights other experiments read.
 
-Settings: science.transformer_config.LMSettings. Files: weights.npz (every parameter, float32,
+Settings: science.lm_config.LMSettings. Files: weights.npz (every parameter, float32,
 by name) and training.json (settings, corpus facts, the loss curves and final losses, the
 weights' hash, provenance). Figures: plots.lm_figures. A body reads it as ``<name>.settings``,
 ``<name>.training``, ``<name>.corpus`` and so on (the JSON document).
@@ -30,7 +30,8 @@ class TransformerLM(JsonNpzKind):
     heavy = True
 
     def parse(self, mapping, *, source=None, prefix=""):
-        from ..science.transformer_config import LMSettings, from_mapping
+        from ..science.lm_config import LMSettings
+        from ..science.settings_io import from_mapping
 
         return from_mapping(LMSettings, mapping, source=source, prefix=prefix)
 

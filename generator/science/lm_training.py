@@ -18,7 +18,7 @@ import torch
 
 from .corpus import VOCAB_SIZE, Corpus, windows
 from .transformer import ModelShape, TinyGPT, n_params, state_arrays
-from .transformer_config import LMSettings
+from .lm_config import LMSettings
 
 FORMAT_VERSION = 1
 # progress(step, steps, note)

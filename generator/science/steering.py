@@ -28,9 +28,9 @@ import torch.nn.functional as F
 
 from ..core.errors import ExperimentError
 from .corpus import Corpus, decode, windows
+from .steering_config import SteeringSettings
 from .steering_metrics import Where, head_entropy, measure
 from .transformer import TinyGPT
-from .transformer_config import SteeringSettings
 
 METHODS = ("lora", "full", "sgd")
 Progress = Callable[[int, int, str], None]
@@ -218,8 +218,9 @@ def steering_result(name: str, s: SteeringSettings, lm_doc: dict, lm_weights: di
 
     from ..core.numerics import in_use
     from .corpus import VOCAB, load_corpus
+    from .lm_config import LMSettings
+    from .settings_io import from_mapping
     from .transformer import ModelShape, load_state
-    from .transformer_config import LMSettings, from_mapping
 
     lm = from_mapping(LMSettings, lm_doc["settings"])
     model = load_state(ModelShape(**lm_doc["shape"]), lm_weights)
