@@ -82,7 +82,7 @@ def steer_row(settings, data):
     ax.set_ylim(floor, 30.0)
     ax.set_yticks([10.0 ** k for k in range(int(round(np.log10(floor))), 1)])
     ax.set_xlim(-1, i + 1)
-    _label_line(ax, j, 20.0, f"target key {j}", right=j < i - 14)
+    _label_line(ax, j, 20.0, f"key {j}", right=j < i - 9)
     ax.legend(fontsize=TICK, loc="upper left", framealpha=0.95)
     fig.tight_layout()
     return fig
@@ -193,6 +193,6 @@ def steer_leak(settings, data):
           ylabel=r"measured $\Vert\Delta q_m\Vert \,/\, \Vert\Delta q_i\Vert$")
     ax.set_xlim(0, top * 1.05)
     ax.set_ylim(0, top * 1.05)
-    ax.legend(fontsize=TICK - 1, loc="upper left", framealpha=0.95)
+    ax.legend(fontsize=TICK - 1, loc="lower right", framealpha=0.95)
     fig.tight_layout()
     return fig
