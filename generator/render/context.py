@@ -95,6 +95,8 @@ def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, M
         "listing": listing,
         "figure": figure,
         "target": fmt.name,
+        # Stand-in until the citation engine (issue 14) lands: it replaces this with the list.
+        "bibliography": lambda: "",
     }
     for name, view in views.items():
         if name in ctx:
