@@ -15,7 +15,7 @@ export MPLBACKEND := Agg
 
 .PHONY: site test clean bench install serve
 
-site: $(STAMP)
+site: $(STAMP) $(NPM_STAMP)
 	$(VENV)/bin/lora-site build
 
 test: $(STAMP) $(NPM_STAMP)
@@ -30,23 +30,25 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# The browser-side clients of tests/clients/ (mathjax, axe-core), exactly as package-lock.json pins
-# them. Without npm the client tests skip locally, and fail under LORA_SITE_REQUIRE_CLIENTS=1.
+# The Node packages, exactly as package-lock.json pins them: mathjax-full renders the math to SVG
+# at build time; mathjax and axe-core are the browser-side clients of tests/clients/. Without npm
+# the build says how to install it, and the client tests skip locally (and fail under
+# LORA_SITE_REQUIRE_CLIENTS=1).
 $(NPM_STAMP): package-lock.json package.json
 	@if command -v npm >/dev/null; then \
 	    npm ci --no-audit --no-fund && touch $@; \
 	else \
-	    echo "npm not found: the browser client tests will skip (fail under LORA_SITE_REQUIRE_CLIENTS=1)"; \
+	    echo "npm not found: install Node.js and npm (the build renders its math with Node)"; \
 	fi
 
 # Live preview on http://127.0.0.1:8000/: rebuilds on every change to content/, templates/ or
 # generator/ and reloads the open page. PORT=8001 make serve picks another port.
 PORT ?= 8000
-serve: $(STAMP)
+serve: $(STAMP) $(NPM_STAMP)
 	$(VENV)/bin/lora-site serve --port $(PORT)
 
 # Every benchmark in bench/, in sorted order. Benchmarks time things; tests never do.
-bench: $(STAMP)
+bench: $(STAMP) $(NPM_STAMP)
 	@set -e; for script in $$(ls bench/bench_*.py | LC_ALL=C sort); do \
 	    echo "== $$script"; $(PY) $$script; \
 	done

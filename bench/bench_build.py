@@ -81,6 +81,8 @@ def child_env() -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     # Thread counts and kernels are pinned by each lora-site process itself (numerics.py).
     env.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"})
+    # The copies pre-render their math with the repository's mathjax-full (npm ci).
+    env.setdefault("LORA_SITE_NODE_MODULES", str(REPO / "node_modules"))
     # The copy's own generator/ must be the one that runs (the venv has an editable install of
     # the working tree): put the copy first on the path.
     env.pop("PYTHONPATH", None)

@@ -14,7 +14,7 @@ of change goes):
     site/html/, site/jekyll/                  one folder per output format
 
 Dependencies point down LAYERS and never up (tests/test_layers.py checks every import,
-imports inside functions included); serve.py and cli.py sit on top.
+imports inside functions included); serve/ and cli/ sit on top.
 """
 
 __version__ = "0.1.0"

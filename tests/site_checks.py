@@ -33,8 +33,8 @@ class Page:
     tags: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    # Text outside <pre>, <code>, <script>, <style>, split by whether it is inside an element
-    # with class "arithmatex".
+    # Text outside <pre>, <code>, <script>, <style>, split by whether it is math: inside an
+    # element with class "arithmatex", or a pre-rendered <mjx-container> (its data-tex).
     math_text: list[str] = field(default_factory=list)
     plain_text: list[str] = field(default_factory=list)
     code_text: list[str] = field(default_factory=list)
@@ -67,6 +67,12 @@ class _Reader(HTMLParser):
             self.heading, self.heading_tag = [], tag
         if tag == "pre":
             self.code_buf = []
+        if tag == "mjx-container" and "data-tex" in a:
+            # Math pre-rendered as SVG: its TeX, written as the source wrote it, is the text.
+            tex = a["data-tex"]
+            shown = f"\\[{tex}\\]" if a.get("display") == "true" else f"\\({tex}\\)"
+            self.page.math_text.append(shown)
+            self.page.flow_text.append(shown)
         if tag not in VOID:
             self.stack.append((tag, a))
 
@@ -97,7 +103,7 @@ class _Reader(HTMLParser):
             self.heading.append(data)
         if self.code_buf is not None:
             self.code_buf.append(data)
-        if any(t in tags for t in ("pre", "code", "script", "style")):
+        if any(t in tags for t in ("pre", "code", "script", "style", "mjx-container")):
             return
         in_math = any("arithmatex" in a.get("class", "").split() for _, a in self.stack)
         (self.page.math_text if in_math else self.page.plain_text).append(data)
@@ -240,6 +246,9 @@ def make_project(root: Path, *, post_text: str | None = None, slug: str | None =
     else:
         (root / "content" / "posts" / f"{slug or 'post'}.md").write_text(post_text,
                                                                       encoding="utf-8")
+        if f"/{COMPANION.stem}/" in post_text:
+            # A variant of the article links to the audit post too: a link the build checks.
+            shutil.copy(COMPANION, root / "content" / "posts" / COMPANION.name)
     # A post reading data.audit gets the repository's frozen claims audit: while it is fresh
     # the build reuses it rather than training the audit's thousands of runs again.
     reads_audit = post_text is None or re.search(r"^data:\s*\n(\s*-\s*\w+\s*\n)*\s*-\s*audit\s*$",

@@ -213,16 +213,21 @@ def test_every_reference_equation_appears_in_both_outputs(article):
         assert any(want in t for t in jekyll_math), f"Jekyll post lacks {eq}"
 
 
-def test_html_math_only_inside_arithmatex(article):
+def test_html_math_is_pre_rendered_svg_with_mathml_and_its_tex(article):
     outside = "".join(article.page.plain_text)
     for marker in ("\\(", "\\)", "\\[", "\\]", "$"):
         assert marker not in outside, marker
-    spans = re.findall(r'<(span|div) class="arithmatex"(?: tabindex="0")?>(.*?)</\1>',
-                       article.html, flags=re.S)
-    assert len(spans) > 40
-    for tag, inner in spans:
-        opener = "\\(" if tag == "span" else "\\["
-        assert inner.startswith(opener) and "<" not in inner, inner
+    assert 'class="arithmatex"' not in article.html          # every formula was rendered
+    containers = re.findall(r'<mjx-container data-tex="([^"]*)" class="MathJax" jax="SVG"'
+                            r'( display="true")?[^>]*>(.*?)</mjx-container>', article.html,
+                            flags=re.S)
+    assert len(containers) > 40 and len(containers) == len(article.page.math_text)
+    for tex, display, inner in containers:
+        assert tex and "<svg" in inner and "<math" in inner, tex
+    displays = re.findall(r'<div class="math-display"[^>]*><mjx-container[^>]*display="true"',
+                          article.html)
+    assert displays and len(displays) == sum(1 for *_, d, _ in
+                                             [(c[0], c[1], c[2]) for c in containers] if d)
 
 
 def test_six_figures_in_reference_order_with_alt_caption_and_sizes(article):
@@ -389,13 +394,14 @@ def test_canonical_and_open_graph(article):
     assert og["og:image"].endswith("/assets/images/before_lora.png")
 
 
-def test_mathjax_is_the_configured_url_and_typesets_only_arithmatex(article):
+def test_the_page_needs_no_script_for_its_math_and_the_jekyll_post_loads_mathjax(article):
     site = yaml.safe_load((article.root / "content/site.yml").read_text())
-    scripts = [a["src"] for a in article.page.all("script") if "src" in a]
-    assert scripts == [site["mathjax_url"]]
-    assert 'processHtmlClass: "arithmatex"' in article.html
-    body = article.page.all("body")[0]
-    assert body["class"] == "tex2jax_ignore"
+    scripts = [a.get("src") for a in article.page.all("script")]
+    assert site["mathjax_url"] not in scripts and "MathJax" not in article.html.split(
+        "<body")[0]
+    css = (article.out / "html/assets/style.css").read_text()
+    assert 'mjx-container[jax="SVG"]' in css and "mjx-assistive-mml" in css
+    # The Jekyll post keeps its TeX for the blog's MathJax: its include loads the pinned URL.
     include = (article.out / "jekyll/_includes/mathjax.html").read_text()
     assert f'src="{site["mathjax_url"]}"' in include
 
@@ -416,8 +422,9 @@ def test_link_check_notices_a_missing_file(article, tmp_path):
     copy = tmp_path / "html"
     shutil.copytree(article.out / "html", copy)
     (copy / "assets/images/after_lora@2x.png").unlink()
+    # Named twice: the zoom link's target and the srcset's 2x image.
     assert broken_links(copy, "") == [
-        f"{SLUG}/index.html: /assets/images/after_lora@2x.png -> missing"]
+        f"{SLUG}/index.html: /assets/images/after_lora@2x.png -> missing"] * 2
 
 
 def test_baseurl_build_differs_only_in_urls(article, article_repo):

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from generator.core.errors import ContentError
-from generator.render.jinja import (TEXT_NAME, CodeCache, make_body_env, make_env, render_body,
-                                    split_text)
+from generator.render.jinja import (TEXT_NAME, CodeCache, edit_text, make_body_env, make_env,
+                                    render_body, split_text)
 
 CTX = {"x": 2, "items": [1, 2, 3], "name": "LoRA", "flag": True}
 
@@ -242,3 +242,106 @@ def test_an_edited_template_is_never_run_from_a_stale_entry(tmp_path):
     assert make_env([tmp_path / "t"], folder).get_template("page.html").render(x=1) == "old 1"
     page.write_text("new {{ x }}", encoding="utf-8")
     assert make_env([tmp_path / "t"], folder).get_template("page.html").render(x=1) == "new 1"
+
+
+def test_a_filter_folded_into_compiled_code_is_recompiled_when_its_source_changes(tmp_path):
+    """Jinja runs a filter on constants while compiling ({{ 8.0 | num }} becomes "8"), so the
+    cached code of a body depends on the filters' source: it is part of the entry's header."""
+    folder = tmp_path / "jinja"
+
+    def render(code: str, num) -> str:
+        env = make_body_env(folder)
+        env.bytecode_cache.code = code
+        env.filters["num"] = num
+        env.loader.sources["body"] = "Rank {{ 8.0 | num }}."
+        return env.get_template("body").render()
+
+    assert render("a", lambda v: f"{v:g}") == "Rank 8."
+    assert render("a", lambda v: f"num{v:g}") == "Rank 8."     # same header: the cached code
+    assert render("b", lambda v: f"num{v:g}") == "Rank num8."  # filters' source changed
+    assert CodeCache(folder).code == CodeCache(tmp_path / "other").code   # this file's hash
+
+
+# ---------------------------------------------------------------------------------------------
+# A prose edit patched into the last skeleton (render.jinja.edit_text) instead of lexing again
+
+_PROSE = st.text(alphabet="ab \n\t-%}{#$|.", max_size=6)
+
+
+@st.composite
+def _edits(draw):
+    """A template and an edit of it: some characters replaced by others, anywhere."""
+    old = draw(_templates())
+    a = draw(st.integers(0, len(old)))
+    b = draw(st.integers(a, min(len(old), a + 6)))
+    return old, old[:a] + draw(_PROSE) + old[b:]
+
+
+def _same(a, b) -> bool:
+    return (a.source, a.texts, a.lines, a.spans, a.marks) == \
+        (b.source, b.texts, b.lines, b.spans, b.marks)
+
+
+@settings(max_examples=5000, deadline=None)
+@given(_edits())
+def test_a_patched_skeleton_is_the_one_lexing_would_make(edit):
+    old, new = edit
+    env = make_body_env()
+    try:
+        before = split_text(env, old)
+    except jinja2.TemplateSyntaxError:
+        return
+    patched = edit_text(before, old, new)
+    if patched is None:
+        return
+    assert _same(patched, split_text(env, new)), (old, new)
+
+
+def test_prose_edits_are_patched_and_tag_edits_are_not():
+    env = make_body_env()
+    a = ("Intro text,\nsecond line.\n\n{% if flag %}\nThe value is {{ x }}.\nmore\n{% endif %}\n"
+         "Outro.\nend\n")
+    sa = split_text(env, a)
+    patched = [
+        a.replace("Intro text", "A longer\n\nintroduction"),       # lines added before tags
+        a.replace("The value is", "The value now is"),               # a tag's line, no break
+        a.replace("Outro.", "Outro, longer."),
+        a.replace("second line.", "second $W_{q}$ line."),          # TeX braces are prose
+        a.replace(".\nmore\n", ".\nmore and more\n"),               # a line before the last
+    ]
+    for new in patched:
+        sb = edit_text(sa, a, new)
+        assert sb is not None, new
+        assert _same(sb, split_text(env, new))
+    for new in [a.replace("{{ x }}", "{{ y }}"),                     # a tag
+                a.replace("is {{", "is {{ '{' }}{{"),                # a new tag
+                a.replace("more\n", "mo{{ x }}re\n"),
+                a.replace("more\n{% endif", "more\nso {% endif"),    # the last line, a block next
+                a.replace("The value is", "The\nvalue is"),                # a break before a tag
+                a.replace("The value", "Now the value"),                    # the run's first char
+                a]:
+        assert edit_text(sa, a, new) is None, new
+
+
+def test_a_patched_body_renders_and_names_error_lines_as_a_fresh_one(tmp_path, monkeypatch):
+    from generator.render import jinja as jinja_module
+    from generator.render.jinja import BodyRenderer
+
+    renderer = BodyRenderer(bytecode_dir=tmp_path / "jinja")
+    body = "Intro.\nMore intro.\n\n{% if flag %}\nvalue {{ x }}\n{% endif %}\n{{ missing }}\n"
+    with pytest.raises(ContentError) as err:
+        renderer.render(body, dict(CTX), path=Path("post.md"), first_line=5)
+    assert err.value.line == 5 + 6
+    lexed = []
+    real = jinja_module.split_text
+    monkeypatch.setattr(jinja_module, "split_text", lambda *a: lexed.append(1) or real(*a))
+    longer = body.replace("More intro.", "More intro,\nnow on\nthree lines.")
+    with pytest.raises(ContentError) as err:
+        renderer.render(longer, dict(CTX), path=Path("post.md"), first_line=5)
+    assert err.value.line == 5 + 8 and lexed == []          # patched, not lexed again
+    fixed = longer.replace("{{ missing }}", "{{ x }}")      # a tag: lexed again
+    assert renderer.render(fixed, dict(CTX), path=Path("post.md")) == _whole(fixed)
+    assert lexed == [1]
+    prose = fixed.replace("now on", "spread over")
+    assert renderer.render(prose, dict(CTX), path=Path("post.md")) == _whole(prose)
+    assert lexed == [1]

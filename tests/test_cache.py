@@ -460,6 +460,9 @@ def test_figures_drawn_by_the_worker_arrive_while_the_build_goes_on(project, mon
         assert workers.pending == [] and workers.pool is None
         saved = results["main"]
         assert dict(pending) == FIGURES.draw(saved.config, saved.arrays())
+        # Staged as they arrive, committed by the next save (a build: with site/).
+        assert not (project.freeze / "main" / "figures").exists()
+        run.store_of(ctx).save()
     assert {p.name: p.read_bytes() for p in (project.freeze / "main" / "figures").iterdir()} \
         == dict(pending)
     entry = json.loads((project.freeze / "manifest.json").read_text())["experiments"]["main"]

@@ -79,6 +79,9 @@ def test_audit_figures_from_the_worker_arrive_after_the_stage_and_are_then_froze
 
         workers.finish_drawing()                # collects them, as the end of a build does
         assert workers.pending == [] and workers.pool is None
+        # Staged as they arrive, committed by the next save (a build: with site/).
+        assert not (folder / "figures").exists()
+        store.save()
         stored = {p.name: p.read_bytes() for p in sorted((folder / "figures").iterdir())}
         assert stored == dict(figs)
         manifest = json.loads((tmp_path / "content" / "_freeze" / "manifest.json").read_text())

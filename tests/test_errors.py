@@ -1,9 +1,9 @@
 """Bad input and faults: each one exits non-zero with one line naming the file, the line or field
 and the fix, and leaves the site built before it byte-for-byte as it was.
 
-A good site is built once (module fixture) from a copy of the repository's content/ and
-templates/; every case copies that built project, breaks one thing and builds again through the
-real CLI (click's CliRunner on generator.cli.main, in this process).
+A good site is built once (the session fixture built_project) from a copy of the repository's
+content/ and templates/; every case copies that built project, breaks one thing and builds again
+through the real CLI (click's CliRunner on generator.cli.main, in this process): tests/harness.py.
 """
 from __future__ import annotations
 
@@ -15,101 +15,18 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pytest
-from click.testing import CliRunner
 
 from conftest import REPO
-from generator.cli import main
 from generator.publish import build as build_mod
 from generator.publish import lock as lock_mod
 from generator.publish import tree as tree_mod
-
-POST = "content/posts/lora-attention-geometry.md"
-SITE_YML = "content/site.yml"
-FREEZE = "content/_freeze/main"
-POST_HTML = "templates/html/post.html"
-
-
-# ---------------------------------------------------------------------------------------------
-# The built project and how to compare sites
-
-def tree_hashes(folder: Path) -> dict[str, str]:
-    import hashlib
-
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def leftovers(root: Path) -> list[str]:
-    """Temporary folders a build left beside site/ (there must be none)."""
-    return sorted(p.name for p in root.iterdir() if p.name.startswith(".site."))
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=True)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """A project copied from the repository and built once; the cases copy it."""
-    root = tmp_path_factory.mktemp("built") / "project"
-    root.mkdir()
-    shutil.copytree(REPO / "content", root / "content")
-    shutil.copytree(REPO / "templates", root / "templates")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LORA_SITE_DRAW_WORKERS", "0")     # draw in this process: no stray workers
-        result = invoke("build", "--root", str(root), "--quiet")
-    assert result.exit_code == 0, result.output
-    assert (root / "site" / "html" / "index.html").is_file()
-    return root
-
-
-@pytest.fixture
-def project(built, tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
-    root = tmp_path / "project"
-    shutil.copytree(built, root, symlinks=True)
-    return root
-
-
-# ---------------------------------------------------------------------------------------------
-# Ways to break a project
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-
-
-def line_of(root: Path, rel: str, needle: str) -> int:
-    lines = (root / rel).read_text(encoding="utf-8").split("\n")
-    found = [i + 1 for i, line in enumerate(lines) if needle in line]
-    assert len(found) == 1, (needle, found)
-    return found[0]
-
-
-def set_experiment(root: Path, settings: str) -> None:
-    edit(root, POST, "  main: {}", f"  main: {{{settings}}}")
-
-
-def add_body_line(root: Path, text: str) -> int:
-    """Append a paragraph to the post; returns its line in the file."""
-    with open(root / POST, "a", encoding="utf-8") as fh:
-        fh.write(f"\n{text}\n")
-    return line_of(root, POST, text)
-
-
-@dataclass
-class Case:
-    words: list[str]                          # each must appear in the error line
-    args: list[str] = field(default_factory=list)
-    code: int = 1
-    after: Callable[[], bool] | None = None  # a further check once the build has failed
+from harness import (
+    FREEZE, POST, POST_HTML, SITE_YML, Case, add_body_line, assert_one_line_error, check_case,
+    edit, extra_post, invoke, leftovers, line_of, set_experiment, tree_hashes)
 
 
 def fm_yaml_syntax(root):
@@ -409,12 +326,6 @@ def bad_slug(root):
     return Case(["My Post.md", "does not make a URL slug", "lower-case letters"])
 
 
-def extra_post(root: Path, meta: str, body: str = "Another post.\n") -> str:
-    (root / "content" / "posts" / "extra.md").write_text(
-        f"---\ntitle: Extra\ndate: 2026-02-01\n{meta}---\n{body}", encoding="utf-8")
-    return "extra.md"
-
-
 def unknown_data_loader(root):
     name = extra_post(root, "data: [no_such_loader]\n")
     return Case([f"{name}: data:", "no data loader named 'no_such_loader'", "known:"])
@@ -483,34 +394,9 @@ CASES: list[Callable[[Path], Case]] = [
 ]
 
 
-def assert_one_line_error(result, words: list[str], code: int = 1) -> str:
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    # The CLI handled it: CliRunner saw a clean exit, not an exception escaping main.
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    line = lines[0]
-    assert line.startswith("Error: ")
-    for word in words:
-        assert word in line, f"{word!r} not in {line!r}"
-    # Said once: no hint in parentheses repeated (an error re-raised at a better location once
-    # carried its hint twice).
-    hints = re.findall(r"\([^()]*\)", line)
-    assert len(hints) == len(set(hints)), line
-    return line
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
 def test_bad_input_is_one_clear_line_and_the_site_is_untouched(project, case):
-    before = tree_hashes(project / "site")
-    assert before
-    expect = case(project)
-    result = invoke("build", "--root", str(project), "--quiet", *expect.args)
-    assert_one_line_error(result, expect.words, expect.code)
-    assert tree_hashes(project / "site") == before
-    assert leftovers(project) == []
-    assert expect.after is None or expect.after()
+    check_case(project, case)
 
 
 def test_the_table_covers_enough_bad_inputs():

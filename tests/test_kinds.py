@@ -50,7 +50,7 @@ def test_a_kind_of_the_projects_own_builds_caches_freezes_and_verifies(project):
     # Figure markup and both output trees, with no special case for the kind.
     html = (project / "site" / "html" / "post" / "index.html").read_text()
     assert f"The walk ends at {summary['final']:.3f}." in html
-    assert '<figure id="fig-walk">' in html and 'src="/assets/images/walk/walk.png"' in html
+    assert '<figure id="fig-walk-walk">' in html and 'src="/assets/images/walk/walk.png"' in html
     assert 'alt="The random walk over 20 steps"' in html
     assert (project / "site" / "html" / "assets" / "images" / "walk" / "walk@2x.png").is_file()
     jekyll = next((project / "site" / "jekyll" / "_posts").glob("*-post.md")).read_text()
@@ -176,3 +176,57 @@ def test_figures_and_metrics_follow_the_adapted_site(site, noun, target):
     if site == "v":
         # The scores do not depend on V: training cannot reach the target.
         assert not m["reached_stop_prob"] and np.isclose(m["dscore_target"], 0)
+
+
+CONSTANT_KIND = '''from generator.kinds.base import Kind
+
+
+class Constant(Kind):
+    name = "constant"
+    result_files = ("value.json",)
+
+    def parse(self, mapping, *, source=None, prefix=""):
+        return dict(mapping or {})
+
+    def settings_dict(self, settings):
+        return dict(settings)
+
+    def compute(self, name, settings, progress=None):
+        return {"value.json": b"41\\n"}
+
+    def load(self, folder, name):
+        return int((folder / "value.json").read_text())
+
+    def compare(self, files, folder, atol, rtol):
+        return None
+
+    def view(self, name, loaded):
+        return {"value": loaded + 1}
+
+
+KIND = Constant()
+'''
+
+
+def test_an_edit_to_a_projects_own_kind_re_renders_the_posts_that_use_it(tmp_path):
+    """What a body sees of a result is the kind's view(): for a kind outside the package its
+    module's source is part of the rendered post's cache key, as the package's source is."""
+    import os
+    import subprocess
+    import sys
+
+    kinds = tmp_path / "mykinds"
+    kinds.mkdir()
+    (kinds / "constkind.py").write_text(CONSTANT_KIND)
+    root = tmp_path / "project"
+    write_post(root, experiments="  c: {kind: constant}\n", body="Value {{ c.value }}.\n")
+    (root / "content" / "site.yml").write_text(SITE_YML.replace("kinds.sums", "constkind"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(kinds), *sys.path]))
+
+    def build_page() -> str:
+        subprocess.run([sys.executable, "-m", "generator", "build", "--root", str(root), "-q"],
+                       check=True, env=env, cwd=root)
+        return (root / "site" / "html" / "post" / "index.html").read_text()
+    assert "Value 42." in build_page()
+    (kinds / "constkind.py").write_text(CONSTANT_KIND.replace("loaded + 1", "loaded + 100"))
+    assert "Value 141." in build_page()

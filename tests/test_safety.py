@@ -14,7 +14,7 @@ from generator.cli import main
 from generator.core.errors import ContentError
 from generator.core.project import Project
 
-PACKAGE = Path(serve.__file__).resolve().parent
+PACKAGE = Path(serve.__file__).resolve().parents[1]      # serve is a package: generator/serve/
 
 
 def calls(tree: ast.AST):

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from ..core.errors import ContentError
 from .posts import Post
 from .site_config import SiteConfig, plain_text
+from .urls import jekyll_url
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -20,9 +21,32 @@ _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:
                  "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
+_DATE_SHAPE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?"
+                         r"(?:\s*([+-])(\d{2}):?(\d{2}))?$")
+
+
+def _impossible(text: str) -> str | None:
+    """Why a date written in the accepted shape names no real moment (day 30 of February,
+    hour 25, a zone 25 hours away), or None when it is not in that shape at all."""
+    m = _DATE_SHAPE.match(text)
+    if not m:
+        return None
+    y, mo, d, h, mi, sec, sign, zh, zm = m.groups()
+    try:
+        dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0))
+        if sign:
+            dt.timezone(dt.timedelta(hours=int(zh), minutes=int(zm)))
+    except ValueError as exc:
+        text = str(exc)
+        return "the zone offset must be less than 24 hours" if "timedelta" in text else text
+    return None
+
+
 def parse_date(value: Any, *, path: Path) -> dt.datetime:
     """A post date as an aware datetime; a date without a zone is taken as UTC (never the
-    machine's zone, so every machine builds the same feed)."""
+    machine's zone, so every machine builds the same feed). A date that does not exist
+    (2026-02-30) says why; the year must have four digits, as Jekyll's file names need."""
+    hint = "write it as 2026-01-11 10:00:00 +0530"
     if isinstance(value, dt.datetime):
         d = value
     elif isinstance(value, dt.date):
@@ -35,12 +59,23 @@ def parse_date(value: Any, *, path: Path) -> dt.datetime:
             except ValueError:
                 continue
         else:
+            reason = _impossible(value.strip())
+            if reason:
+                raise ContentError(f"date {value!r} is not a calendar date: {reason}",
+                                   path=path, field="date", hint=hint)
             raise ContentError(f"date {value!r} is not a date", path=path, field="date",
-                               hint="write it as 2026-01-11 10:00:00 +0530")
+                               hint=hint)
     else:
-        raise ContentError("date is missing or not a date", path=path, field="date",
-                           hint="write it as 2026-01-11 10:00:00 +0530")
-    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+        raise ContentError("date is missing or not a date", path=path, field="date", hint=hint)
+    d = d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+    try:
+        d.astimezone(dt.timezone.utc)       # sorting and the feed compare dates in UTC
+    except OverflowError:
+        d = None
+    if d is None or not 1000 <= d.year <= 9999:
+        raise ContentError(f"date {value!s} is out of range", path=path, field="date",
+                           hint="use a year from 1000 to 9999")
+    return d
 
 
 @dataclass(frozen=True)
@@ -56,6 +91,8 @@ class PostInfo:
     url: str                # root-relative, with the baseurl: /repo/<slug>/
     jekyll_name: str        # 2026-01-11-<slug>.md
     tags: tuple[str, ...] = ()   # from `tag:` or `tags:`, as Jekyll reads them
+    draft: bool = False     # `published: false`: shown only by a build with --drafts
+    jekyll_url: str = ""    # where Jekyll serves the post, below the baseurl (authoring.urls)
 
     @property
     def iso(self) -> str:
@@ -103,13 +140,32 @@ def post_info(post: Post, site: SiteConfig) -> PostInfo:
         raise ContentError("description must be a string", path=post.path, field="description",
                            hint="quote it: description: \"...\"")
     desc = plain_text(desc, path=post.path, field="description")
-    if not _SLUG.match(post.slug):
-        raise ContentError(f"file name {post.path.name!r} does not make a URL slug",
-                           path=post.path, hint="name it with lower-case letters, digits and -")
+    slug = post_slug(post)
     raw_date = meta.get("date")
     date = parse_date(raw_date, path=post.path)
     date_text = raw_date if isinstance(raw_date, str) else date.strftime("%Y-%m-%d %H:%M:%S %z")
-    return PostInfo(post=post, slug=post.slug, title=title.strip(), description=desc.strip(),
-                    date=date, date_text=date_text, url=f"{site.baseurl}/{post.slug}/",
-                    jekyll_name=f"{date:%Y-%m-%d}-{post.slug}.md",
-                    tags=post_tags(meta, post.path))
+    published = meta.get("published", True)
+    if not isinstance(published, bool):
+        raise ContentError(f"must be true or false, got {published!r}", path=post.path,
+                           field="published",
+                           hint="write published: false for a draft, or leave the key out")
+    return PostInfo(post=post, slug=slug, title=title.strip(), description=desc.strip(),
+                    date=date, date_text=date_text, url=f"{site.baseurl}/{slug}/",
+                    jekyll_name=f"{date:%Y-%m-%d}-{slug}.md",
+                    tags=post_tags(meta, post.path), draft=not published,
+                    jekyll_url=jekyll_url(meta, slug, date, post.path))
+
+
+def post_slug(post: Post) -> str:
+    """The post's URL slug: ``slug:`` in its front matter, else its file name."""
+    if "slug" in post.meta:
+        slug = post.meta["slug"]
+        if not isinstance(slug, str) or not _SLUG.match(slug):
+            raise ContentError(f"slug {slug!r} is not a URL slug", path=post.path, field="slug",
+                               hint="use lower-case letters, digits and -, such as my-post")
+        return slug
+    if not _SLUG.match(post.slug):
+        raise ContentError(f"file name {post.path.name!r} does not make a URL slug",
+                           path=post.path, hint="name it with lower-case letters, digits and -, "
+                                                "or set slug: in its front matter")
+    return post.slug

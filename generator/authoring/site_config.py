@@ -12,8 +12,9 @@ import yaml
 
 from ..core.errors import ConfigError, ContentError, unknown_key_error
 from ..core.located import located
+from ..core.oserror import os_hint, os_reason
 from ..core.project import Project
-from .yamlio import load_yaml, yaml_problem
+from .yamlio import load_yaml, yaml_hint, yaml_problem
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ def _read_settings(project: Project) -> dict[str, Any]:
     try:
         source = path.read_text(encoding="utf-8")
         data = load_yaml(source) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read the site settings: {os_reason(exc)}", path=path,
+                          hint=os_hint(exc)) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", path=path,
                           line=exc.object[:exc.start].count(b"\n") + 1,
@@ -79,9 +83,8 @@ def _read_settings(project: Project) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         text, line = yaml_problem(exc, source=source)
         raise ConfigError(text, path=path, line=line,
-                          hint="keep one of them" if "written twice" in text else
-                          "fix the YAML on that line (quote values that contain ': ' "
-                          "or start with a quote)") from None
+                          hint=yaml_hint(exc) or "fix the YAML on that line (quote values "
+                          "that contain ': ' or start with a quote)") from None
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping of settings", path=path)
     return data

@@ -15,8 +15,14 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
         self.key, self.first = key, first
 
 
+class BadValueError(yaml.constructor.ConstructorError):
+    """A value YAML recognises but cannot build, such as the date 2026-02-30: PyYAML would raise
+    a bare ValueError with no line."""
+
+
 class StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses duplicate keys."""
+    """yaml.SafeLoader that refuses duplicate keys and reports impossible dates with their
+    line."""
 
 
 def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False):
@@ -34,7 +40,16 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
     return yaml.SafeLoader.construct_mapping(loader, node, deep)
 
 
+def _construct_timestamp(loader: StrictLoader, node: yaml.ScalarNode):
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError) as exc:
+        raise BadValueError(None, None, f"{node.value!r} is not a calendar date: {exc}",
+                            node.start_mark) from None
+
+
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def load_yaml(text: str) -> Any:
@@ -52,6 +67,8 @@ def yaml_problem(exc: yaml.YAMLError, line_offset: int = 0,
     if isinstance(exc, DuplicateKeyError):
         return (f"the key '{exc.key}' is written twice (first on line "
                 f"{exc.first.line + 1 + line_offset})"), line
+    if isinstance(exc, BadValueError):
+        return str(exc.problem), line
     if isinstance(exc, yaml.reader.ReaderError):
         where = source[: exc.position].count("\n") + 1 + line_offset if source else None
         return (f"YAML cannot hold the character U+{exc.character:04X}" if isinstance(
@@ -63,3 +80,15 @@ def yaml_problem(exc: yaml.YAMLError, line_offset: int = 0,
     if context and cmark is not None and cmark.line + 1 + line_offset != line:
         text += f" ({context} that starts on line {cmark.line + 1 + line_offset})"
     return text, line
+
+
+def yaml_hint(exc: yaml.YAMLError) -> str | None:
+    """The fix for the particular YAML errors this module names (None: a plain syntax error,
+    whose fix the caller words)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return "remove it, or write it as an escape in a double-quoted string"
+    if isinstance(exc, DuplicateKeyError):
+        return "keep one of them"
+    if isinstance(exc, BadValueError):
+        return "write a date that exists, or quote the value to keep it as text"
+    return None

@@ -14,15 +14,34 @@ from . import common
               help="Address to listen on; the default is reachable from this machine only.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0 picks a free one).")
-@click.option("--interval", type=click.FloatRange(0.05, 10), default=0.5, show_default=True,
-              help="Seconds between checks of content/, templates/ and generator/ for changes.")
-def serve(root, host, port, interval) -> None:
-    """Build, serve site/html, and rebuild and reload the page whenever a source changes."""
+@click.option("--baseurl", default=None, metavar="PATH",
+              help="Build and serve the site under this path, e.g. /repo, as it will be "
+                   "published (overrides site.yml).")
+@click.option("--frozen", is_flag=True,
+              help="Never train: build from content/_freeze only; a setting edit shows the "
+                   "stale result's error on the page instead of retraining.")
+@click.option("--drafts", is_flag=True,
+              help="Show the posts with published: false too, marked as drafts.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the address and failed builds, not every rebuild.")
+@click.pass_context
+def serve(click_ctx, root, host, port, baseurl, frozen, drafts, quiet) -> None:
+    """Build, serve site/html, and rebuild and reload the open page whenever a source changes."""
     from ..core.project import Project
     from ..serve import serve as run_preview
 
+    if drafts:
+        import inspect
+
+        from ..publish.build import build as build_site
+
+        if "drafts" not in inspect.signature(build_site).parameters:
+            raise click.UsageError("--drafts: this version of the build has no drafts to "
+                                   "include; drop the option")
     project = Project(Path(root).resolve()) if root else Project.find()
-    run_preview(project, host=host, port=port, interval=interval)
+    debug = bool(click_ctx.find_root().params.get("debug"))
+    run_preview(project, host=host, port=port, baseurl=baseurl, frozen=frozen, drafts=drafts,
+                quiet=quiet, debug=debug)
 
 
 def _report_build(report, quiet: bool) -> None:
@@ -57,7 +76,10 @@ out_option = click.option("--out", type=click.Path(), default=None,
 @explain_option
 @baseurl_option
 @out_option
-def build(root, quiet, frozen, force, refreeze, explain, baseurl, out) -> None:
+@click.option("--drafts", is_flag=True,
+              help="Show the posts with published: false too, marked as drafts (never in the "
+                   "feed or the sitemap). Without it a draft reaches no output.")
+def build(root, quiet, frozen, force, refreeze, explain, baseurl, out, drafts) -> None:
     """Run every stage (experiments, figures, render) and write site/html and site/jekyll."""
     if frozen and (force or refreeze):
         raise click.UsageError(f"--frozen and {'--force' if force else '--refreeze'} "
@@ -67,9 +89,10 @@ def build(root, quiet, frozen, force, refreeze, explain, baseurl, out) -> None:
     say = common.explainer(explain)
     # The no-op fast path: when no input changed and site/ is as the last build left it, stop
     # here, before yaml, Jinja, Markdown, numpy or torch are imported.
-    from ..publish.fingerprint import BuildFingerprint
+    from ..publish.fingerprint import BuildFingerprint, build_options
     out_dir = Path(out).resolve() if out else ctx.project.site
-    fingerprint = BuildFingerprint(ctx, out_dir, {"frozen": frozen, "baseurl": baseurl})
+    fingerprint = BuildFingerprint(ctx, out_dir,
+                                   build_options(frozen=frozen, baseurl=baseurl, drafts=drafts))
     changes = ["--force"] if force else fingerprint.changes()
     if not changes:
         if say:
@@ -90,14 +113,23 @@ def build(root, quiet, frozen, force, refreeze, explain, baseurl, out) -> None:
     stages: list[str] = []
 
     def explain_and_note(line: str) -> None:
-        stages.append(line.split(":", 1)[0])        # 'run main', 'figures main', 'render', ...
+        if not line.startswith("ignored: "):        # a file named, not a stage
+            stages.append(line.split(":", 1)[0])    # 'run main', 'figures main', 'render', ...
         if say:
             say(line)
 
     opts = StageOptions(frozen=frozen, force=force, refreeze=refreeze, explain=explain_and_note,
                         warn=common.warn, progress=common.progress_factory(quiet))
-    report = build_site(ctx, baseurl=baseurl, out=Path(out) if out else None, opts=opts)
-    fingerprint.record(stages)
+    report = build_site(ctx, baseurl=baseurl, out=Path(out) if out else None, opts=opts,
+                        drafts=drafts)
+    try:
+        fingerprint.record(stages)
+    except OSError as exc:
+        # The site and the freeze are written: the build succeeded, only its record did not.
+        from ..core.oserror import os_reason
+
+        common.warn(f"could not record this build in {exc.filename or fingerprint.record_path} "
+                    f"({os_reason(exc)}): the next build will not be skipped")
     _report_build(report, quiet)
 
 

@@ -22,6 +22,7 @@ def run_command(root, quiet, out, names) -> None:
     from ..publish.lock import build_lock
     from ..stages.run import (StageOptions, compute_here, in_order, run_inputs, save_result,
                               store_of)
+    from ..stages.store import recover_freeze
 
     ctx = common.context(root)
     declared = common.declared(ctx)
@@ -33,6 +34,8 @@ def run_command(root, quiet, out, names) -> None:
     written: dict[str, Path] = {}           # what this run wrote outside the freeze
     # The build's lock: a build reading content/_freeze never sees this run half-way.
     with build_lock(ctx.project):
+        recover_freeze(ctx)
+        said: list[str] = []
         for d in in_order(declared):
             name = d.name
             if names and name not in names:
@@ -47,13 +50,17 @@ def run_command(root, quiet, out, names) -> None:
                     write_bytes_atomic(folder / filename, files[filename])
                 outcome = None
             else:
-                folder = store_of(ctx).folder(name)
                 outcome = save_result(ctx, d, files, run_inputs(ctx, d), opts)
-                store_of(ctx).save()
-            if not quiet:
-                click.echo(f"{d.kind.summary(name, d.kind.load(folder, name))} -> {folder}")
-                if outcome is not None and outcome.detail and not outcome.reported:
-                    click.echo(f"{name}: {outcome.detail}")
+                folder = store_of(ctx).folder(name)        # staged until the commit below
+            said.append(f"{d.kind.summary(name, d.kind.load(folder, name))} -> "
+                        f"{Path(out) / name if out else store_of(ctx).frozen_folder(name)}")
+            if outcome is not None and outcome.detail and not outcome.reported:
+                said.append(f"{name}: {outcome.detail}")
+        # Every result, or none: an experiment that fails leaves content/_freeze as it was.
+        store_of(ctx).save()
+    if not quiet:
+        for line in said:
+            click.echo(line)
 
 
 @click.command()
@@ -79,12 +86,25 @@ def figures(root, quiet, results, out) -> None:
             click.echo(f"{name}: {len(images)} images -> {out_dir / name}")
 
 
+def _tolerance(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """A tolerance is a finite number >= 0: a negative one fails every value (|diff| >= 0),
+    an infinite or NaN one passes or fails everything."""
+    import math
+
+    if not (math.isfinite(value) and value >= 0):
+        from ..core.errors import ConfigError
+
+        raise ConfigError(f"must be a finite number >= 0, got {value!r}", field=f"--{param.name}",
+                          hint="the default is 1e-06; 0 asks for bit-exact results")
+    return value
+
+
 @click.command()
 @common.root_option
 @common.quiet_option
-@click.option("--atol", type=float, default=1e-6, show_default=True,
+@click.option("--atol", type=float, default=1e-6, show_default=True, callback=_tolerance,
               help="Absolute tolerance for arrays and numeric metrics.")
-@click.option("--rtol", type=float, default=1e-6, show_default=True,
+@click.option("--rtol", type=float, default=1e-6, show_default=True, callback=_tolerance,
               help="Relative tolerance: a value passes when |re-run - frozen| <= atol + rtol*|frozen|.")
 def verify(root, quiet, atol, rtol) -> None:
     """Re-run every experiment (the claims audit too) and compare it with content/_freeze."""
@@ -94,7 +114,8 @@ def verify(root, quiet, atol, rtol) -> None:
     from ..stages.verify import verify as verify_frozen
 
     ctx = common.context(root)
-    report = verify_frozen(ctx, common.declared(ctx), atol=atol, rtol=rtol,
+    # A draft's experiments are frozen only by a build with --drafts: not checked here.
+    report = verify_frozen(ctx, common.declared(ctx, drafts=False), atol=atol, rtol=rtol,
                            opts=StageOptions(progress=common.progress_factory(quiet)))
     env = in_use()
     where = current().describe() + (f", ATen {env['aten_capability']}"
@@ -141,23 +162,31 @@ def verify(root, quiet, atol, rtol) -> None:
                    "within tolerance (which is otherwise kept).")
 def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
     """Check every claim of the reference article over many seeds and settings."""
+    from ..core.errors import ExperimentError
     from ..core.fsio import write_bytes_atomic
+    from ..core.located import located
     from ..kinds.base import Declared
-    from ..kinds.claims_audit import AUDIT_JSON, AUDIT_NPZ, KIND, AuditSettings
+    from ..kinds.claims_audit import AUDIT_JSON, AUDIT_NPZ, KIND
     from ..publish.lock import build_lock
     from ..science.audit import format_table, min_seeds_to_hold
     from ..stages.run import StageOptions, compute_here, run_inputs, save_result, store_of
+    from ..stages.store import recover_freeze
 
     ctx = common.context(root)
     if seeds < min_seeds_to_hold() and not quiet:
         click.echo(f"note: with fewer than {min_seeds_to_hold()} seeds no claim can be shown "
                    "to hold at 95% confidence", err=True)
-    settings = AuditSettings(seeds=seeds, sweeps=sweeps, device=device)
+    settings = KIND.parse({"seeds": seeds, "sweeps": sweeps, "device": device}, prefix="--")
     declared = {n: d for n, d in common.declared(ctx).items() if d.kind is KIND}
     name = next(iter(declared), "audit")
     d = Declared(name, KIND, settings, declared[name].source if name in declared else None)
     opts = StageOptions(progress=common.progress_factory(quiet), refreeze=refreeze, warn=common.warn)
-    files = compute_here(d, opts)
+    try:
+        files = compute_here(d, opts)
+    except ExperimentError as exc:
+        if not (exc.field or "").endswith(".device"):
+            raise
+        raise located(exc, path=None, field="--device", hint="use --device cpu") from None
     if out:
         json_path = Path(out)
         write_bytes_atomic(json_path.with_suffix(".npz"), files[AUDIT_NPZ])
@@ -168,6 +197,7 @@ def audit(root, quiet, seeds, sweeps, device, out, strict, refreeze) -> None:
         # settings a post declares (otherwise the next build recomputes it).
         matches = name in declared and declared[name].settings == settings
         with build_lock(ctx.project):
+            recover_freeze(ctx)
             outcome = save_result(ctx, d, files, run_inputs(ctx, d) if matches else None, opts)
             store_of(ctx).save()
         if outcome.detail and not outcome.reported and not quiet:

@@ -23,6 +23,7 @@ from .fsio import write_bytes_atomic
 RACY_NS = 2_000_000_000
 MEMO_FORMAT = 1
 MEMO_MAX = 5000
+DATA_MAX = 64 << 20
 
 
 def _stat_key(st: os.stat_result) -> list[int]:
@@ -37,6 +38,10 @@ class HashMemo:
         self.racy_ns = RACY_NS if racy_ns is None else racy_ns
         self.entries: dict[str, tuple[list[int], str]] = {}
         self.changed = False
+        # Bytes read through read(), in memory only: a warm context (the preview) reads the
+        # same figures every build.
+        self._data: dict[str, tuple[list[int], bytes]] = {}
+        self._data_size = 0
         if self.path is not None:
             self._load()
 
@@ -77,6 +82,33 @@ class HashMemo:
             self.changed = True
         return sha
 
+    def read(self, path: Path | str) -> bytes:
+        """A file's bytes, kept in memory while its stat is unchanged, under the rule the
+        hashes follow (a file younger than racy_ns is read again); its hash is remembered on
+        the way. At most DATA_MAX bytes are kept, the newest."""
+        name = os.path.abspath(path)
+        seen = self._data.get(name)
+        if seen is not None and seen[0] == _stat_key(os.stat(name)):
+            return seen[1]
+        with open(name, "rb") as fh:
+            key = _stat_key(os.fstat(fh.fileno()))
+            data = fh.read()
+        if seen is not None:
+            self._data_size -= len(seen[1])
+            del self._data[name]
+        if time.time_ns() - max(key[1], key[2]) > self.racy_ns:
+            self._data[name] = (key, data)
+            self._data_size += len(data)
+            old = self.entries.get(name)
+            if old is None or old[0] != key:
+                self.entries.pop(name, None)
+                self.entries[name] = (key, hashlib.sha256(data).hexdigest())
+                self.changed = True
+            while self._data_size > DATA_MAX:
+                oldest = next(iter(self._data))
+                self._data_size -= len(self._data.pop(oldest)[1])
+        return data
+
     def tree(self, folder: Path | str, *, skip: tuple[str, ...] = (),
              suffix: str = "") -> dict[str, str]:
         """relative path -> sha256 of every file under ``folder`` (ending in ``suffix``), in
@@ -93,7 +125,13 @@ class HashMemo:
                 if suffix and not filename.endswith(suffix):
                     continue
                 rel = filename if rel_dir == "." else f"{rel_dir}/{filename}"
-                out[rel] = self.sha256(os.path.join(dirpath, filename))
+                path = os.path.join(dirpath, filename)
+                if os.path.islink(path) and not os.path.exists(path):
+                    # A dangling link (an editor's lock file, .#post.md): its target is all
+                    # there is to compare.
+                    out[rel] = "link:" + os.readlink(path)
+                    continue
+                out[rel] = self.sha256(path)
         return dict(sorted(out.items()))
 
     def save(self) -> None:

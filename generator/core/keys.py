@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -49,15 +50,20 @@ _FROM = re.compile(r"^[ \t]*from[ \t]+(\.+|generator\b)[ \t]*([\w.]*)[ \t]+impor
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n#;]*)", re.M)
 
 
-def _module_file(pkg_dir: Path, dotted: str) -> Path | None:
+def _module_file(pkg_dir: str, dotted: str) -> tuple[str, os.stat_result] | None:
     """The file of package module ``dotted`` ('science.lora' -> science/lora.py, 'kinds' ->
-    kinds/__init__.py), or None."""
+    kinds/__init__.py) and its stat, or None. Strings, not pathlib: every build's freshness
+    checks look up a few hundred candidates."""
     if not dotted:
         return None
-    base = pkg_dir.joinpath(*dotted.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
+    base = os.path.join(pkg_dir, *dotted.split("."))
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            return candidate, st
     return None
 
 
@@ -111,30 +117,32 @@ def module_closure(roots: Iterable[str], pkg_dir: Path | None = None,
     counting it would re-train on every release. memo: a dict kept by the caller (the build
     context) in which each file's imports are remembered while its stat is unchanged, so the
     closures of several stages read each source once."""
-    pkg_dir = pkg_dir or package_dir()
+    pkg_dir = str(pkg_dir or package_dir())
     memo = {} if memo is None else memo
-    seen: dict[str, Path] = {}
+    seen: dict[str, str] = {}
     todo = list(roots)
     while todo:
         name = todo.pop()
         if name in seen:
             continue
-        path = _module_file(pkg_dir, name)
-        if path is None:
+        found = _module_file(pkg_dir, name)
+        if found is None:
             continue                # an attribute imported from a module, not a module
+        path, st = found
         seen[name] = path
-        st = path.stat()
         stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        known = memo.get((str(path), name))
+        known = memo.get((path, name))
         if known is None or known[0] != stamp:
-            known = (stamp, imported_modules(path.read_text(encoding="utf-8"), name,
-                                             path.name == "__init__.py"))
-            memo[(str(path), name)] = known
+            with open(path, encoding="utf-8") as fh:
+                source = fh.read()
+            known = (stamp, imported_modules(source, name, path.endswith("__init__.py")))
+            memo[(path, name)] = known
         todo.extend(known[1])
         parent = name.rpartition(".")[0]
         if parent:
             todo.append(parent)
-    return sorted(f"{PACKAGE}/{p.relative_to(pkg_dir).as_posix()}" for p in seen.values())
+    return sorted(f"{PACKAGE}/" + os.path.relpath(p, pkg_dir).replace(os.sep, "/")
+                  for p in seen.values())
 
 
 def source_hashes(roots: Iterable[str], sha256: Callable[[Path], str],
@@ -198,7 +206,7 @@ def pinned_version(name: str, lock: Path) -> str | None:
     """The `name==version` pin in a requirements lock, if any."""
     try:
         text = lock.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     want = _normalise(name)
     for line in text.splitlines():

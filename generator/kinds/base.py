@@ -54,6 +54,7 @@ class Kind:
     figure_libraries: tuple[str, ...] = ()
     heavy: bool = False                     # worth a process of its own when cores allow
     data_name: str | None = None            # `data: [<name>]` declares this kind by default
+    example_listing: tuple[str, str] | None = None   # what `lora-site new` shows of its code
 
     @property
     def module(self) -> str:
@@ -112,6 +113,11 @@ class Kind:
         """One line after `lora-site run`."""
         return f"{name}: computed"
 
+    def outcome(self, settings: Any, files: dict[str, bytes]) -> str | None:
+        """How the computation that made ``files`` ended, for the last line of its progress
+        display ("target reached at step 37"); None: nothing to say."""
+        return None
+
     # ---- figures
     def figures(self, settings: Any) -> dict[str, str]:
         """Figure name -> alt text, in order (the alt text may follow the settings)."""
@@ -133,6 +139,43 @@ class Kind:
     def listing(self, loaded: Any) -> dict[str, list[str]]:
         """What `lora-site list` shows: section -> names (metrics, figures, ...)."""
         return {}
+
+    # ---- what readers can download
+    def downloads(self, settings: Any) -> tuple[str, ...]:
+        """The files published with the site under assets/data/<experiment>/, which every
+        figure of the experiment links to: by default the result files, as stored."""
+        return self.result_files
+
+    def explorers(self, settings: Any) -> dict[str, str]:
+        """Figure name -> the data file (one of download_bytes') its interactive version reads
+        (``figure(name, explore=True)``; assets/figures.js draws it)."""
+        return {}
+
+    def download_bytes(self, folder: Path, loaded: Any) -> dict[str, bytes]:
+        """The bytes of each of ``downloads``: file name -> bytes (the result files are
+        read from ``folder``; a kind derives any other file from ``loaded``)."""
+        return {f: (Path(folder) / f).read_bytes() for f in self.result_files}
+
+    def listings(self) -> dict[str, list[str]]:
+        """What ``{{ listing(module, name) }}`` can show of this kind's computation: module
+        (dotted, inside the package) -> its top-level classes and functions, for the modules
+        its results are computed with (run_roots and what they import), the package's core
+        and __init__ modules left out."""
+        import ast
+
+        from ..core.keys import module_closure, package_dir
+
+        out: dict[str, list[str]] = {}
+        for rel in module_closure(self.run_roots):
+            parts = rel.split("/")[1:]                  # 'generator/science/lora.py'
+            if parts[0] == "core" or parts[-1] == "__init__.py":
+                continue
+            tree = ast.parse((package_dir().joinpath(*parts)).read_text(encoding="utf-8"))
+            names = [node.name for node in tree.body if isinstance(
+                node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+            if names:
+                out[".".join(parts)[:-3]] = names
+        return out
 
 
 @dataclass(frozen=True)
@@ -163,6 +206,8 @@ class Kinds:
         import os
 
         self._kinds: dict[str, Kind] = {}
+        self.extra_modules = tuple(extra_modules)
+        self.read_from: object = None           # what its owner read extra_modules from
         here = os.path.dirname(os.path.abspath(__file__))
         modules = [f"{__package__}.{f[:-3]}" for f in sorted(os.listdir(here))
                    if f.endswith(".py") and f[:-3] not in BASE_MODULES and not f.startswith("_")]
@@ -173,6 +218,16 @@ class Kinds:
                 raise ConfigError(f"cannot import the kind module {module!r}: {exc}",
                                   field="kinds", hint="check the module name in site.yml "
                                   "and that it is importable") from None
+            except Exception as exc:        # noqa: BLE001 (a project's own module failing)
+                if module not in extra_modules:
+                    raise                   # one of ours: a bug, reported as such
+                where = ""
+                if isinstance(exc, SyntaxError) and exc.filename:
+                    where = f" ({exc.filename}:{exc.lineno})"
+                raise ConfigError(f"the kind module {module!r} fails when imported: "
+                                  f"{type(exc).__name__}: {exc}{where}", field="kinds",
+                                  hint="fix that module, or remove it from kinds: in site.yml"
+                                  ) from None
             if isinstance(kind, Kind):
                 self.register(kind)
             elif module in extra_modules:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..core.errors import ConfigError, ResultsError, unknown_key_error
+from ..core.errors import ConfigError, ExperimentError, ResultsError, unknown_key_error
 from ..plots.audit_figures import ALT_TEXT, FIGURES
 from .base import Kind, Progress
 
@@ -21,6 +21,10 @@ AUDIT_JSON = "audit.json"
 AUDIT_NPZ = "audit.npz"
 SWEEP_SETS = ("all", "default")
 DEVICES = ("cpu", "cuda")
+# audit.npz keeps about 7.5 kB of statistics a seed (all sweeps) and is committed in
+# content/_freeze, whose files must stay under 50 MB (GitHub refuses them over 100 MB).
+MAX_SEEDS = 5000
+MAX_THREADS = 64
 # audit.json rounds every statistic to six significant digits (science.audit._num), so one unit
 # of the sixth digit is the least a last-bit difference upstream can show as.
 JSON_RTOL = 1e-5
@@ -51,10 +55,15 @@ def parse_settings(mapping: Mapping[str, Any] | None, *, source: object | None =
         return ConfigError(message, path=source, field=prefix + field)
 
     out = AuditSettings(**data)
-    for field in ("seeds", "threads"):
+    for field, bound in (("seeds", MAX_SEEDS), ("threads", MAX_THREADS)):
         value = getattr(out, field)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise bad(field, f"must be an integer >= 1, got {value!r}")
+        if value > bound:
+            raise ConfigError(f"must be at most {bound}, got {value}", path=source,
+                              field=prefix + field,
+                              hint="audit.npz would outgrow the 50 MB a file of content/_freeze"
+                              if field == "seeds" else "torch cannot start that many threads")
     if out.sweeps not in SWEEP_SETS:
         raise bad("sweeps", f"must be one of {', '.join(SWEEP_SETS)}, got {out.sweeps!r}")
     if out.device not in DEVICES:
@@ -90,6 +99,42 @@ class AuditView:
     data: dict[str, Any]
 
 
+# Every claim in every setting, one row each, for readers' own analysis.
+CLAIMS_CSV = "claims.csv"
+
+
+CLAIMS_COLUMNS = ("setting", "claim", "sentence", "statistic", "threshold", "applies", "held",
+                  "n", "fraction", "ci95_low", "ci95_high", "median", "verdict")
+
+
+def claims_csv(summary: Mapping[str, Any]) -> bytes:
+    """audit.json's verdicts as CSV: the default setting first, then the others by name;
+    claims in the audit's order; numbers as audit.json holds them; an empty cell where a
+    claim does not apply to a setting."""
+    import csv
+    import io
+
+    claims = summary["claims"]
+    settings = summary["settings"]
+    order = sorted(settings, key=lambda s: (s != "default", s))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CLAIMS_COLUMNS)
+    for setting in order:
+        for claim in claims:
+            row = settings[setting]["claims"].get(claim["name"])
+            if row is None:
+                continue
+            median = row.get("statistic", {}).get("quantiles", {}).get("0.5")
+            lo, hi = row.get("ci95") or (None, None)
+            cells = (setting, claim["name"], claim["sentence"], claim["statistic"],
+                     claim["threshold_text"], row.get("applies"), row.get("held"), row.get("n"),
+                     row.get("fraction"), lo, hi, median, row.get("verdict"))
+            writer.writerow(["" if c is None else str(c).lower() if isinstance(c, bool) else c
+                             for c in cells])
+    return out.getvalue().encode("utf-8")
+
+
 class ClaimsAudit(Kind):
     name = "audit"
     description = "every claim of the article over many seeds and a sweep of settings"
@@ -109,6 +154,12 @@ class ClaimsAudit(Kind):
                 progress: Progress | None = None) -> dict[str, bytes]:
         from ..science.audit import audit_files, run_audit
 
+        if settings.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ExperimentError("torch finds no CUDA device here", field="device",
+                                      hint="use device: cpu")
         runs = None if progress is None else (lambda done, total: progress(done, total, "runs"))
         return audit_files(run_audit(settings.seeds, sweeps=settings.sweeps,
                                      device=settings.device, threads=settings.threads,
@@ -128,6 +179,12 @@ class ClaimsAudit(Kind):
 
     def check(self, loaded: SavedAudit) -> None:
         loaded.arrays()
+
+    def downloads(self, settings: AuditSettings) -> tuple[str, ...]:
+        return (CLAIMS_CSV, *self.result_files)
+
+    def download_bytes(self, folder: Path, loaded: SavedAudit) -> dict[str, bytes]:
+        return {CLAIMS_CSV: claims_csv(loaded.summary), **super().download_bytes(folder, loaded)}
 
     def settings_of(self, loaded: SavedAudit) -> AuditSettings:
         return self.view(loaded.name, loaded).config
@@ -174,6 +231,10 @@ class ClaimsAudit(Kind):
         same = ({k: v for k, v in fresh_doc.items() if k not in NOT_COMPARED}
                 == {k: v for k, v in frozen[0].items() if k not in NOT_COMPARED})
         return same and arrays_equal(npz_from_bytes(files[AUDIT_NPZ]), frozen[1])
+
+    def outcome(self, settings: AuditSettings, files: dict[str, bytes]) -> str:
+        s = json.loads(files[AUDIT_JSON].decode("utf-8"))
+        return f"done: {s['runs_trained']} runs ({s['seeds']['count']} seeds, {s['sweep_set']} sweeps)"
 
     def summary(self, name: str, loaded: SavedAudit) -> str:
         s = loaded.summary

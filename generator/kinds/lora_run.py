@@ -18,6 +18,28 @@ from .base import Kind, Progress
 from .lora_results import ARRAYS_NPZ, RESULTS_JSON, SavedResult, load_result, result_files
 
 
+# The attention map at every training step, for the interactive figure (assets/figures.js).
+ATTENTION_STEPS = "attention_steps.json"
+
+
+def attention_steps_json(npz: Path, cfg: ExperimentConfig) -> bytes:
+    """weights_steps (T+1, n, n: the map before each step, then after the last) as JSON: rows
+    are queries, columns keys; 4 decimals, which is finer than the 3 the figure shows."""
+    from ..core.npyread import read_array
+
+    try:
+        shape, values = read_array(npz, "weights_steps")
+    except (OSError, KeyError, ValueError) as exc:
+        raise ResultsError(f"cannot read the attention trace: {exc}", path=npz,
+                           hint="run `lora-site build --force` to train again") from None
+    steps, n, _ = shape
+    maps = [[round(v, 4) for v in values[t * n * n:(t + 1) * n * n]] for t in range(steps)]
+    doc = {"format": 1, "n": n, "steps": steps - 1, "query": cfg.query, "key": cfg.key,
+           "vmax": max(max(m) for m in maps), "row": "query", "column": "key",
+           "value": "attention weight", "weights": maps}
+    return (json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
+
+
 @dataclass(frozen=True)
 class ExperimentView:
     """One experiment as the article sees it: main.config.d_model, main.metrics.steps, ..."""
@@ -37,6 +59,7 @@ class LoraRun(Kind):
     run_libraries = ("torch", "numpy")
     figure_roots = ("plots.lora_figures",)
     figure_libraries = ("matplotlib", "numpy", "pillow")
+    example_listing = ("lora", "LoRALinear")
 
     def parse(self, mapping: Mapping[str, Any] | None, *, source: object | None = None,
               prefix: str = "") -> ExperimentConfig:
@@ -51,6 +74,26 @@ class LoraRun(Kind):
             def step_progress(step: int, loss: float, p: float) -> None:
                 progress(step, settings.max_steps, f"p={p:.3f}")
         return result_files(name, run_experiment(settings, progress=step_progress))
+
+    def downloads(self, settings: ExperimentConfig) -> tuple[str, ...]:
+        return (RESULTS_JSON, ARRAYS_NPZ)        # the readable file first
+
+    def explorers(self, settings: ExperimentConfig) -> dict[str, str]:
+        return {"after_lora": ATTENTION_STEPS}
+
+    def download_bytes(self, folder: Path, loaded: SavedResult) -> dict[str, bytes]:
+        files = super().download_bytes(folder, loaded)
+        files[ATTENTION_STEPS] = attention_steps_json(Path(folder) / ARRAYS_NPZ, loaded.config)
+        return files
+
+    def outcome(self, settings: ExperimentConfig, files: dict[str, bytes]) -> str:
+        """Why training stopped: it checks the target weight before each step, so it ends
+        either there or at max_steps."""
+        m = json.loads(files[RESULTS_JSON].decode("utf-8"))["metrics"]
+        p, goal = m["target_weight_after"], settings.stop_prob
+        if m["reached_stop_prob"]:
+            return f"target reached at step {m['steps']} (p={p:.3f} >= stop_prob {goal:g})"
+        return f"max_steps reached ({m['steps']} steps; p={p:.3f} < stop_prob {goal:g})"
 
     def load(self, folder: Path, name: str) -> SavedResult:
         return load_result(folder)

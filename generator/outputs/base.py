@@ -4,6 +4,7 @@ An output format turns rendered posts into one folder of site/ (site/<name>/). I
   figure(ref, markdown)      the markup ``{{ figure(...) }}`` puts in a body (Markdown source)
   finish(text, markdown)     a rendered body -> the JSON-able parts its pages need (cached)
   files(build)               every file of its tree: relative path -> bytes
+  post_url(info, site)       where a post is in that tree, for links between posts
 Adding a format is one module in this package that sets ``FORMAT = YourFormat()``, plus its
 templates under templates/<name>/; the registry finds it.
 """
@@ -15,7 +16,7 @@ from typing import Any, Mapping
 
 from ..core.errors import BuildError
 from ..core.project import Project
-from ..render.context import FigureRef, image_dir
+from ..render.context import FigureRef, data_dir, image_dir
 from ..render.jinja import make_env, render_template
 from ..render.markdown import Markdowner
 
@@ -28,11 +29,32 @@ class OutputFormat:
     def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
         raise NotImplementedError
 
-    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
+    def finish(self, text: str, tools) -> dict[str, Any]:
+        """A body after Jinja -> the JSON-able parts its pages need (render.post.Tools gives
+        the Markdown converter and the math renderer)."""
         raise NotImplementedError
 
     def files(self, build: "SiteBuild") -> dict[str, bytes]:
         raise NotImplementedError
+
+    def page_url(self, info: Any) -> str:
+        """The URL path of a post's page in this format, below the baseurl."""
+        raise NotImplementedError
+
+    def served(self, build: "SiteBuild", files: Mapping[str, bytes]) -> set[str]:
+        """Every URL path (below the baseurl) the tree ``files`` of this format serves: what a
+        post's local links are checked against."""
+        out = set()
+        for path in files:
+            out.add("/" + path)
+            if path == "index.html" or path.endswith("/index.html"):
+                out.add("/" + path[: -len("index.html")])
+        return out
+
+    def post_url(self, info, site) -> str:
+        """The root-relative URL (with the baseurl) of a post in this format's output, for
+        ``{{ post_url('slug') }}``."""
+        return site.baseurl + self.page_url(info)
 
 
 def template_dirs(project: Project) -> list[Path]:
@@ -61,6 +83,7 @@ class SiteBuild:
     figures: Mapping[str, Mapping[str, bytes]]  # experiment -> file name -> PNG bytes
     markdown: Markdowner
     bytecode_dir: Path | None = None
+    data: Mapping[str, Mapping[str, bytes]] | None = None    # experiment -> file -> bytes
 
     def __post_init__(self) -> None:
         import yaml
@@ -69,17 +92,26 @@ class SiteBuild:
         self.env = make_env(self.dirs, bytecode_dir=self.bytecode_dir)
         self.env.filters["to_yaml"] = lambda v: yaml.safe_dump(
             v, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
+        # The feed and the sitemap never list a draft, even in a build with --drafts: they are
+        # for readers' feed readers and for search engines, not for previewing.
+        listed = [p for p in self.posts if not p.draft]
         self.common = {"site": self.site, "base": self.site.baseurl, "posts": self.posts,
-                       "updated": max((p.date for p in self.posts), default=None)}
+                       "feed_posts": listed,
+                       "updated": max((p.date for p in listed or self.posts), default=None)}
         self._css: str | None = None
 
     def page(self, name: str, **ctx: Any) -> str:
         return render_template(self.env, self.dirs, name, **{**self.common, **ctx})
 
     def css(self) -> str:
-        """The one stylesheet, with both colour schemes' highlighting rules appended."""
+        """The one stylesheet, with both colour schemes' highlighting rules and the rules of
+        the math pre-rendered as SVG appended."""
+        from ..render.prerender import CSS as MATH_CSS
+
         if self._css is None:
-            self._css = self.page("assets/style.css") + "\n" + self.markdown.pygments_css()
+            self._css = (self.page("assets/style.css") + "\n" + self.markdown.pygments_css()
+                         + "/* Math pre-rendered by MathJax (render/prerender.py) */\n"
+                         + MATH_CSS)
         return self._css
 
     def figure_files(self, *, one_x_only: bool = False) -> dict[str, bytes]:
@@ -93,6 +125,21 @@ class SiteBuild:
                     continue
                 out[f"{image_dir(exp)}/{filename}"] = files[filename]
         return out
+
+
+    def asset(self, name: str) -> bytes:
+        """A static file of the templates (the project's own first), copied as it is."""
+        for d in self.dirs:
+            if (d / name).is_file():
+                return (d / name).read_bytes()
+        raise BuildError(f"no template file {name}", path=self.project.templates / name,
+                         hint="restore templates/ from the repository")
+
+    def data_files(self) -> dict[str, bytes]:
+        """assets/data/<experiment>/<file> -> bytes: what each experiment's figures link to
+        for readers to download (Kind.downloads)."""
+        return {f"{data_dir(exp)}/{name}": blob
+                for exp in sorted(self.data or {}) for name, blob in sorted(self.data[exp].items())}
 
 
 class Files(dict):

@@ -40,21 +40,39 @@ class HtmlSite(OutputFormat):
         cap = markdown.inline(ref.caption)
         a = html_escape(ref.alt, quote=True)
         # One raw HTML block with no blank line inside, so Markdown passes it through whole.
-        return (f'\n<figure id="fig-{html_escape(ref.name)}">\n'
+        data = " · ".join(f'<a href="{html_escape(url)}" download>{html_escape(name)}</a>'
+                          for name, url in ref.data)
+        data = f' <span class="figure-data">Data: {data}.</span>' if data else ""
+        # The image links to its 2x file: full resolution without JavaScript; figures.js
+        # opens it over the page instead.
+        explore = f' data-explore="{html_escape(ref.explore)}"' if ref.explore else ""
+        # An image the interactive version hides still loads at once, for print and for a
+        # reader whose script fails later.
+        loading = "eager" if ref.explore else "lazy"
+        return (f'\n<figure id="{html_escape(ref.anchor)}"{explore}>\n'
+                f'<a class="figure-zoom" href="{html_escape(ref.src2x)}">'
                 f'<img src="{html_escape(ref.src)}" srcset="{html_escape(ref.src)} 1x, '
                 f'{html_escape(ref.src2x)} 2x" width="{ref.width}" height="{ref.height}" '
-                f'alt="{a}" loading="lazy" decoding="async">\n'
-                f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}'
+                f'alt="{a}" loading="{loading}" decoding="async"></a>\n'
+                f'<figcaption><span class="fig-label">Figure {ref.number}.</span> {cap}{data}'
                 f'</figcaption>\n</figure>\n')
 
-    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
-        doc = markdown.to_html(text)
-        return {"html": doc.html, "toc": doc.toc}
+    def finish(self, text: str, tools) -> dict[str, Any]:
+        from ..render.prerender import prerender
+        from ..render.sidenotes import add_sidenotes
+
+        doc = tools.markdown.to_html(text)
+        page, feed = prerender(doc.html, tools.math)
+        return {"html": add_sidenotes(page), "feed_html": feed, "toc": doc.toc}
+
+    def page_url(self, info) -> str:
+        return f"/{info.slug}/"
 
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         site, base = build.site, build.site.baseurl
         out = Files()
         out.put("assets/style.css", build.css())
+        out.put("assets/figures.js", build.asset("assets/figures.js"))
         out.put(".nojekyll", b"")
         out.put("index.html", build.page("html/index.html", canonical=f"{site.url}{base}/",
                                          page_title=site.title))
@@ -73,7 +91,7 @@ class HtmlSite(OutputFormat):
                 og_image=first_img, json_ld=_json_ld(info, site)))
         out.put("feed.xml", build.page("feed.xml"))
         out.put("sitemap.xml", build.page("sitemap.xml"))
-        for path, data in build.figure_files().items():
+        for path, data in {**build.figure_files(), **build.data_files()}.items():
             out.put(path, data)
         return out
 

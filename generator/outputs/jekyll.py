@@ -37,10 +37,31 @@ class JekyllTree(OutputFormat):
 
     def figure(self, ref: FigureRef, markdown: Markdowner) -> str:
         md_alt = ref.alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-        return f"\n*Figure {ref.number}: {ref.caption}*\n\n![{md_alt}]({ref.src})\n"
+        # The attribute list gives the image's paragraph the figure's id (cross-references);
+        # the image links to its 2x file, the full-resolution view.
+        data = " · ".join(f"[{name}]({url})" for name, url in ref.data)
+        return (f"\n*Figure {ref.number}: {ref.caption}*\n\n[![{md_alt}]({ref.src})]({ref.src2x})\n"
+                f"{{: #{ref.anchor} .figure-image"
+                + (f' data-explore="{ref.explore}"' if ref.explore else "") + "}\n"
+                + (f"\nData: {data}\n{{: .figure-data}}\n" if data else ""))
 
-    def finish(self, text: str, markdown: Markdowner) -> dict[str, Any]:
+    def finish(self, text: str, tools) -> dict[str, Any]:
+        # The Jekyll post keeps its TeX (in kramdown's dialect): it drops into a blog whose
+        # layout decides how math is shown (the post's include loads MathJax for it).
         return {"body": to_kramdown(text)}
+
+    def page_url(self, info) -> str:
+        return info.jekyll_url
+
+    def served(self, build: SiteBuild, files) -> set[str]:
+        """What Jekyll serves from this tree: its files and pages (folders starting with _ are
+        Jekyll's own) and each post at its URL (authoring.urls)."""
+        out = super().served(build, {p: b for p, b in files.items() if not p.startswith("_")})
+        for info in build.posts:
+            out.add(info.jekyll_url)
+            if info.jekyll_url.endswith("/"):
+                out.add(info.jekyll_url + "index.html")
+        return out
 
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         site, base = build.site, build.site.baseurl
@@ -52,9 +73,13 @@ class JekyllTree(OutputFormat):
             "kramdown": {"input": "GFM", "math_engine": "mathjax",
                          "syntax_highlighter": "rouge", "hard_wrap": False},
             "exclude": ["Gemfile", "Gemfile.lock", "vendor"],
+            # A post dated in the future is published like any other, as on the HTML site
+            # (Jekyll's default would hide it until its date: the two outputs would differ).
+            "future": True,
         }))
         out.put("_includes/mathjax.html", build.page("jekyll/_includes/mathjax.html"))
         out.put("assets/css/style.css", build.css())
+        out.put("assets/js/figures.js", build.asset("assets/figures.js"))
         static = next((d / "jekyll" / "static" for d in build.dirs
                        if (d / "jekyll" / "static").is_dir()), None)
         if static is None:
@@ -69,8 +94,9 @@ class JekyllTree(OutputFormat):
             parts = build.rendered[info.slug].parts[self.name]
             out.put(f"_posts/{info.jekyll_name}", build.page(
                 "jekyll/post.md", front_matter=jekyll_front_matter(info),
-                heading="# " + escape_markdown(info.title), body=parts["body"]))
-        for path, data in build.figure_files(one_x_only=True).items():
+                heading="# " + escape_markdown(info.title), body=parts["body"],
+                draft=info.draft))
+        for path, data in {**build.figure_files(), **build.data_files()}.items():
             out.put(path, data)
         return out
 

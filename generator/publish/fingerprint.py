@@ -24,29 +24,62 @@ BUILD_ENV = ("SOURCE_DATE_EPOCH", "LORA_SITE_REQUIRE_CLIENTS")
 FREEZE_PREFIX = "content/_freeze/"
 
 
-def _input_files(project, hashes) -> dict[str, str]:
-    """label/relative path -> sha256 of every file a build reads: content/ (posts, settings and
-    the freeze), the templates (the project's and the package's defaults), the generator
-    package that runs, and the lock."""
+def _input_folders(project) -> list[tuple[str, Path]]:
+    """(label, folder) of every folder a build reads: content/ (posts, settings and the
+    freeze), the templates (the project's and the package's defaults), the generator package
+    that runs; each folder once (the repository's templates/ is both the project's and the
+    package's)."""
     pkg = package_dir()
     folders = [("content", project.content), ("templates", project.templates),
                ("generator", pkg), ("package-templates", pkg.parent / "templates")]
-    files: dict[str, str] = {}
-    seen: set[Path] = set()
+    out, seen = [], set()
     for label, folder in folders:
         try:
             real = Path(folder).resolve()
         except OSError:
             continue
-        if real in seen:
-            continue    # the repository's templates/ is both the project's and the package's
-        seen.add(real)
+        if real not in seen:
+            seen.add(real)
+            out.append((label, Path(folder)))
+    return out
+
+
+def sources_changed_since(project, ns: int) -> bool:
+    """Whether any file a build reads, the freeze aside (builds write it), was changed at or
+    after ``ns`` (time.time_ns()), by its ctime: then a build that started at ``ns`` may not
+    have seen it."""
+    freeze = os.path.join(str(project.freeze), "")
+    for _label, folder in _input_folders(project):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            if os.path.join(dirpath, "").startswith(freeze):
+                continue
+            for name in filenames:
+                try:
+                    if os.stat(os.path.join(dirpath, name)).st_ctime_ns >= ns:
+                        return True
+                except OSError:
+                    return True         # gone since: changed
+    return False
+
+
+def _input_files(project, hashes) -> dict[str, str]:
+    """label/relative path -> sha256 of every file a build reads (_input_folders), and the
+    lock."""
+    files: dict[str, str] = {}
+    for label, folder in _input_folders(project):
         for rel, sha in hashes.tree(folder).items():
             files[f"{label}/{rel}"] = sha
     lock = Path(project.root) / "requirements.lock"
     if lock.is_file():
         files["requirements.lock"] = hashes.sha256(lock)
     return dict(sorted(files.items()))
+
+
+def build_options(*, frozen: bool, baseurl: str | None, drafts: bool = False) -> dict[str, Any]:
+    """The options that change what a build writes, as every builder records them (the
+    build command and the preview), so each one's record holds for the other."""
+    return {"frozen": frozen, "baseurl": baseurl, "drafts": drafts}
 
 
 class BuildFingerprint:
@@ -97,9 +130,32 @@ class BuildFingerprint:
         for name in ("options", "out", "python", "executable", "libraries", "env", "numerics"):
             if old.get(name) != self.inputs[name]:
                 reasons.append(f"{name} changed")
+        for path, sha in sorted((last.get("kind_modules") or {}).items()):
+            try:
+                now = self.ctx.hashes.sha256(path)
+            except OSError:
+                now = None
+            if now != sha:
+                reasons.append(f"changed: {path}")
         if not reasons and last.get("outputs") != self.ctx.hashes.tree(self.out):
             reasons.append(f"{self.out} differs from what the last build wrote")
         return reasons
+
+    def _kind_modules(self) -> dict[str, str]:
+        """path -> sha256 of the kind modules from outside the package (site.yml's kinds:)
+        that the build ran: code the folders above do not hold."""
+        if not self.ctx.has_state("kinds"):
+            return {}
+        import sys
+
+        from ..authoring.posts import kinds_of
+
+        out = {}
+        for module in kinds_of(self.ctx).extra_modules:
+            path = getattr(sys.modules.get(module), "__file__", None)
+            if path:
+                out[os.path.abspath(path)] = self.ctx.hashes.sha256(path)
+        return out
 
     def stages(self) -> list[str]:
         """The stages the last build reported ('run main', 'figures main', 'render', ...)."""
@@ -119,6 +175,7 @@ class BuildFingerprint:
             return False
         doc = {"key": after.key, "inputs": after.inputs,
                "outputs": self.ctx.hashes.tree(self.out),
+               "kind_modules": self._kind_modules(),
                "stages": list(stages)}
         write_bytes_atomic(self.record_path,
                            (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))

@@ -38,9 +38,12 @@ def build_lock(project: Project):
                                   "released when that process exits") from None
         try:
             fh.seek(0)
-            fh.truncate()
-            fh.write(f"{os.getpid()}\n")
-            fh.flush()
+            mine = f"{os.getpid()}\n"
+            if fh.read() != mine:                   # a warm process holds it build after build
+                fh.seek(0)
+                fh.truncate()
+                fh.write(mine)
+                fh.flush()
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)

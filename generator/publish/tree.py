@@ -3,36 +3,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Mapping
+from typing import Collection, Mapping, Protocol
 
 from ..core.errors import BuildError
+from ..core.swap import discard, recover, signals_deferred, swap_in, undo
 from .lock import failpoint
 
-def _leftovers(out: Path) -> list[Path]:
-    """Temporary folders a killed build (SIGKILL, power loss) left beside ``out``."""
-    parent = out.parent
-    if not parent.is_dir():
-        return []
-    return sorted(p for p in parent.iterdir()
-                  if p.name.startswith((f".{out.name}.build-", f".{out.name}.old-")))
+# Re-exported: the names this module has always offered.
+__all__ = ["probe_output", "recover_output", "signals_deferred", "write_tree"]
 
 
 def recover_output(out: Path) -> None:
-    """Undo what a killed build left behind; call with the build lock held.
-
-    A build killed between its two renames has moved the previous output into .<name>.old-*/
-    and not yet put the new one in place: that previous output is put back. Every other leftover
-    (a half-written .<name>.build-* folder) is removed."""
-    out = Path(out)
-    for leftover in _leftovers(out):
-        kept = leftover / "site"
-        if leftover.name.startswith(f".{out.name}.old-") and kept.exists() \
-                and not (out.exists() or out.is_symlink()):
-            os.rename(kept, out)
-        shutil.rmtree(leftover, ignore_errors=True)
+    """Undo what a killed build left behind beside ``out`` (core.swap.recover); call with the
+    build lock held."""
+    recover(out)
 
 
 def probe_output(out: Path) -> None:
@@ -58,52 +44,30 @@ def probe_output(out: Path) -> None:
                                         "permissions of its parent") from None
 
 
-@contextlib.contextmanager
-def signals_deferred():
-    """Hold SIGINT and SIGTERM until the block ends, then act on them: the swap of the output
-    folders and the cleanup after a failure must not stop halfway. Python runs signal handlers
-    in the main thread only, so elsewhere this does nothing."""
-    import signal
+class Alongside(Protocol):
+    """Another folder swapped in the same uninterruptible step as site/ (the freeze's commit,
+    stages.store.FreezeCommit): everything written beforehand, only renames left."""
 
-    caught: list[int] = []
-    try:
-        old = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
-               for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:              # not the main thread
-        old = None
-    try:
-        yield
-    finally:
-        if old is not None:
-            for s, handler in old.items():
-                signal.signal(s, handler)
-            if caught:
-                handler = old[caught[0]]
-                if callable(handler):
-                    handler(caught[0], None)
-                elif handler == signal.SIG_DFL:
-                    os.kill(os.getpid(), caught[0])
+    def swap(self) -> None: ...
+    def rollback(self) -> None: ...
+    def finish(self) -> None: ...
 
 
-def _undo(tmp: Path, old: Path | None, out: Path) -> None:
-    """After a failed write: drop the new tree, put the previous output back if it was moved."""
-    shutil.rmtree(tmp, ignore_errors=True)
-    if old is None:
-        return
-    kept = old / "site"
-    if kept.exists() or kept.is_symlink():
-        if out.exists() or out.is_symlink():
-            return                  # cannot happen; keep both rather than lose one
-        os.rename(kept, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
+def write_tree(out: Path, files: Mapping[str, bytes], *,
+               alongside: Alongside | None = None, same: Collection[str] = ()) -> None:
     """Write ``files`` (relative path -> bytes) as the folder ``out``, atomically: everything goes
     into a temporary folder beside ``out``, which replaces ``out`` only once complete. On any
     failure or interruption the temporary folder is removed and the previous ``out`` is left as
     it was. (A build killed outright leaves its temporary folder; ``recover_output`` removes it
-    at the next build.)"""
+    at the next build.)
+
+    alongside: swapped in just before ``out``, with the same signals held, and swapped back if
+    ``out`` then cannot be: both change, or neither.
+
+    same: paths whose file in the current ``out`` already holds exactly these bytes (the caller
+    vouches for it, see OutputMemo): they are hard-linked into the new folder instead of
+    written, which costs a fraction of creating a file. Nothing ever writes into a file once it
+    is in place, so the old and the new folder can share it."""
     out = Path(out)
     parent = out.parent
     if out.exists() and not out.is_dir():
@@ -116,6 +80,7 @@ def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
         raise BuildError(f"cannot create a folder beside the output: {exc.strerror}",
                          path=parent, hint="check that the folder is writable") from None
     old = None
+    moved = False                   # whether ``alongside`` was swapped in
     try:
         made = {tmp}
         for rel in sorted(files):
@@ -130,6 +95,12 @@ def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
                 if folder not in made:
                     folder.mkdir(exist_ok=True)
                     made.add(folder)
+            if rel in same:
+                try:
+                    os.link(out.joinpath(*parts), target)
+                    continue
+                except OSError:
+                    pass                            # gone, or another file system: write it
             with open(target, "xb") as fh:
                 fh.write(files[rel])
                 os.fchmod(fh.fileno(), 0o644)       # whatever the umask: ordinary public files
@@ -137,20 +108,64 @@ def write_tree(out: Path, files: Mapping[str, bytes]) -> None:
             os.chmod(path, 0o755)                   # mkdtemp makes the top folder private
         failpoint("write")
         with signals_deferred():
-            if out.exists() or out.is_symlink():
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-                os.rename(out, old / "site")
-            os.rename(tmp, out)
+            if alongside is not None:
+                alongside.swap()
+                moved = True
+            old = swap_in(tmp, out)
     except OSError as exc:
         with signals_deferred():
-            _undo(tmp, old, out)
+            undo(tmp, old, out)
+            if moved:
+                alongside.rollback()
         raise BuildError(f"cannot write the site: {exc.strerror or exc}", path=out,
                          hint="check free space and permissions") from None
     except BaseException:
         with signals_deferred():
-            _undo(tmp, old, out)
+            undo(tmp, old, out)
+            if moved:
+                alongside.rollback()
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    discard(old)
+    if alongside is not None:
+        alongside.finish()
 
 
+def _stamp(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+class OutputMemo:
+    """What this context last wrote to each output folder, to tell write_tree which files are
+    already in place: a file counts only while its bytes equal the new ones and its stat (size,
+    times, inode, device) is the one it had just after the write, so a file changed or replaced
+    by anyone since is written again. A warm build context (the preview) keeps one; a command
+    that builds once never has a previous build to compare with."""
+
+    def __init__(self, ctx=None) -> None:
+        self.written: dict[str, dict[str, tuple[tuple[int, ...] | None, bytes]]] = {}
+
+    def same(self, out: Path, files: Mapping[str, bytes]) -> set[str]:
+        before = self.written.get(str(out), {})
+        found = set()
+        for rel, data in files.items():
+            seen = before.get(rel)
+            if seen is not None and seen[1] == data and seen[0] is not None \
+                    and seen[0] == _stamp(os.path.join(out, rel)):
+                found.add(rel)
+        return found
+
+    def wrote(self, out: Path, files: Mapping[str, bytes]) -> None:
+        self.written[str(out)] = {rel: (_stamp(os.path.join(out, rel)), data)
+                                  for rel, data in files.items()}
+
+    def forget(self, out: Path) -> None:
+        self.written.pop(str(out), None)
+
+    def wrote_last(self, out: Path) -> bool:
+        """Whether this context's last build wrote ``out`` (so it was writable a moment
+        ago, and need not be probed again)."""
+        return str(out) in self.written

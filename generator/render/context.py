@@ -2,9 +2,9 @@
 
 The body's variables: each declared experiment under its own name (``main.metrics.steps``) and
 in ``experiments``, ``data.<name>`` for the names listed under ``data:``, ``page``, ``site``,
-``listing(module, name)``, ``figure(name, caption, experiment=...)`` and ``target`` (the output
-format's name). The figure helper checks the figure exists and counts figures; the format
-writes the markup.
+``listing(module, name)``, ``figure(name, caption, experiment=...)``, ``post_url(slug)`` (the
+URL of another post in this output) and ``target`` (the output format's name). The figure
+helper checks the figure exists and counts figures; the format writes the markup.
 """
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def image_dir(experiment: str) -> str:
     return "assets/images" if experiment == MAIN_EXPERIMENT else f"assets/images/{experiment}"
 
 
+def data_dir(experiment: str) -> str:
+    """Where an experiment's downloadable data sits (Kind.downloads)."""
+    return f"assets/data/{experiment}"
+
+
 @dataclass(frozen=True)
 class FigureRef:
     """One figure placed in a body, as an output format draws it."""
@@ -38,6 +43,17 @@ class FigureRef:
     src2x: str
     width: int
     height: int
+    anchor: str = ""            # the id a format may give it: unique on the page
+    data: tuple[tuple[str, str], ...] = ()  # (file name, URL) of the data behind it
+    explore: str = ""           # URL of the data its interactive version reads, if shown
+
+
+def figure_anchor(experiment: str, name: str, shown_before: int) -> str:
+    """fig-<name> for the experiment 'main' (the reference's anchors), fig-<experiment>-<name>
+    for another, so two experiments' figure of one name differ; -2, -3 for a figure shown
+    again on the same page."""
+    base = f"fig-{name}" if experiment == MAIN_EXPERIMENT else f"fig-{experiment}-{name}"
+    return base if not shown_before else f"{base}-{shown_before + 1}"
 
 
 class FigureHelper:
@@ -45,16 +61,19 @@ class FigureHelper:
     build can check it, and hands the markup to the output format."""
 
     def __init__(self, fmt, site, figures: Mapping[str, Mapping[str, bytes]],
-                 declared: Mapping[str, Any], path: Path, markdown) -> None:
+                 declared: Mapping[str, Any], path: Path, markdown, refs=None) -> None:
         self.fmt, self.site, self.figures = fmt, site, figures
         self.declared, self.path, self.markdown = declared, path, markdown
+        self.refs = refs
         self.count = 0
         self.used: list[tuple[str, str]] = []
 
     def __call__(self, name: str, caption: str | None = None, experiment: str = MAIN_EXPERIMENT,
-                 alt: str | None = None, caller: Callable[[], str] | None = None) -> str:
+                 alt: str | None = None, explore: bool = False,
+                 caller: Callable[[], str] | None = None) -> str:
         """The caption is an argument or, to write TeX without escaping backslashes in a Jinja
-        string, the body of a call block: {% call figure('x') %}$QK^\\top${% endcall %}."""
+        string, the body of a call block: {% call figure('x') %}$QK^\\top${% endcall %}.
+        explore=True adds the figure's interactive version (Kind.explorers) over the image."""
         if caption is None:
             if caller is None:
                 raise ContentError(f"figure {name!r} has no caption",
@@ -69,23 +88,71 @@ class FigureHelper:
             raise ContentError(f"figure {name!r} does not exist",
                                hint=f"use one of {', '.join(alt_texts) or 'none'}")
         self.count += 1
+        shown_before = self.used.count((experiment, name))
+        anchor = figure_anchor(experiment, name, shown_before)
         self.used.append((experiment, name))
         folder = f"{self.site.baseurl}/{image_dir(experiment)}"
         w, h = image_size(1)
+        if self.refs is not None and not shown_before:     # @fig: names its first showing
+            self.refs.add_figure(experiment, name, self.count, anchor)
+        data_url = f"{self.site.baseurl}/{data_dir(experiment)}"
+        data = tuple((f, f"{data_url}/{f}") for f in d.kind.downloads(d.settings))
+        explore_url = ""
+        if explore:
+            explorers = d.kind.explorers(d.settings)
+            if name not in explorers:
+                raise ContentError(f"figure {name!r} has no interactive version",
+                                   hint="drop explore=True" + (
+                                       f", or use it with {', '.join(sorted(explorers))}"
+                                       if explorers else ""))
+            explore_url = f"{data_url}/{explorers[name]}"
         return self.fmt.figure(FigureRef(
             experiment=experiment, name=name, number=self.count, caption=caption,
             alt=alt or alt_texts[name], src=f"{folder}/{image_filename(name, 1)}",
-            src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h), self.markdown)
+            src2x=f"{folder}/{image_filename(name, 2)}", width=w, height=h,
+            anchor=anchor, data=data, explore=explore_url), self.markdown)
+
+
+def post_links(posts: Mapping[str, Any], site, formats) -> dict[str, dict[str, str]]:
+    """slug -> output format name -> the post's URL there (OutputFormat.post_url)."""
+    return {slug: {fmt.name: fmt.post_url(info, site) for fmt in formats}
+            for slug, info in sorted(posts.items())}
+
+
+class PostUrl:
+    """``{{ post_url('other-slug') }}``: the URL of another post in the output being rendered
+    (HTML: <baseurl>/<slug>/; Jekyll: the post's permalink). An unknown slug is an error naming
+    the post and line."""
+
+    def __init__(self, links: Mapping[str, Mapping[str, str]], fmt) -> None:
+        self.links, self.fmt = links, fmt
+
+    def __call__(self, slug: str) -> str:
+        if slug not in self.links:
+            import difflib
+
+            close = difflib.get_close_matches(str(slug), list(self.links), n=1)
+            raise ContentError(f"post_url: no post named {slug!r}",
+                               hint=f"did you mean '{close[0]}'?" if close else
+                               f"posts: {', '.join(sorted(self.links)) or 'none'}")
+        return self.links[slug][self.fmt.name]
 
 
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],
-                 fmt, markdown) -> tuple[dict[str, Any], FigureHelper]:
+                 fmt, markdown, refs=None, *, listing: Callable[[str, str], str] = listing,
+                 links: Mapping[str, Mapping[str, str]] | None = None
+                 ) -> tuple[dict[str, Any], FigureHelper]:
     """The variables of ``info``'s body rendered for output format ``fmt``, and its figure
-    helper (which records the figures the body used)."""
+    helper (which records the figures the body used). refs: the post's render.refs.PostRefs,
+    which the figure and table helpers label. links: every post's URLs (post_links), for
+    post_url; without them only the post itself is known."""
+    from .refs import BIB_MARKER, PostRefs
+
+    refs = refs if refs is not None else PostRefs()
     post = info.post
     views = {name: d.kind.view(name, results[name]) for name, d in post.experiments.items()}
     data = {name: post.experiments[name].kind.data(results[name]) for name in post.data}
-    figure = FigureHelper(fmt, site, figures, post.experiments, post.path, markdown)
+    figure = FigureHelper(fmt, site, figures, post.experiments, post.path, markdown, refs)
     ctx: dict[str, Any] = {
         "experiments": views,
         "page": {"title": info.title, "description": info.description, "slug": info.slug,
@@ -94,11 +161,15 @@ def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, M
         "data": data,
         "listing": listing,
         "figure": figure,
+        "table": refs.table,
+        "bibliography": lambda: BIB_MARKER,
+        "post_url": PostUrl(links if links is not None else
+                            post_links({info.slug: info}, site, [fmt]), fmt),
         "target": fmt.name,
-        # Stand-in until the citation engine (issue 14) lands: it replaces this with the list.
-        "bibliography": lambda: "",
     }
     for name, view in views.items():
+        # authoring.names refuses these names when the post is read; this is the safety net
+        # for a name added here and not there (tests/test_names.py checks they agree).
         if name in ctx:
             raise ConfigError(f"experiment name '{name}' clashes with a template name",
                               path=post.path, field=f"experiments.{name}",

@@ -1,5 +1,6 @@
 """Jinja for post bodies and page templates: the number filters a body uses, the compiled-code
-cache (read without pickle), and the body skeletons that make a prose edit recompile nothing.
+cache (read without pickle), and rendering a body through its skeleton (render/skeleton.py),
+so a prose edit recompiles nothing.
 
 Everything here returns strings; nothing writes the site.
 """
@@ -9,7 +10,6 @@ import math
 import os
 import re
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -18,6 +18,7 @@ import jinja2
 from ..core.errors import ContentError
 from ..core.fsio import write_bytes_atomic
 from ..core.located import located
+from .skeleton import TEXT_NAME, Skeleton, edit_text, split_text
 
 def fmt(value: Any, digits: int = 3) -> str:
     """A number with a fixed count of decimals: ``{{ x | fmt(3) }}``.
@@ -85,16 +86,26 @@ class CodeCache(jinja2.BytecodeCache):
 
     Jinja's own FileSystemBytecodeCache stores each entry's checksum with pickle, and nothing
     this project reads from disk is unpickled. An entry here is one header line (this format,
-    Python's bytecode magic number, Jinja's version, Jinja's checksum of the template source),
-    then the code object marshalled as in a .pyc. An entry whose header is not exactly the
-    expected one is ignored (and rewritten), so an edited template or another Python or Jinja
-    never runs stale code. One file per template name: the folder does not grow with edits.
+    Python's bytecode magic number, Jinja's version, the hash of this module's source, Jinja's
+    checksum of the template source), then the code object marshalled as in a .pyc. An entry
+    whose header is not exactly the expected one is ignored (and rewritten), so an edited
+    template or another Python or Jinja never runs stale code. This module's source is in the
+    header because Jinja's optimiser runs the filters defined here on constants while it
+    compiles (``{{ 8.0 | num }}`` is compiled to "8"): an edited filter must recompile them.
+    One file per template name: the folder does not grow with edits.
+
+    code: what stands for the filters' source in the header (default: this file's hash).
     """
 
-    FORMAT = "lora-site-jinja-code 1"
+    FORMAT = "lora-site-jinja-code 2"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, code: str | None = None) -> None:
+        import hashlib
+
         self.directory = Path(directory)
+        if code is None:
+            code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+        self.code = code
 
     def _path(self, bucket: jinja2.bccache.Bucket) -> Path:
         return self.directory / f"{bucket.key}.code"
@@ -102,7 +113,7 @@ class CodeCache(jinja2.BytecodeCache):
     def _header(self, bucket: jinja2.bccache.Bucket) -> bytes:
         from importlib.util import MAGIC_NUMBER
 
-        return (f"{self.FORMAT} {MAGIC_NUMBER.hex()} {jinja2.__version__} "
+        return (f"{self.FORMAT} {MAGIC_NUMBER.hex()} {jinja2.__version__} {self.code} "
                 f"{bucket.checksum}\n").encode("ascii")
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
@@ -183,57 +194,6 @@ def make_body_env(bytecode_dir: Path | None = None) -> jinja2.Environment:
     return env
 
 
-# The name under which a skeleton reads its text; a body that uses it is compiled whole.
-TEXT_NAME = "__lora_site_text__"
-
-
-@dataclass(frozen=True)
-class Skeleton:
-    """A template split by split_text: ``source`` renders, with ``TEXT_NAME=texts``, exactly as
-    the original does; ``lines[i]`` is the original line of the skeleton's line i + 1."""
-    source: str
-    texts: list[str]
-    lines: list[int]
-
-    def original_line(self, line: int | None) -> int | None:
-        if line is None or not 1 <= line <= len(self.lines):
-            return None
-        return self.lines[line - 1]
-
-
-def split_text(env: jinja2.Environment, source: str) -> Skeleton:
-    """Split a template into its tags and its plain text: the skeleton keeps every tag and
-    comment as written and puts ``{{ TEXT_NAME[i] }}`` where the i-th run of text was.
-
-    Why: compiling a post body costs more than the rest of a prose-edit rebuild, and a prose
-    edit changes only the text. The skeleton stays the same, so its compiled code is reused
-    from the bytecode cache. The texts come from Jinja's own lexer, after it has applied
-    trim_blocks, lstrip_blocks and the - markers, so whitespace control is untouched.
-
-    The skeleton has no line breaks of its own, so adding or removing lines of prose leaves it
-    unchanged too; a tag that starts on a new line of the original starts a new line of the
-    skeleton (after an empty comment), and ``lines`` maps each skeleton line back, so errors
-    still name the post's line.
-    """
-    parts: list[str] = []
-    texts: list[str] = []
-    lines = [1]                 # the original line of each skeleton line so far
-    for lineno, kind, value in env.lex(source):
-        if kind in ("raw_begin", "raw_end"):
-            continue            # the raw block's content is a text now
-        if kind == "data":
-            parts.append(f"{{{{ {TEXT_NAME}[{len(texts)}] }}}}")
-            texts.append(value)
-            continue
-        if lineno != lines[-1]:
-            parts.append("{#\n#}")
-            lines.append(lineno)
-        parts.append(value)
-        # A tag that spans lines spans as many in both.
-        lines.extend(range(lineno + 1, lineno + 1 + value.count("\n")))
-    return Skeleton("".join(parts), texts, lines)
-
-
 def _add_filters(env: jinja2.Environment) -> None:
     env.filters["fmt"] = fmt
     env.filters["fmt_sci"] = fmt_sci
@@ -309,21 +269,49 @@ def check_whitespace_control(source: str, *, path: Path, first_line: int = 1) ->
 class BodyRenderer:
     """The environment post bodies are rendered in, and the bodies compiled so far: a body is
     rendered once per output format, and compiled once (a preview server's context keeps them
-    across rebuilds; the bytecode cache keeps them across processes)."""
+    across rebuilds, keeping the bodies the last build rendered; the bytecode cache keeps them
+    across processes)."""
 
     def __init__(self, ctx=None, *, bytecode_dir: Path | None = None) -> None:
         if ctx is not None and bytecode_dir is None:
             bytecode_dir = ctx.project.cache / "jinja"
         self.env = make_body_env(bytecode_dir)
         self.compiled: dict[str, tuple] = {}
+        self.latest: dict[str, str] = {}        # template name -> the source last compiled
+        self.used: set[str] = set()
+        if ctx is not None:
+            ctx.on_new_build(self.trim)
 
     def render(self, source: str, context: dict[str, Any], *, path: Path,
                first_line: int = 1) -> str:
+        self.used.add(source)
         return render_body(self, source, context, path=path, first_line=first_line)
+
+    def trim(self) -> None:
+        """Forget the bodies the last build did not render (every edit of a post makes a new
+        one), so a long preview session does not grow; each post's latest body is kept, as the
+        base its next edit is patched into."""
+        keep = self.used | set(self.latest.values())     # the latest: the next edit's base
+        self.compiled = {s: c for s, c in self.compiled.items() if s in keep}
+        self.used = set()
 
 
 def body_renderer(ctx) -> BodyRenderer:
     return ctx.state("body-jinja", BodyRenderer)
+
+
+def _patched(compiled: dict[str, tuple], before: str | None, source: str) -> tuple | None:
+    """The compiled body of ``source`` from that of the source compiled before it under the
+    same name, when the edit between them is prose (edit_text): same code, new texts."""
+    if before is None or before not in compiled:
+        return None
+    template, _extra, skeleton = compiled[before]
+    if skeleton is None:
+        return None
+    patched = edit_text(skeleton, before, source)
+    if patched is None:
+        return None
+    return template, {TEXT_NAME: patched.texts}, patched
 
 
 def render_body(renderer: "BodyRenderer | jinja2.Environment", source: str,
@@ -334,14 +322,17 @@ def render_body(renderer: "BodyRenderer | jinja2.Environment", source: str,
         return None if line is None else first_line + line - 1
 
     if isinstance(renderer, jinja2.Environment):
-        env, compiled = renderer, {}
+        env, compiled, latest = renderer, {}, {}
     else:
-        env, compiled = renderer.env, renderer.compiled
+        env, compiled, latest = renderer.env, renderer.compiled, renderer.latest
+    name = f"post-body:{path.name}"
     if source not in compiled:
         check_whitespace_control(source, path=path, first_line=first_line)
     try:
         if source not in compiled:
-            compiled[source] = _compile_body(env, source, name=f"post-body:{path.name}")
+            compiled[source] = _patched(compiled, latest.get(name), source) or \
+                _compile_body(env, source, name=name)
+            latest[name] = source
         template, extra, skeleton = compiled[source]
     except jinja2.TemplateSyntaxError as exc:
         raise ContentError(f"template syntax error: {exc.message}", path=path,
@@ -360,7 +351,10 @@ def render_body(renderer: "BodyRenderer | jinja2.Environment", source: str,
                            hint="check the name against the results' metrics and config") from None
     except jinja2.TemplateError as exc:
         raise ContentError(f"template error: {exc}", path=path, line=line_of(exc)) from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as exc:
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError,
+            RecursionError) as exc:
+        # What an expression in the body can raise (1/0, 10.0 ** 400, a macro calling itself,
+        # fmt(x, -1)): the body's fault, reported at its line.
         raise ContentError(f"error in a template expression: {type(exc).__name__}: {exc}",
                            path=path, line=line_of(exc)) from None
 

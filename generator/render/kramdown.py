@@ -14,6 +14,7 @@ from .dialect import inline_math_spans, iter_blocks
 
 FOCUSABLE_IAL = '{: tabindex="0"}'
 _LIQUID = re.compile(r"\{[{%]")
+_BLOCK_IAL = re.compile(r"^\{:\s*#[A-Za-z][\w:.-]*\s*\}[ \t]*$")
 
 
 def kramdown_inline_tex(tex: str) -> str:
@@ -62,7 +63,8 @@ def _guard_block_starts(text: str) -> str:
 def to_kramdown(source: str) -> str:
     """Rewrite author Markdown into kramdown-safe Markdown for a Jekyll post (see DESIGN.md)."""
     parts: list[str] = []
-    for kind, text in iter_blocks(source):
+    blocks = iter_blocks(source)
+    for i, (kind, text) in enumerate(blocks):
         if kind == "fence":
             # Code is left as written. The attribute list on the next line makes the block
             # keyboard-focusable, so a reader without a mouse can scroll a long line
@@ -75,8 +77,15 @@ def to_kramdown(source: str) -> str:
                 parts.append(guard_liquid(block) if _LIQUID.search(text) else block)
         elif kind == "math":
             # Display math: $$ on their own lines with blank lines around, which kramdown reads
-            # as a block (a $$ inside a paragraph would be inline math).
-            parts.append("\n$$\n" + guard_liquid(text) + "\n$$\n")
+            # as a block (a $$ inside a paragraph would be inline math). An attribute list on
+            # the next line (a labelled equation's id) must follow the block directly.
+            ial = ""
+            if i + 1 < len(blocks) and blocks[i + 1][0] == "text":
+                first, _, rest = blocks[i + 1][1].lstrip("\n").partition("\n")
+                if _BLOCK_IAL.match(first):
+                    ial = first.strip() + "\n"
+                    blocks[i + 1] = ("text", rest)
+            parts.append("\n$$\n" + guard_liquid(text) + "\n$$\n" + ial)
         else:
             out, last = [], 0
             for start, end, tex in inline_math_spans(text):

@@ -64,8 +64,12 @@ def _find(body: list[ast.stmt], name: str):
 def listing(module: str, qualname: str, package_dir: Path | None = None) -> str:
     """Source of the class or function ``qualname`` ('LoRALinear' or 'LoRALinear.forward')."""
     path = module_path(module, package_dir)
-    source = path.read_text(encoding="utf-8")
-    tree = ast.parse(source, filename=str(path))
+    return _extract(path, path.read_text(encoding="utf-8"), qualname, package_dir)
+
+
+def _extract(path: Path, source: str, qualname: str, package_dir: Path | None,
+             tree: ast.Module | None = None) -> str:
+    tree = tree or ast.parse(source, filename=str(path))
     body: list[ast.stmt] = tree.body
     node = None
     rel = path.relative_to((package_dir or PACKAGE_DIR).resolve()).as_posix()
@@ -80,3 +84,26 @@ def listing(module: str, qualname: str, package_dir: Path | None = None) -> str:
     first = min([node.lineno] + [d.lineno for d in node.decorator_list])
     text = "\n".join(lines[first - 1: node.end_lineno])
     return textwrap.dedent(text)
+
+
+class Listings:
+    """``listing`` for one build context: each module is parsed once while its bytes stay the
+    same (a body shows several listings of one module, once per output format)."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.parsed: dict[str, tuple[str, str, ast.Module]] = {}    # path -> (sha, source, tree)
+
+    def __call__(self, module: str, qualname: str) -> str:
+        path = module_path(module)
+        sha = self.ctx.hashes.sha256(path)
+        seen = self.parsed.get(str(path))
+        if seen is None or seen[0] != sha:
+            source = path.read_text(encoding="utf-8")
+            seen = (sha, source, ast.parse(source, filename=str(path)))
+            self.parsed[str(path)] = seen
+        return _extract(path, seen[1], qualname, None, seen[2])
+
+
+def listings_of(ctx) -> Listings:
+    return ctx.state("listings", Listings)

@@ -70,7 +70,7 @@ def _pygments_version() -> str:
 
 
 class Markdowner:
-    """One Markdown converter, reused (building one loads seven extensions, which costs more
+    """One Markdown converter, reused (building one loads eight extensions, which costs more
     than converting a caption), and the highlight cache it looks code up in."""
 
     def __init__(self, ctx: BuildContext | None = None, *, cache_file: Path | None = None) -> None:
@@ -146,6 +146,7 @@ def _new_markdown(highlighter):
     # package's entry points to find them, which costs more than a prose-edit render.
     import markdown
     from markdown.extensions.attr_list import AttrListExtension
+    from markdown.extensions.footnotes import FootnoteExtension
     from markdown.extensions.md_in_html import MarkdownInHtmlExtension
     from markdown.extensions.tables import TableExtension
     from markdown.extensions.toc import TocExtension
@@ -160,6 +161,8 @@ def _new_markdown(highlighter):
             TableExtension(),
             AttrListExtension(),
             MarkdownInHtmlExtension(),
+            # [^name] and "[^name]: text", numbered in the order cited, as kramdown does.
+            FootnoteExtension(BACKLINK_TITLE="Back to the text of note %d"),
         ],
         output_format="html",
     )

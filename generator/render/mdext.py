@@ -30,6 +30,8 @@ from markdown.util import AtomicString
 MATH_CLASS = "arithmatex"
 CODE_CLASS = "highlight"
 
+# An attribute list giving the block above an id, as kramdown writes it: {: #eq-scores}
+_BLOCK_ID = re.compile(r"^\{:\s*#([A-Za-z][\w:.-]*)\s*\}[ \t]*$")
 # A fenced block's info string: a language name, or an attribute list such as {.python}.
 _INFO_WORD = re.compile(r"^\{?\s*\.?([\w+#.-]+)")
 
@@ -38,8 +40,9 @@ def _escape(tex: str) -> str:
     return html.escape(tex, quote=False)
 
 
-def display_math_html(tex: str) -> str:
-    return f'<div class="{MATH_CLASS}">\\[\n{_escape(tex)}\n\\]</div>'
+def display_math_html(tex: str, element_id: str | None = None) -> str:
+    at = f' id="{html.escape(element_id, quote=True)}"' if element_id else ""
+    return f'<div class="{MATH_CLASS}"{at}>\\[\n{_escape(tex)}\n\\]</div>'
 
 
 def fence_parts(block: str) -> tuple[str, str]:
@@ -84,7 +87,8 @@ class _BlocksPreprocessor(Preprocessor):
         from .dialect import iter_blocks
 
         out: list[str] = []
-        for kind, text in iter_blocks("\n".join(lines)):
+        blocks = iter_blocks("\n".join(lines))
+        for i, (kind, text) in enumerate(blocks):
             if kind == "text":
                 out.append(text)
                 continue
@@ -92,7 +96,16 @@ class _BlocksPreprocessor(Preprocessor):
                 language, code = fence_parts(text)
                 html_block = self.highlighter(code, language).rstrip("\n")
             else:
-                html_block = display_math_html(text)
+                # `{: #eq-x}` on the line after the block (render.refs writes it for a
+                # labelled equation, as kramdown reads it) is the block's id.
+                element_id = None
+                if i + 1 < len(blocks) and blocks[i + 1][0] == "text":
+                    first, _, rest = blocks[i + 1][1].lstrip("\n").partition("\n")
+                    m = _BLOCK_ID.match(first)
+                    if m:
+                        element_id = m.group(1)
+                        blocks[i + 1] = ("text", rest)
+                html_block = display_math_html(text, element_id)
             # Blank lines around: the placeholder is a block of its own, never inside a
             # paragraph (the Jekyll writer sets display blocks apart the same way).
             out.append("\n" + self.md.htmlStash.store(html_block) + "\n")

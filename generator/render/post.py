@@ -4,6 +4,8 @@ found in the Markdown after Jinja ran name the post, and the line where they can
 """
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -11,8 +13,19 @@ from ..core.context import BuildContext
 from ..core.errors import ContentError
 from .context import body_context
 from .jinja import body_renderer
+from .links import local_links
+from .listings import listings_of
 from .markdown import markdowner
 from .postcache import post_cache
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What an output format's finish() may use: the context's Markdown converter and math
+    renderer."""
+
+    markdown: Any
+    math: Any
 
 
 @dataclass
@@ -23,20 +36,44 @@ class RenderedPost:
 
 
 def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
-                figures: Mapping[str, Mapping[str, bytes]], formats: list) -> RenderedPost:
-    """The post's body rendered for each of ``formats`` (output format objects)."""
-    renderer, md = body_renderer(ctx), markdowner(ctx)
+                figures: Mapping[str, Mapping[str, bytes]], formats: list,
+                links: Mapping[str, Mapping[str, str]] | None = None) -> RenderedPost:
+    """The post's body rendered for each of ``formats`` (output format objects). links: every
+    post's URL in each format (render.context.post_links), for post_url."""
+    from .prerender import math_renderer
+    from .callouts import expand as expand_callouts
+    from .refs import Bibliography, PostRefs, Resolver
+
+    renderer, md, listings = body_renderer(ctx), markdowner(ctx), listings_of(ctx)
+    tools = Tools(markdown=md, math=math_renderer(ctx))
     post = info.post
     parts: dict[str, dict[str, Any]] = {}
     used: list = []
+    lines = post.body.split("\n")
+
+    def line_of(needle: str, nth: int = 1) -> int | None:
+        """The post's line of the ``nth`` occurrence of ``needle`` in the body as written."""
+        hits = (post.body_line + i for i, line in enumerate(lines) if needle in line)
+        return next(itertools.islice(hits, nth - 1, None), None)
+
     for fmt in formats:
-        variables, helper = body_context(info, site, results, figures, fmt, md)
+        refs = PostRefs()
+        variables, helper = body_context(info, site, results, figures, fmt, md, refs,
+                                         listing=listings, links=links)
         text = renderer.render(post.body, variables, path=post.path, first_line=post.body_line)
         used = helper.used
         try:
-            parts[fmt.name] = fmt.finish(text, md)
+            text = expand_callouts(text, line_of=line_of, path=post.path)
+            text = Resolver(refs, Bibliography.of(ctx), path=post.path,
+                            line_of=line_of).resolve(text)
+            parts[fmt.name] = fmt.finish(text, tools)
         except ContentError as exc:
+            if exc.path is not None:
+                raise                   # located already (an unknown citation names its line)
             raise _locate_markdown_error(exc, post) from None
+        # Checked once every page exists (publish.links); found here, where the text the
+        # format's Markdown was made from is at hand, and cached with the rest.
+        parts[fmt.name]["links"] = [list(link) for link in local_links(text)]
     return RenderedPost(info=info, parts=parts, figures_used=used)
 
 
@@ -58,19 +95,25 @@ def _locate_markdown_error(exc: ContentError, post: Any) -> ContentError:
 
 def cached_render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                        figures: Mapping[str, Mapping[str, bytes]], formats: list, *,
-                       result_files: dict[str, Any]) -> RenderedPost:
+                       result_files: dict[str, Any],
+                       links: Mapping[str, Mapping[str, str]] | None = None) -> RenderedPost:
     """render_post, or its parts from an earlier build whose inputs were exactly these
     (postcache): an edit to one post does not re-render the others. result_files: name ->
-    {kind, settings, files: {file: sha256}} of every experiment the post declares."""
+    {kind, settings, files: {file: sha256}} of every experiment the post declares. links: as
+    for render_post (part of the key: a post's URL moving re-renders the posts that link to
+    it)."""
     cache = post_cache(ctx)
+    bib = ctx.project.content / "references.bib"
     key = cache.key(info, site, {n: result_files[n] for n in sorted(info.post.experiments)},
                     {exp: sorted(files) for exp, files in sorted(figures.items())},
-                    [f.name for f in formats])
+                    [f.name for f in formats],
+                    extra={"bibliography": ctx.hashes.sha256(bib) if bib.is_file() else None},
+                    links=links)
     doc = cache.get(key)
     if doc is not None and sorted(doc) == ["figures_used", "parts"] \
             and sorted(doc["parts"]) == sorted(f.name for f in formats):
         return RenderedPost(info=info, parts=doc["parts"],
                             figures_used=[tuple(x) for x in doc["figures_used"]])
-    rendered = render_post(ctx, info, site, results, figures, formats)
+    rendered = render_post(ctx, info, site, results, figures, formats, links)
     cache.put(key, {"parts": rendered.parts, "figures_used": rendered.figures_used})
     return rendered

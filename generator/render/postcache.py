@@ -3,8 +3,8 @@ rendered again, so an edit to one post renders only that post.
 
 A post's key hashes everything its rendering reads: its file, what templates see of it, the
 site settings, the kind, settings and result-file hashes of each experiment it declares, the
-figure files, the generator's source (listings are read from it and its behaviour is theirs),
-the library versions and the output formats. Entries live in .cache/lora-site/posts/<key>.json;
+figure files, every post's URL (for post_url), the generator's source (listings are read from
+it and its behaviour is theirs), the library versions and the output formats. Entries live in .cache/lora-site/posts/<key>.json;
 those a build did not use are removed at its end.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..core.fsio import sha256_bytes, write_bytes_atomic
 from ..core.keys import installed_distributions, package_dir
 
 POSTS_DIR = "posts"
-KEY_FORMAT = 2
+KEY_FORMAT = 3
 
 
 def _json_default(value: Any) -> Any:
@@ -43,13 +43,16 @@ class PostCache:
         self.ctx = ctx
         self.folder = ctx.project.cache / POSTS_DIR
         self.used: set[str] = set()
+        self.pending: dict[str, str] = {}
 
     def _code(self) -> dict[str, str]:
         """sha256 of every source file of the running generator package."""
         return self.ctx.hashes.tree(package_dir(), suffix=".py")
 
     def key(self, info: Any, site: Any, results_files: dict[str, Any],
-            figures: dict[str, list[str]], formats: list[str]) -> str | None:
+            figures: dict[str, list[str]], formats: list[str],
+            extra: dict[str, Any] | None = None,
+            links: dict[str, Any] | None = None) -> str | None:
         """The hash of everything a post's rendering reads, or None when some input has no
         faithful JSON form (then the post is rendered every time)."""
         try:
@@ -61,6 +64,8 @@ class PostCache:
                 "experiments": results_files,
                 "figures": figures,
                 "formats": formats,
+                "extra": extra or {},
+                "links": links,
                 "code": self._code(),
                 "libraries": installed_distributions(),
                 "python": sys.version,
@@ -82,15 +87,21 @@ class PostCache:
         return doc if isinstance(doc, dict) else None
 
     def put(self, key: str | None, parts: dict[str, Any]) -> None:
+        """Keep a rendering; it is written by flush() (after the pages are out, in a build)."""
         if key is None:
             return
-        text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
-        write_bytes_atomic(self.folder / f"{key}.json", text.encode("utf-8"))
+        self.pending[key] = json.dumps(parts, sort_keys=True, ensure_ascii=False)
         self.used.add(key)
 
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for key, text in sorted(pending.items()):
+            write_bytes_atomic(self.folder / f"{key}.json", text.encode("utf-8"))
+
     def prune(self) -> None:
-        """Remove the entries this build did not use (a post's old renderings are never
-        needed again), and start the next build's count."""
+        """Write what put() kept, remove the entries this build did not use (a post's old
+        renderings are never needed again), and start the next build's count."""
+        self.flush()
         if self.folder.is_dir():
             for path in sorted(self.folder.glob("*.json")):
                 if path.stem not in self.used:
@@ -99,4 +110,5 @@ class PostCache:
 
 
 def post_cache(ctx: BuildContext) -> PostCache:
-    return ctx.state("post-cache", PostCache)
+    # Its used-set counts one build's entries (a failed build never reaches prune()).
+    return ctx.state("post-cache", PostCache, renew=True)

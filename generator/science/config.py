@@ -15,6 +15,24 @@ SITES = ("q", "k", "v")
 A_INITS = ("gaussian", "kaiming")
 TOKEN_KINDS = ("gaussian", "correlated")
 
+# Bounds checked before anything is allocated. A run keeps every array it computes, and its
+# arrays.npz is committed in content/_freeze: GitHub warns about files over 50 MB and refuses
+# them over 100 MB, and d_model 4096 alone makes 134 MB (two d x d float32 matrices).
+MAX_SEED = 2**63 - 1            # torch's generators take a 64-bit seed
+MAX_D_MODEL = 2048
+MAX_SEQ_LEN = 1024
+MAX_STEPS = 1_000_000
+MAX_THREADS = 64
+MAX_RESULT_MB = 50
+
+
+def result_bytes(cfg: "ExperimentConfig") -> int:
+    """The size of the run's arrays (float32; science.experiment saves these): X, the Q, K, V
+    before and after (n x d each), ΔW and W_base (d x d), A and B (r x d), the scores and
+    weights before and after (n x n), the loss and target probability per step."""
+    d, n, r, steps = cfg.d_model, cfg.seq_len, cfg.rank, cfg.max_steps
+    return 4 * (2 * d * d + 7 * n * d + 2 * r * d + 4 * n * n + 2 * steps + 1)
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -59,8 +77,13 @@ def validate_experiment(cfg: ExperimentConfig, *, source: object | None = None,
                         prefix: str = "") -> None:
     """Raise ConfigError on the first invalid value, naming the field and the fix."""
 
-    def bad(name: str, message: str) -> ConfigError:
-        return ConfigError(message, path=source, field=prefix + name)
+    def bad(name: str, message: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(message, path=source, field=prefix + name, hint=hint)
+
+    def at_most(name: str, bound: int, why: str) -> None:
+        value = getattr(cfg, name)
+        if value > bound:
+            raise bad(name, f"must be at most {bound}, got {value}", hint=why)
 
     for f in fields(cfg):
         value = getattr(cfg, f.name)
@@ -70,10 +93,17 @@ def validate_experiment(cfg: ExperimentConfig, *, source: object | None = None,
             raise bad(f.name, f"must be a number, got {value!r}")
         if f.type in ("str",) and not isinstance(value, str):
             raise bad(f.name, f"must be a string, got {value!r}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise bad("seed", f"must be between 0 and 2**63 - 1, got {cfg.seed}",
+                  hint="torch seeds its generators with a 64-bit number")
     if cfg.d_model < 1:
         raise bad("d_model", f"must be >= 1, got {cfg.d_model}")
+    too_big = (f"the run's arrays go into content/_freeze, whose files must stay under "
+               f"{MAX_RESULT_MB} MB")
+    at_most("d_model", MAX_D_MODEL, too_big)
     if cfg.seq_len < 2:
         raise bad("seq_len", f"must be >= 2 so a query has more than one key, got {cfg.seq_len}")
+    at_most("seq_len", MAX_SEQ_LEN, too_big)
     if not 1 <= cfg.rank <= cfg.d_model:
         raise bad("rank", f"must be between 1 and d_model={cfg.d_model}, got {cfg.rank}")
     if not (math.isfinite(cfg.alpha) and cfg.alpha > 0):
@@ -84,6 +114,7 @@ def validate_experiment(cfg: ExperimentConfig, *, source: object | None = None,
         raise bad("a_std", f"must be a positive finite number, got {cfg.a_std!r}")
     if cfg.max_steps < 1:
         raise bad("max_steps", f"must be >= 1, got {cfg.max_steps}")
+    at_most("max_steps", MAX_STEPS, "the loss of every step is kept in the results")
     if not (0.0 < cfg.stop_prob < 1.0):
         raise bad("stop_prob", f"must lie strictly between 0 and 1, got {cfg.stop_prob!r}")
     for name in ("query", "key"):
@@ -100,6 +131,14 @@ def validate_experiment(cfg: ExperimentConfig, *, source: object | None = None,
         raise bad("token_corr", f"must lie in [0, 1), got {cfg.token_corr!r}")
     if cfg.threads < 1:
         raise bad("threads", f"must be >= 1, got {cfg.threads}")
+    at_most("threads", MAX_THREADS, "torch cannot start that many threads")
+    size = result_bytes(cfg)
+    if size > MAX_RESULT_MB * 1_000_000:
+        raise bad("d_model" if cfg.d_model * cfg.d_model >= cfg.seq_len * cfg.d_model
+                  else "seq_len",
+                  f"d_model={cfg.d_model} with seq_len={cfg.seq_len} would make arrays.npz "
+                  f"{size / 1e6:.0f} MB, over the {MAX_RESULT_MB} MB limit",
+                  hint="lower d_model or seq_len; GitHub refuses files over 100 MB")
 
 
 def experiment_from_mapping(data: Mapping[str, Any] | None, *, source: object | None = None,

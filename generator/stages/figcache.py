@@ -20,9 +20,13 @@ KEEP_FIGURE_SETS = 12
 
 
 class FigureCache:
-    def __init__(self, cache_dir: Path) -> None:
+    """hashes: a build context's core.filehash.HashMemo, to read a figure set once while its
+    files stay as they are (a warm context loads the same set every build)."""
+
+    def __init__(self, cache_dir: Path, hashes=None) -> None:
         self.cache_dir = Path(cache_dir)
         self.root = self.cache_dir / "figures"
+        self.hashes = hashes
 
     def load(self, key: str) -> dict[str, bytes] | None:
         """The cached PNGs of ``key``, or None when absent or damaged (then they are redrawn)."""
@@ -31,8 +35,13 @@ class FigureCache:
             index = json.loads((folder / INDEX).read_text(encoding="utf-8"))
             out = {}
             for name in sorted(index["files"]):
-                data = (folder / name).read_bytes()
-                if sha256_bytes(data) != index["files"][name]:
+                if self.hashes is not None:
+                    data = self.hashes.read(folder / name)
+                    sha = self.hashes.sha256(folder / name)
+                else:
+                    data = (folder / name).read_bytes()
+                    sha = sha256_bytes(data)
+                if sha != index["files"][name]:
                     return None
                 out[name] = data
             return out

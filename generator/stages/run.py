@@ -61,7 +61,9 @@ def _short(key: str) -> str:
 
 
 def store_of(ctx: BuildContext) -> Store:
-    return ctx.state("store", Store)
+    # Read once per build: another command (run, audit, a checkout) may change the freeze
+    # between two builds of one context.
+    return ctx.state("store", Store, renew=True)
 
 
 def workers_of(ctx: BuildContext):
@@ -76,7 +78,7 @@ def _import_memo(ctx: BuildContext) -> dict:
     return ctx.state("import-memo", lambda ctx: {})
 
 
-def _outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
+def outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
     """A kind defined outside the package (site.yml's `kinds:`) is keyed by its own file too."""
     if d.kind.module.startswith("generator."):
         return {}
@@ -102,18 +104,26 @@ def _upstream_files(ctx: BuildContext, d: Declared) -> dict[str, Any]:
 
 def run_inputs(ctx: BuildContext, d: Declared) -> dict[str, Any]:
     """Everything that decides the results of ``d`` (core.keys.stage_inputs), the results it
-    reads included."""
-    return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.run_roots,
-                        libraries=d.kind.run_libraries, sha256=ctx.hashes.sha256,
-                        lock=ctx.project.root / "requirements.lock",
-                        extra={**_outside_sources(ctx, d), **_upstream_files(ctx, d)},
-                        memo=_import_memo(ctx))
+    reads included; computed once per build (a heavy kind's child is started with them, then its
+    result checked) while the files it reads stay the same."""
+    memo = ctx.state("run-inputs", lambda ctx: {}, renew=True)
+    upstream = _upstream_files(ctx, d)
+    key = (d.name, d.key(), d.kind.module, repr(upstream))
+    if key not in memo:
+        memo[key] = stage_inputs(settings=d.kind.settings_dict(d.settings),
+                                 roots=d.kind.run_roots, libraries=d.kind.run_libraries,
+                                 sha256=ctx.hashes.sha256,
+                                 lock=ctx.project.root / "requirements.lock",
+                                 extra={**outside_sources(ctx, d), **upstream},
+                                 memo=_import_memo(ctx))
+    return memo[key]
 
 
 def upstream_results(ctx: BuildContext, d: Declared) -> dict[str, Any]:
-    """name -> the loaded result of each experiment ``d`` reads, from the freeze."""
+    """name -> the loaded result of each experiment ``d`` reads, as it now stands (staged by
+    this build, else in the freeze)."""
     store = store_of(ctx)
-    return {u.name: u.kind.load(store.folder(u.name), u.name) for u in d.upstream}
+    return {u.name: _load(ctx, u, store.folder(u.name)) for u in d.upstream}
 
 
 def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any]:
@@ -124,24 +134,74 @@ def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any
     return stage_inputs(settings=d.kind.settings_dict(d.settings), roots=d.kind.figure_roots,
                         libraries=d.kind.figure_libraries, sha256=ctx.hashes.sha256,
                         lock=ctx.project.root / "requirements.lock",
-                        extra={"results": results, **_outside_sources(ctx, d)},
+                        extra={"results": results, **outside_sources(ctx, d)},
                         memo=_import_memo(ctx))
+
+
+def say_outcome(progress: Any, d: Declared, files: dict[str, bytes]) -> None:
+    """End a progress display with how the computation ended, when both can say so."""
+    finish = getattr(progress, "finish", None)
+    how = d.kind.outcome(d.settings, files) if finish is not None else None
+    if how:
+        finish(how)
 
 
 def compute_here(d: Declared, opts: StageOptions,
                  upstream: Mapping[str, Any] | None = None) -> dict[str, bytes]:
     """Compute ``d`` in this process (``upstream``: the loaded results it reads, for a kind
-    with needs); a training failure names the post that declares it."""
+    with needs); a failure the settings can fix names the post that declares it (and the
+    setting, when the kind says which); a library the kind computes with that is not installed
+    says how to build without it."""
     extra = {} if upstream is None else {"upstream": upstream}
     try:
         if opts.progress is None:
             return d.kind.compute(d.name, d.settings, **extra)
         with opts.progress(d.name, d.kind) as progress:
-            return d.kind.compute(d.name, d.settings, progress, **extra)
+            files = d.kind.compute(d.name, d.settings, progress, **extra)
+            say_outcome(progress, d, files)
+            return files
     except ExperimentError as exc:
         from ..core.located import located
 
-        raise located(exc, path=d.source, field=f"experiments.{d.name}") from None
+        field = f"experiments.{d.name}"
+        if exc.field and exc.field != "experiment":
+            field += f".{exc.field}"
+        raise located(exc, path=d.source, field=field) from None
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in d.kind.run_libraries:
+            raise
+        raise ResultsError(f"experiment '{d.name}' must be computed, and {missing} is not "
+                           "installed", path=d.source, field=f"experiments.{d.name}",
+                           hint=f"install it with pip install -r requirements.lock, or build "
+                                f"with --frozen from a content/_freeze made where {missing} is") \
+            from None
+
+
+# content/_freeze is committed: GitHub warns about a file over 50 MB and refuses one over 100 MB.
+WARN_FILE_BYTES = 50_000_000
+MAX_FILE_BYTES = 100_000_000
+
+
+def _size(n: int) -> str:
+    """A file size as people read it: 812 bytes, 5.2 kB, 134.2 MB."""
+    if n < 1000:
+        return f"{n} bytes"
+    return f"{n / 1000:.1f} kB" if n < 1_000_000 else f"{n / 1_000_000:.1f} MB"
+
+
+def check_sizes(d: Declared, files: Mapping[str, bytes], opts: StageOptions) -> None:
+    """Refuse a result file too large for the repository; warn about one GitHub warns about."""
+    for name in sorted(files):
+        size = len(files[name])
+        if size > MAX_FILE_BYTES:
+            raise ResultsError(f"the result file {name} of experiment '{d.name}' would be "
+                               f"{_size(size)}, over the {_size(MAX_FILE_BYTES)} GitHub accepts",
+                               path=d.source, field=f"experiments.{d.name}",
+                               hint="make the experiment smaller: content/_freeze is committed")
+        if size > WARN_FILE_BYTES and opts.warn is not None:
+            opts.warn(f"run {d.name}: {name} is {_size(size)}; GitHub warns about files over "
+                      f"{_size(WARN_FILE_BYTES)} and refuses them over {_size(MAX_FILE_BYTES)}")
 
 
 def compute_declared(ctx: BuildContext, d: Declared, opts: StageOptions) -> dict[str, bytes]:
@@ -156,7 +216,9 @@ def save_result(ctx: BuildContext, d: Declared, files: dict[str, bytes], inputs:
     """Settle fresh files against the freeze, write what must be written, record the inputs.
     Returns the store.Settled outcome."""
     store = store_of(ctx)
-    outcome = settle(store.folder(d.name), files, d.kind.compare, refreeze=opts.refreeze)
+    check_sizes(d, files, opts)
+    outcome = settle(store.frozen_folder(d.name), files, d.kind.compare,
+                     refreeze=opts.refreeze)
     if inputs is None:
         # Not the declared settings (a command-line override): written, never recorded.
         if outcome.write:
@@ -190,6 +252,34 @@ def start_children(ctx: BuildContext, declared: Mapping[str, Declared],
                                                     for u in d.upstream})
 
 
+def collect_child(workers, d: Declared, key: str, opts: StageOptions) -> dict[str, bytes] | None:
+    """The files of the child computing ``d`` (None if it failed), its progress shown as it
+    reports it (what it reported while this process was busy comes at once)."""
+    if opts.progress is None:
+        return workers.collect(d.name, key)
+    with opts.progress(d.name, d.kind) as progress:
+        files = workers.collect(d.name, key, progress=progress)
+        if files is not None:
+            say_outcome(progress, d, files)
+        return files
+
+
+def _load(ctx: BuildContext, d: Declared, folder: Path) -> Any:
+    """The kind's loaded result in ``folder``, kept in the context while the result files'
+    hashes stay the same (a warm context loads it once, not once per build)."""
+    memo = ctx.state("loaded", lambda ctx: {})
+    try:
+        key = (d.kind.name, tuple(ctx.hashes.sha256(folder / f) for f in d.kind.result_files))
+    except OSError:
+        return d.kind.load(folder, d.name)          # which says what is missing
+    seen = memo.get((d.name, str(folder)))
+    if seen is not None and seen[0] == key:
+        return seen[1]
+    loaded = d.kind.load(folder, d.name)
+    memo[(d.name, str(folder))] = (key, loaded)
+    return loaded
+
+
 def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
     """The fresh result of ``d``: reused, collected from its child, or computed here."""
     store = store_of(ctx)
@@ -204,27 +294,46 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
                                     "then commit content/_freeze")
         opts.say(f"run {d.name}: reused frozen results (inputs unchanged, key "
                  f"{_short(state.key)})")
-        return d.kind.load(folder, d.name)
+        return _load(ctx, d, folder)
     if state.fresh and not opts.recompute:
         if ctx.has_state("workers"):
             workers_of(ctx).stop(d.name)
         opts.say(f"run {d.name}: reused (inputs unchanged, key {_short(state.key)})")
-        return d.kind.load(folder, d.name)
+        return _load(ctx, d, folder)
     why = "--force" if opts.recompute else "; ".join(state.reasons)
     # New results mean new figures: the figure worker imports matplotlib on the other core
     # while this one trains.
     workers = workers_of(ctx)
     workers.start_pool()
-    files = None
-    if workers.computing(d.name) and opts.progress is None:
-        files = workers.collect(d.name, state.key)
-    workers.stop(d.name)            # a child cannot report progress: computed here instead
+    files = None if opts.recompute else store.cached_result(d.kind, state.key)
+    ran = "ran" if files is None else "reused the results of a build that failed later"
+    where = ""
+    if files is None and workers.computing(d.name):
+        files = collect_child(workers, d, state.key, opts)
+        where = "" if files is None else "; computed by a second process"
+    workers.stop(d.name)
     if files is None:
         files = compute_declared(ctx, d, opts)
     outcome = save_result(ctx, d, files, inputs, opts)
     detail = f"; {outcome.detail}" if outcome.detail else ""
-    opts.say(f"run {d.name}: ran ({why}; key {_short(state.key)}){detail}")
-    return d.kind.load(folder, d.name)
+    opts.say(f"run {d.name}: {ran} ({why}; key {_short(state.key)}{where}){detail}")
+    return _load(ctx, d, store.folder(d.name))
+
+
+def draw_here(d: Declared, folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """Draw the figures ``names`` of ``d`` in this process; a plotting library that is not
+    installed says how to build without it."""
+    try:
+        return d.kind.draw(folder, names)
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in d.kind.figure_libraries:
+            raise
+        raise ResultsError(f"the figures of experiment '{d.name}' must be drawn, and {missing} "
+                           "is not installed", path=d.source, field=f"experiments.{d.name}",
+                           hint=f"install it with pip install -r requirements.lock, or build "
+                                f"with --frozen from a content/_freeze made where {missing} is") \
+            from None
 
 
 def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
@@ -237,7 +346,7 @@ def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
     if not names:
         return {}
     store = store_of(ctx)
-    cache = FigureCache(ctx.project.cache)
+    cache = FigureCache(ctx.project.cache, hashes=ctx.hashes)
     folder = store.folder(d.name)
     inputs = figure_inputs(ctx, d, folder)
     key = digest(inputs)
@@ -266,12 +375,12 @@ def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
         def keep(drawn: dict[str, bytes]) -> None:
             cache.store(key, drawn)
             if frozen_images != drawn:
-                # Freeze what the site shows, so a checkout builds the same pages undrawn.
+                # Freeze what the site shows, so a checkout builds the same pages undrawn:
+                # staged, and committed with everything else once the build has succeeded.
                 store.put_figures(d.name, drawn, inputs)
-                store.save()
         return workers_of(ctx).draw_later(
             d.kind, folder, names, image_files(names),
-            fallback=functools.partial(d.kind.draw, folder, names), keep=keep)
+            fallback=functools.partial(draw_here, d, folder, names), keep=keep)
     if frozen_images != images:
         store.put_figures(d.name, images, inputs)
     cache.remember_inputs("figures", d.name, inputs)
@@ -325,12 +434,13 @@ def figures_stage(ctx: BuildContext, declared: Mapping[str, Declared], results: 
 def experiments(ctx: BuildContext, declared: Mapping[str, Declared],
                 opts: StageOptions = StageOptions()) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both stages, experiment by experiment: each one's figures go to the worker as soon as
-    its results are there, while the next result trains or its child finishes."""
+    its results are there, while the next result trains or its child finishes. New results
+    and figures are staged, not committed: the build commits them with site/ (publish.build),
+    and results_stage and figures_stage, run alone, at their end."""
     start_children(ctx, declared, opts)
     results: dict[str, Any] = {}
     figures: dict[str, Any] = {}
     for d in _in_order(declared, ctx):
         results[d.name] = result_of(ctx, d, opts)
         figures[d.name] = figures_of(ctx, d, results[d.name], opts)
-    store_of(ctx).save()
     return ({n: results[n] for n in sorted(results)}, {n: figures[n] for n in sorted(figures)})

@@ -6,6 +6,9 @@ result was made from (core.keys.stage_inputs), the sha256 of every file, and the
 figures. Comparing the recorded inputs with the current ones says not only *that* a result is
 stale but *which* input changed.
 
+New results and figures are staged outside it until the build that made them has succeeded
+(stages.staging), so a failed build changes no tracked file.
+
 Standard library only at import time: checking freshness must never load torch or numpy.
 """
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any, Callable
 from ..core.compare import ATOL, RTOL
 from ..core.context import BuildContext
 from ..core.errors import ResultsError
-from ..core.fsio import sha256_bytes, write_bytes_atomic
+from ..core.fsio import sha256_bytes
 from ..core.keys import changed_inputs, digest
+from ..core.oserror import os_hint, os_reason
+from ..core.swap import recover, signals_deferred
 from ..kinds.base import Kind
+from .staging import FreezeCommit, ResultsCache, prepare_freeze
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2
@@ -36,23 +42,34 @@ class Freshness:
 
 
 class Store:
-    """The freeze of one project, read once per build; ``save()`` writes the manifest when a
-    record changed (and never rewrites an unchanged file)."""
+    """The freeze of one project, read once per build.
+
+    New results and figures are staged (stages.staging): ``folder(name)`` points readers at a
+    staged result until it is committed; ``save()`` commits everything staged, with the
+    manifest, in one atomic swap of content/_freeze (a build commits with ``prepare()`` instead,
+    together with site/). Nothing staged ever reaches content/_freeze otherwise, so a failed
+    build leaves it as it was."""
 
     def __init__(self, ctx: BuildContext) -> None:
         self.ctx = ctx
         self.root = ctx.project.freeze
         self.path = self.root / MANIFEST
         self.entries: dict[str, dict[str, Any]] = self._read()
+        self.results_cache = ResultsCache(ctx.project.cache)
+        self.staged: dict[str, tuple[Path, tuple[str, ...]]] = {}   # name -> (folder, files)
+        self.staged_figures: dict[str, dict[str, bytes]] = {}
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        if not self.path.is_file():
-            return {}
         try:
+            if not self.path.is_file():
+                return {}
             doc = json.loads(self.path.read_text(encoding="utf-8"))
             experiments = doc["experiments"]
             if not isinstance(experiments, dict):
                 raise TypeError("experiments is not a mapping")
+        except OSError as exc:
+            raise ResultsError(f"cannot read the freeze manifest: {os_reason(exc)}",
+                               path=self.path, hint=os_hint(exc)) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ResultsError(f"cannot read the freeze manifest ({exc})", path=self.path,
                                hint="delete it and rebuild with torch installed to re-freeze"
@@ -60,26 +77,62 @@ class Store:
         return experiments
 
     def folder(self, name: str) -> Path:
+        """Where the current result of ``name`` is read from: its staged folder when this
+        build computed it, else content/_freeze/<name>."""
+        staged = self.staged.get(name)
+        return staged[0] if staged is not None else self.root / name
+
+    def frozen_folder(self, name: str) -> Path:
+        """content/_freeze/<name>, the committed result (what a re-run is settled against)."""
         return self.root / name
 
     def text(self) -> str:
         doc = {"format": MANIFEST_FORMAT, "experiments": self.entries}
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
-    def save(self) -> None:
+    def prepare(self) -> FreezeCommit | None:
+        """Write the new content/_freeze beside the old one (stages.staging.prepare_freeze),
+        ready to be swapped in; None when nothing would change (the committed files, and their
+        mtimes, are then left alone)."""
         data = self.text().encode("utf-8")
+        if not self.staged and not self.staged_figures:
+            try:
+                if self.path.read_bytes() == data:
+                    return None
+            except OSError:
+                if not self.entries:
+                    return None
+        commit = prepare_freeze(self.root, (MANIFEST, data), self.staged,
+                                {n: (FIGURES_DIR, images)
+                                 for n, images in self.staged_figures.items()})
+        commit.on_done = self._committed
+        return commit
+
+    def _committed(self) -> None:
+        """What a completed swap means: nothing is staged any more."""
+        for folder, _ in self.staged.values():
+            self.results_cache.retire(folder)
+        self.staged.clear()
+        self.staged_figures.clear()
+
+    def save(self) -> None:
+        """Commit everything staged now: one atomic swap of content/_freeze."""
+        commit = self.prepare()
+        if commit is None:
+            return
         try:
-            if self.path.read_bytes() == data:
-                return              # unchanged: leave the committed file (and its mtime) alone
-        except OSError:
-            if not self.entries:
-                return
-        write_bytes_atomic(self.path, data)
+            with signals_deferred():
+                commit.swap()
+        except BaseException:
+            commit.abandon()
+            raise
+        commit.finish()
 
     # ---- results
 
     def check(self, name: str, kind: Kind, inputs: dict[str, Any]) -> Freshness:
-        """Is content/_freeze/<name> a faithful result of ``inputs``?"""
+        """Is content/_freeze/<name> (or the result staged for it) a faithful result of
+        ``inputs``?"""
         key = digest(inputs)
         folder = self.folder(name)
         if not any((folder / f).is_file() for f in kind.result_files):
@@ -100,15 +153,25 @@ class Store:
         reasons = changed_inputs(entry.get("inputs"), inputs)
         return Freshness(not reasons, reasons, key=key)
 
+    def cached_result(self, kind: Kind, key: str) -> dict[str, bytes] | None:
+        """The files an earlier build computed from the inputs of ``key`` and did not get to
+        commit (it failed later), or None."""
+        return self.results_cache.get(key, kind.result_files)
+
     def put_result(self, name: str, kind: Kind, files: dict[str, bytes] | None,
                    inputs: dict[str, Any]) -> None:
-        """Write ``files`` (None: keep the files there, settle() decided so) and record the
+        """Stage ``files`` (None: keep the committed files, settle() decided so) and record the
         inputs they stand for. A figures record survives: its own inputs (the results' hashes
         among them) say whether it still holds."""
-        folder = self.folder(name)
         if files is not None:
-            for filename in kind.result_files:      # in the kind's order: the archive first
-                write_bytes_atomic(folder / filename, files[filename])
+            key = digest(inputs) if inputs else "unrecorded-" + digest(
+                {f: sha256_bytes(files[f]) for f in kind.result_files})
+            folder = self.results_cache.put(key, {f: files[f] for f in kind.result_files})
+            self.staged[name] = (folder, kind.result_files)
+            self.results_cache.prune(protect={f for f, _ in self.staged.values()})
+        else:
+            self.staged.pop(name, None)
+        folder = self.folder(name)
         old = self.entries.get(name, {})
         entry = {"kind": kind.name, "key": digest(inputs), "inputs": inputs,
                  "files": {f: self.ctx.hashes.sha256(folder / f) for f in kind.result_files}}
@@ -124,38 +187,34 @@ class Store:
 
     def figures(self, name: str, inputs: dict[str, Any]) -> tuple[dict[str, bytes] | None,
                                                                  list[str]]:
-        """The figures frozen in content/_freeze/<name>/figures when the manifest records
-        exactly ``inputs`` for them and every file is intact; else (None, reasons)."""
+        """The figures frozen in content/_freeze/<name>/figures (or staged for it) when the
+        manifest records exactly ``inputs`` for them and every file is intact; else (None,
+        reasons)."""
         entry = self.entries.get(name, {}).get("figures")
         if not entry:
             return None, ["no frozen figures"]
         reasons = changed_inputs(entry.get("inputs"), inputs)
         if reasons:
             return None, reasons
-        folder = self.folder(name) / FIGURES_DIR
+        if name in self.staged_figures:
+            return dict(self.staged_figures[name]), []
+        folder = self.root / name / FIGURES_DIR
         images = {}
         for filename, want in sorted(entry.get("files", {}).items()):
             try:
-                data = (folder / filename).read_bytes()
+                data = self.ctx.hashes.read(folder / filename)
+                sha = self.ctx.hashes.sha256(folder / filename)
             except OSError:
                 return None, [f"{FIGURES_DIR}/{filename} is missing"]
-            if sha256_bytes(data) != want:
+            if sha != want:
                 return None, [f"{FIGURES_DIR}/{filename} was edited or truncated"]
             images[filename] = data
         return images, []
 
     def put_figures(self, name: str, images: dict[str, bytes], inputs: dict[str, Any]) -> None:
-        """Write the figures beside the results (files no longer drawn are removed) and record
-        what they were drawn from."""
-        folder = self.folder(name) / FIGURES_DIR
-        for filename in sorted(images):
-            path = folder / filename
-            if not path.is_file() or path.read_bytes() != images[filename]:
-                write_bytes_atomic(path, images[filename])
-        if folder.is_dir():
-            for old in sorted(folder.iterdir()):
-                if old.name not in images and old.is_file():
-                    old.unlink()
+        """Stage the figures of ``name`` (they replace the folder's figures when committed:
+        files no longer drawn go) and record what they were drawn from."""
+        self.staged_figures[name] = dict(images)
         entry = self.entries.setdefault(name, {})
         entry["figures"] = {"key": digest(inputs), "inputs": inputs,
                             "files": {f: sha256_bytes(images[f]) for f in sorted(images)}}
@@ -211,3 +270,9 @@ def settle(folder: Path, files: dict[str, bytes], compare: Callable, *, refreeze
     return Settled("differs", True,
                    f"differs from the frozen results beyond atol={atol:g}, rtol={rtol:g} "
                    f"({len(diffs)} difference(s): {shown}): rewrote {folder}")
+
+
+def recover_freeze(ctx: BuildContext) -> None:
+    """Undo what a process killed while committing the freeze left beside it (core.swap); call
+    with the build lock held, before the store is read."""
+    recover(ctx.project.freeze)

@@ -107,8 +107,24 @@ def draw_main(processes: int) -> int:
     return 0
 
 
+def _progress_lines(out: BinaryIO):
+    """progress(done, total, note) that reports to the build as JSON lines: one per percent
+    (and the last), so at most 101 lines wait in the pipe while the build does other work,
+    far less than a pipe holds: the child never blocks on them."""
+    last = [-1]
+
+    def progress(done: int, total: int, note: str = "") -> None:
+        percent = 100 * done // total if total else 100
+        if percent == last[0] and done < total:
+            return
+        last[0] = percent
+        send_line(out, {"progress": [done, total, note]})
+    return progress
+
+
 def compute_main() -> int:
-    """Compute the one result the job on stdin names and answer its files on stdout."""
+    """Compute the one result the job on stdin names and answer its files on stdout (its
+    progress reported first, as it goes)."""
     import traceback
 
     out = sys.stdout.buffer
@@ -119,7 +135,8 @@ def compute_main() -> int:
         if job.get("upstream"):
             extra["upstream"] = {n: _kind(u["kind_module"]).load(Path(u["folder"]), n)
                                  for n, u in sorted(job["upstream"].items())}
-        files = kind.compute(job["name"], kind.parse(job["settings"]), **extra)
+        files = kind.compute(job["name"], kind.parse(job["settings"]), _progress_lines(out),
+                             **extra)
     except BaseException:               # noqa: BLE001 (answered, then the build computes here)
         send_line(out, {"error": traceback.format_exc()})
         return 1

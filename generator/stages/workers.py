@@ -12,7 +12,8 @@ the build does everything else.
 
 Protocol, over the processes' stdin/stdout, nothing pickled: a job is one JSON line; an answer
 is one JSON line ``{"files": [[name, size], ...]}`` followed by the bytes in that order, or
-``{"error": <traceback>}``. Drawing: ``{"kind_module": ..., "folder": ..., "names": [...]}`` ->
+``{"error": <traceback>}``; a computing child sends ``{"progress": [done, total, note]}`` lines
+before it (at most one per percent, so they never fill the pipe while nobody reads it). Drawing: ``{"kind_module": ..., "folder": ..., "names": [...]}`` ->
 the figures' PNGs; EOF ends a worker. Computing: ``{"kind_module": ..., "name": ...,
 "settings": {...}}`` (and ``"upstream": {name: {"kind_module": ..., "folder": ...}}`` for the
 results it reads) -> the result files. Only kind modules are imported by name.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 ENV_WORKERS = "LORA_SITE_DRAW_WORKERS"
+MAX_DRAW_WORKERS = 64
 # On more than one core heavy results compute in a child; =0 computes them in the build, =1
 # always in a child. (LORA_SITE_AUDIT_PROCESS is the older name, still read.)
 ENV_PROCESS = "LORA_SITE_COMPUTE_PROCESS"
@@ -46,9 +48,16 @@ def worker_count() -> int:
     raw = os.environ.get(ENV_WORKERS)
     if raw is not None:
         try:
-            return max(0, int(raw))
+            count = int(raw)
         except ValueError:
-            return 0
+            count = -1
+        if not 0 <= count <= MAX_DRAW_WORKERS:
+            from ..core.errors import ConfigError
+
+            raise ConfigError(f"{raw!r} is not a number of processes", field=ENV_WORKERS,
+                              hint=f"set it to 0 to draw in the build, or up to "
+                                   f"{MAX_DRAW_WORKERS} processes, or unset it")
+        return count
     cores = usable_cores()
     return min(cores, 4) if cores > 1 else 0
 
@@ -92,12 +101,19 @@ def send_files(out: BinaryIO, files: dict[str, bytes]) -> None:
     out.flush()
 
 
-def read_files(inp: BinaryIO) -> dict[str, bytes] | str:
-    """The files of one answer, or the error text (a short read is an error too)."""
-    line = inp.readline()
-    if not line:
-        return "the worker ended"
-    header = json.loads(line)
+def read_files(inp: BinaryIO, progress: Callable | None = None) -> dict[str, bytes] | str:
+    """The files of one answer, or the error text (a short read is an error too). A computing
+    child may send ``{"progress": [done, total, note]}`` lines first: each goes to
+    ``progress``."""
+    while True:
+        line = inp.readline()
+        if not line:
+            return "the worker ended"
+        header = json.loads(line)
+        if "progress" not in header:
+            break
+        if progress is not None:
+            progress(*header["progress"])
     if "files" not in header:
         return str(header.get("error", "no answer"))
     out = {}
@@ -316,10 +332,11 @@ class Workers:
     def computing(self, name: str) -> bool:
         return name in self.children
 
-    def collect(self, name: str, key: str) -> dict[str, bytes] | None:
-        """The files the child computing ``name`` answers, waiting for them; None when there is
-        none, it computed other inputs, or it failed (the caller computes here, where a real
-        error shows its traceback)."""
+    def collect(self, name: str, key: str,
+                progress: Callable | None = None) -> dict[str, bytes] | None:
+        """The files the child computing ``name`` answers, waiting for them (its progress
+        reports go to ``progress``); None when there is none, it computed other inputs, or it
+        failed (the caller computes here, where a real error shows its traceback)."""
         child = self.children.pop(name, None)
         if child is None:
             return None
@@ -328,8 +345,8 @@ class Workers:
             self._end(proc)
             return None
         try:
-            answer = read_files(proc.stdout)
-        except (OSError, ValueError):
+            answer = read_files(proc.stdout, progress)
+        except (OSError, ValueError, TypeError):
             answer = "unreadable answer"
         finally:
             proc.stdout.close()

@@ -232,11 +232,7 @@ NOT_PROSE = frozenset({"script", "style", "pre", "code", "textarea", "template",
                        "mjx-container", "svg", "math"})
 
 
-def extract_math_from_html(page: str | Node) -> list[Math]:
-    """Every `\\(..\\)` and `\\[..\\]` in the text of the page body (entities decoded), in order."""
-    root = parse_html(page) if isinstance(page, str) else page
-    body = next(root.iter("body"), root)
-    text = body.text(skip=NOT_PROSE)
+def _bracketed(text: str) -> list[Math]:
     found = []
     i = 0
     while i < len(text):
@@ -247,6 +243,39 @@ def extract_math_from_html(page: str | Node) -> list[Math]:
             continue
         i += 1
     return found
+
+
+def _flow(node: Node):
+    """The body's text outside NOT_PROSE and its pre-rendered math, in document order. A
+    sidenote is a margin copy of a footnote, which is read where the note is."""
+    for child in node.children:
+        if isinstance(child, str):
+            yield child
+        elif "sidenote" in child.classes():
+            continue
+        elif child.tag == "mjx-container" and "data-tex" in child.attrs:
+            kind = "display" if child.attrs.get("display") == "true" else "inline"
+            yield Math(kind, normalise_tex(child.attrs["data-tex"]))
+        elif child.tag not in NOT_PROSE:
+            yield from _flow(child)
+
+
+def extract_math_from_html(page: str | Node) -> list[Math]:
+    """Every expression of the page body in order: `\\(..\\)` and `\\[..\\]` left for MathJax in
+    the text (entities decoded), and the math pre-rendered at build time (an <mjx-container>
+    carrying its TeX in data-tex)."""
+    root = parse_html(page) if isinstance(page, str) else page
+    body = next(root.iter("body"), root)
+    found: list[Math] = []
+    text: list[str] = []
+    for item in _flow(body):
+        if isinstance(item, str):
+            text.append(item)
+            continue
+        found += _bracketed("".join(text))
+        text = []
+        found.append(item)
+    return found + _bracketed("".join(text))
 
 
 def compare_math(expected: list[Math], actual: list[Math], where: str) -> list[str]:
@@ -392,12 +421,15 @@ def pages_config(source: Path) -> dict:
     return _merge(_merge(PAGES_DEFAULTS, site or {}), PAGES_OVERRIDES)
 
 
-def jekyll_build(source: Path, dest: Path, baseurl: str = "") -> tuple[int, str]:
-    """`jekyll build --safe --future` with GitHub Pages' settings; (exit code, output)."""
+def jekyll_build(source: Path, dest: Path, baseurl: str = "",
+                 future: bool = True) -> tuple[int, str]:
+    """`jekyll build --safe --future` with GitHub Pages' settings; (exit code, output).
+    future=False leaves --future out: the tree's own _config.yml must then say it."""
     config = dest.parent / f"{dest.name}.pages-config.yml"
     config.write_text(yaml.safe_dump(pages_config(source), sort_keys=True), encoding="utf-8")
     # --disable-disk-cache: leave the source tree exactly as the generator wrote it.
-    cmd = [shutil.which("jekyll") or "jekyll", "build", "--safe", "--future",
+    cmd = [shutil.which("jekyll") or "jekyll", "build", "--safe",
+           *(["--future"] if future else []),
            "--disable-disk-cache", "--source", str(source), "--destination", str(dest),
            "--config", str(config), "--baseurl", baseurl]
     # No Gemfile and no Bundler: the Debian gems, as a plain `jekyll build` sees them. TZ=UTC
@@ -747,3 +779,55 @@ _MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]+\)|<img\b", re.I)
 
 def count_images_in_markdown(text: str) -> int:
     return len(_MD_IMAGE.findall(markdown_without_code(text)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The reader's apparatus: what both outputs must show alike
+
+def apparatus(page: str | Node) -> dict[str, list[str]]:
+    """What a post page shows besides its prose, by kind, in document order: citation numbers,
+    cross-reference texts, the bibliography's entries, footnote references and notes (both
+    Python-Markdown's and kramdown's markup), callout titles, equation numbers and the math.
+    The HTML site's margin copies of notes (.sidenote) are left out: they repeat the notes."""
+    root = parse_html(page) if isinstance(page, str) else page
+    out: dict[str, list[str]] = {k: [] for k in (
+        "citations", "xrefs", "references", "footnote_refs", "footnotes", "callouts",
+        "equation_ids")}
+    for el in root.iter():
+        if any("sidenote" in a.classes() for a in el.ancestors()) or "sidenote" in el.classes():
+            continue
+        cls, ident = el.classes(), el.attrs.get("id", "")
+        text = " ".join(el.text().split())
+        if el.tag == "a" and "citation" in cls:
+            out["citations"].append(text)
+        elif el.tag == "a" and "xref" in cls:
+            out["xrefs"].append(text)
+        elif el.tag == "li" and ident.startswith("ref-"):
+            out["references"].append(ident)
+        elif el.tag == "sup" and ident.startswith("fnref"):
+            out["footnote_refs"].append(text)
+        elif el.tag == "li" and ident.startswith("fn:"):
+            out["footnotes"].append(ident)
+        elif el.tag == "div" and "callout" in cls:
+            kind = next((c for c in cls if c.startswith("callout-")), "")
+            title = next((c for c in el.children if isinstance(c, Node)
+                          and "callout-title" in c.classes()), None)
+            out["callouts"].append(f"{kind}: {' '.join(title.text().split()) if title else ''}")
+        elif ident.startswith("eq-"):
+            out["equation_ids"].append(ident)
+    out["math"] = [m.tex for m in extract_math_from_html(root)]
+    return out
+
+
+def compare_apparatus(expected: dict, actual: dict, where: str) -> list[str]:
+    """Problems, one line each, where ``actual`` shows a different apparatus."""
+    problems = []
+    for kind in expected:
+        if kind == "math":
+            continue                     # compared expression by expression by compare_math
+        if expected[kind] != actual.get(kind):
+            problems.append(f"{where}: {kind} differ: {expected[kind]} != {actual.get(kind)}")
+    if len(expected["math"]) != len(actual.get("math", [])):
+        problems.append(f"{where}: {len(expected['math'])} math expressions != "
+                        f"{len(actual.get('math', []))}")
+    return problems

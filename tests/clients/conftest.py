@@ -72,12 +72,12 @@ def new_context(browser):
     contexts = []
 
     def make(width: int = 1280, height: int = 900, mobile: bool = False,
-             color_scheme: str = "light"):
+             color_scheme: str = "light", javascript: bool = True):
         traffic = Traffic()
         context = browser.new_context(viewport={"width": width, "height": height},
                                       is_mobile=mobile, has_touch=mobile,
                                       device_scale_factor=2 if mobile else 1,
-                                      color_scheme=color_scheme, java_script_enabled=True)
+                                      color_scheme=color_scheme, java_script_enabled=javascript)
         context.set_default_timeout(30_000)
         route_offline(context, traffic)
         contexts.append(context)

@@ -93,10 +93,11 @@ def test_wide_display_math_must_scroll_in_its_own_box(handmade_site, phone, new_
     assert check_post_page(other, handmade_site.url + "wide-math-scrolls.html", 1) == []
 
 
-def test_a_page_without_mathjax_is_caught(handmade_site, phone):
+def test_a_page_whose_math_nobody_typesets_is_caught(handmade_site, phone):
+    # No MathJax and no math rendered at build time: the TeX would show as text.
     problems = check_post_page(phone, handmade_site.url + "no-mathjax.html", 1,
                                mathjax_timeout_ms=2000)
-    assert any("MathJax did not finish" in p for p in problems), problems
+    assert any("0 typeset math elements, the source has 1" in p for p in problems), problems
     assert any("0 typeset math elements" in p for p in problems), problems
 
 
@@ -122,6 +123,31 @@ def test_every_post_page_of_the_html_site_reads_right_on_a_phone(
         context, _ = new_context(width=375, height=800, mobile=True, color_scheme="dark")
         shot = screenshot_dir / f"html-{tag}-{slug}-375-dark.png"
         assert check_post_page(context.new_page(), url, math, shot, min_images=images) == []
+
+
+_DRAWN_MATH = """() => Array.from(document.querySelectorAll('mjx-container')).map(m => {
+  const svg = m.querySelector('svg'), box = svg ? svg.getBoundingClientRect() : null;
+  return {svg: !!svg, mathml: !!m.querySelector('math'), w: box ? box.width : 0,
+          h: box ? box.height : 0};
+})"""
+
+
+def test_every_post_shows_its_math_with_javascript_off(any_built_site, serve_folder,
+                                                        new_context, screenshot_dir):
+    """Math rendered at build time: with JavaScript disabled every formula is drawn (an SVG of
+    real size) and carries MathML for screen readers; no page loads a math script."""
+    site = any_built_site
+    server = serve_folder(site.html, site.baseurl or "/")
+    for slug in site.slugs:
+        url = server.url + find_post_page(site.html, slug).relative_to(site.html).as_posix()
+        context, traffic = new_context(width=375, height=800, mobile=True, javascript=False)
+        page = context.new_page()
+        page.goto(url, wait_until="load")
+        drawn = page.evaluate(_DRAWN_MATH)
+        assert len(drawn) == len(site.expected_math(slug)) > 0
+        assert all(m["svg"] and m["mathml"] and m["w"] > 0 and m["h"] > 0 for m in drawn)
+        assert traffic.mathjax_served == [] and traffic.blocked == []
+        page.screenshot(path=str(screenshot_dir / f"html-nojs-{slug}-375.png"), full_page=True)
 
 
 def test_the_jekyll_post_reads_right_in_the_browser(jekyll_site, serve_folder, new_context,
