@@ -9,6 +9,7 @@ per-window loss changes, the updates). Figures: plots.steering_figures.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -50,6 +51,13 @@ class HeadSteering(JsonNpzKind):
         m = loaded.doc["metrics"]
         return (f"{name}: layer {m['layer']} head {m['head']}, LoRA {m['lora']['steps']} steps, "
                 f"full FT {m['full']['steps']} steps")
+
+    def outcome(self, settings, files: dict[str, bytes]) -> str:
+        """Each method stops at the target weight or at max_steps: which, and when."""
+        m = json.loads(files[self.json_name].decode("utf-8"))["metrics"]
+        ends = [f"{method} {'reached' if m[method]['reached'] else 'max_steps at'} step "
+                f"{m[method]['steps']}" for method in ("lora", "full", "sgd")]
+        return f"{', '.join(ends)} (stop_prob {settings.stop_prob:g})"
 
     def figures(self, settings) -> dict[str, str]:
         return FIGURES.alt_texts(settings)

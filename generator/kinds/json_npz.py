@@ -116,6 +116,9 @@ class JsonNpzKind(Kind):
         found = self._fresh_and_frozen(files, folder)
         return found is not None and found[0] == found[2] and arrays_equal(found[1], found[3])
 
+    def downloads(self, settings: Any) -> tuple[str, ...]:
+        return (self.json_name, self.npz_name)        # the readable file first
+
     def view(self, name: str, loaded: SavedJsonNpz) -> dict[str, Any]:
         return loaded.doc
 

@@ -8,6 +8,7 @@ weights' hash, provenance). Figures: plots.lm_figures. A body reads it as ``<nam
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,12 @@ class TransformerLM(JsonNpzKind):
         t = loaded.doc["training"]
         return (f"{name}: {t['n_params']} parameters, held-out {t['final_held_bits']:.3f} "
                 f"bits/char (unigram {t['unigram_held_bits']:.3f})")
+
+    def outcome(self, settings, files: dict[str, bytes]) -> str:
+        """It trains for a fixed number of steps: say so, with the held-out loss reached."""
+        t = json.loads(files[self.json_name].decode("utf-8"))["training"]
+        return (f"{settings.steps} steps done, held-out {t['final_held_bits']:.3f} bits/char "
+                f"(unigram {t['unigram_held_bits']:.3f})")
 
     def figures(self, settings) -> dict[str, str]:
         return FIGURES.alt_texts(settings)
