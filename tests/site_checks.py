@@ -201,6 +201,16 @@ def liquid_visible(text: str) -> str:
     return re.sub(r"\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}", "", text, flags=re.S)
 
 
+# What Liquid may see in a Jekyll post we write: the MathJax include, and the post's URL in its
+# BibTeX (templates/post-footer.html), which only Jekyll knows.
+GENERATED_LIQUID = ["{%- include mathjax.html -%}", "{{ page.url | absolute_url }}"]
+
+
+def liquid_markup(text: str) -> list[str]:
+    """Every Liquid tag and output that Liquid would parse in ``text``, in order."""
+    return re.findall(r"\{\{.*?\}\}|\{%.*?%\}", liquid_visible(text), flags=re.S)
+
+
 def strip_fences(text: str) -> str:
     return re.sub(r"^(`{3,}|~{3,})[^\n]*\n.*?^\1[ \t]*$", "", text, flags=re.S | re.M)
 

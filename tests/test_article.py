@@ -25,9 +25,9 @@ from generator.science.config import ExperimentConfig
 from helpers import build
 
 ALT_TEXT = FIGURES.alt_texts(ExperimentConfig())
-from site_checks import (ARTICLE, REPO, broken_links, fenced_blocks, kramdown_math,
-                         liquid_visible, make_project, norm_tex, read_page, split_jekyll,
-                         strip_fences, strip_raw_guards)
+from site_checks import (ARTICLE, GENERATED_LIQUID, REPO, broken_links, fenced_blocks,
+                         kramdown_math, liquid_markup, liquid_visible, make_project, norm_tex,
+                         read_page, split_jekyll, strip_fences, strip_raw_guards)
 
 SLUG = "lora-attention-geometry"
 JEKYLL_POST = f"jekyll/_posts/2026-01-11-{SLUG}.md"
@@ -41,6 +41,21 @@ REFERENCE_FRONT_MATTER = {
     "headerImage": False,
     "tag": ["LoRA", "Attention", "Machine Learning", "Deep Learning", "Transformers"],
 }
+# What the build adds to the Jekyll front matter for _includes/citation-meta.html: Google
+# Scholar's tags (the post cites no work of references.bib, so no citation_reference) and the
+# licence of the text, from site.yml.
+REFERENCE_GENERATED = {"lora_site": {
+    "citation": [
+        ["citation_title", REFERENCE_FRONT_MATTER["title"]],
+        ["citation_author", "lora-site"],
+        ["citation_publication_date", "2026/01/11"],
+        ["citation_online_date", "2026/01/11"],
+        ["citation_technical_report_institution", "lora-site: reproducible notes on LoRA"],
+        ["citation_language", "en"],
+    ],
+    "license": "https://creativecommons.org/licenses/by/4.0/",
+}}
+JEKYLL_FRONT_MATTER = {**REFERENCE_FRONT_MATTER, **REFERENCE_GENERATED}
 REFERENCE_SECTIONS = [
     "Introduction",
     "Self-Attention as a Geometric Operation",
@@ -145,8 +160,8 @@ def _variant(tmp_path_factory, settings: str) -> Built:
 
 
 def test_jekyll_front_matter_equals_the_reference(article):
-    assert article.meta == REFERENCE_FRONT_MATTER
-    assert list(article.meta) == list(REFERENCE_FRONT_MATTER)
+    assert article.meta == JEKYLL_FRONT_MATTER
+    assert list(article.meta) == list(JEKYLL_FRONT_MATTER)
 
 
 def test_jekyll_body_opens_with_the_include_then_the_title(article):
@@ -160,7 +175,11 @@ def test_jekyll_body_has_no_jinja_and_no_liquid_but_include_and_raw(article):
     assert tags.count("include") == 1
     assert set(tags) <= {"include", "raw", "endraw"}
     assert tags.count("raw") == tags.count("endraw")
-    visible = liquid_visible(article.body).replace("{%- include mathjax.html -%}", "")
+    # Liquid sees the include and, in the BibTeX at the end, the post's URL; nothing else.
+    assert liquid_markup(article.body) == GENERATED_LIQUID
+    visible = liquid_visible(article.body)
+    for generated in GENERATED_LIQUID:
+        visible = visible.replace(generated, "")
     assert not re.search(r"\{[{%#]", visible)
     # Nothing of Jinja survives, guarded or not (the article itself prints no braces pairs).
     assert not re.search(r"\{[{%#]", strip_raw_guards(visible))
@@ -187,7 +206,8 @@ def test_jekyll_display_math_stands_between_blank_lines(article):
 
 def test_sections_follow_the_reference_order(article):
     h2 = [t for tag, t in article.page.headings if tag == "h2"]
-    assert h2 == ["Contents"] + REFERENCE_SECTIONS
+    # The reproduce box (templates/reproduce.html) closes every post, after its sections.
+    assert h2 == ["Contents"] + REFERENCE_SECTIONS + ["Reproduce this article"]
     h3 = [t for tag, t in article.page.headings if tag == "h3"]
     assert h3[: len(REFERENCE_FIGURE_SECTIONS)] == REFERENCE_FIGURE_SECTIONS
     md_h2 = [line[3:] for line in article.prose.split("\n") if line.startswith("## ")]
@@ -357,7 +377,7 @@ def test_changing_a_setting_changes_the_printed_numbers(article, tmp_path_factor
     text = _rendered_text(variant)
     for sentence in _settings_and_numbers(variant):
         assert sentence in text, sentence
-    assert variant.meta == REFERENCE_FRONT_MATTER
+    assert variant.meta == JEKYLL_FRONT_MATTER
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,6 +414,101 @@ def test_canonical_and_open_graph(article):
     assert og["og:image"].endswith("/assets/images/before_lora.png")
 
 
+# ---------------------------------------------------------------------------------------------
+# Per article: Google Scholar's tags, the licences, "Cite this", the feed's full content
+
+REFERENCE_BIBTEX = """@online{lora-attention-geometry-2026,
+  title        = {{How Low-Rank Adaptation (LoRA) Changes the Geometry of Self-Attention}},
+  author       = {lora-site},
+  organization = {lora-site: reproducible notes on LoRA},
+  year         = {2026},
+  date         = {2026-01-11},
+  url          = {https://lora-site.github.io/lora-attention-geometry/},
+}"""
+
+
+def _metas(page_html: str) -> list[tuple[str, str]]:
+    import html
+
+    head = page_html.split("</head>")[0]
+    return [(n, html.unescape(c)) for n, c in
+            re.findall(r'<meta name="(citation_[a-z_]+)" content="([^"]*)">', head)]
+
+
+def test_the_post_head_has_google_scholar_tags_and_the_licence(article):
+    assert _metas(article.html) == [
+        *[tuple(t) for t in REFERENCE_GENERATED["lora_site"]["citation"]],
+        ("citation_fulltext_html_url", "https://lora-site.github.io/lora-attention-geometry/")]
+    assert [a["href"] for a in article.page.all("link") if a.get("rel") == "license"] == [
+        "https://creativecommons.org/licenses/by/4.0/"]
+
+
+def test_the_post_ends_with_its_licences_and_bibtex(article, article_repo):
+    import html
+
+    from pybtex.database import parse_string
+
+    footer = article.html.split('<footer class="post-footer">')[1].split("</footer>")[0]
+    assert '<p class="post-license">Text and figures: <a rel="license" href="https://creative' \
+        'commons.org/licenses/by/4.0/">CC BY 4.0</a> · Code: <a href="https://spdx.org/licenses' \
+        '/MIT.html">MIT</a></p>' in footer
+    bibtex = html.unescape(footer.split("<code>")[1].split("</code>")[0])
+    assert bibtex == REFERENCE_BIBTEX
+    entry = parse_string(bibtex, "bibtex").entries["lora-attention-geometry-2026"]
+    assert entry.fields["url"] == "https://lora-site.github.io/lora-attention-geometry/"
+    # Under a baseurl the entry names the page where it is served.
+    repo = article_repo.html.split("<code>@online")[1].split("</code>")[0]
+    assert "url          = {https://lora-site.github.io/repo/lora-attention-geometry/}," in repo
+    # The byline names the author (site.yml's: the post sets none).
+    assert '· <span class="post-authors">lora-site</span></p>' in article.html
+
+
+def test_the_feed_carries_every_post_in_full_with_mathml_and_absolute_urls(article):
+    from html.parser import HTMLParser
+
+    from clients.checks import check_atom_feed
+
+    data = (article.out / "html/feed.xml").read_bytes()
+    assert check_atom_feed(data) == []
+    atom = "{http://www.w3.org/2005/Atom}"
+    entries = ET.fromstring(data).findall(f"{atom}entry")
+    slugs = sorted(p.name for p in (article.out / "html").iterdir()
+                   if (p / "index.html").is_file())
+    assert sorted(e.findtext(f"{atom}id").rstrip("/").rsplit("/", 1)[1] for e in entries) == slugs
+
+    class Urls(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.urls, self.tags = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            for k, v in attrs:
+                if k in ("href", "src"):
+                    self.urls.append(v)
+                if k == "srcset":
+                    self.urls += [c.split()[0] for c in v.split(",")]
+
+    for entry in entries:
+        slug = entry.findtext(f"{atom}id").rstrip("/").rsplit("/", 1)[1]
+        page = (article.out / "html" / slug / "index.html").read_text(encoding="utf-8")
+        content = entry.find(f"{atom}content")
+        assert content.get("type") == "html"
+        assert entry.findtext(f"{atom}summary")            # the summary stays
+        reader = Urls()
+        reader.feed(content.text)
+        # Every expression of the page, as MathML: one <math> per pre-rendered formula.
+        expressions = page.count("<mjx-container")
+        assert expressions > 0 and reader.tags.count("math") == expressions, slug
+        for absent in ("script", "svg", "mjx-container", "style"):
+            assert absent not in reader.tags, (slug, absent)
+        assert reader.urls and all(re.match(r"https?://[^/]+/", u) for u in reader.urls), \
+            [u for u in reader.urls if not re.match(r"https?://[^/]+/", u)]
+        # Every figure of the page is in the entry, at its absolute address.
+        for src in re.findall(r'<img src="([^"]+)"', page):
+            assert f'src="https://lora-site.github.io{src}"' in content.text
+
+
 def test_the_page_needs_no_script_for_its_math_and_the_jekyll_post_loads_mathjax(article):
     site = yaml.safe_load((article.root / "content/site.yml").read_text())
     scripts = [a.get("src") for a in article.page.all("script")]
@@ -428,7 +543,7 @@ def test_link_check_notices_a_missing_file(article, tmp_path):
 
 
 def test_baseurl_build_differs_only_in_urls(article, article_repo):
-    assert article_repo.meta == REFERENCE_FRONT_MATTER
+    assert article_repo.meta == JEKYLL_FRONT_MATTER
     assert _numbers(article_repo) == _numbers(article)
     imgs = [a["src"] for a in article_repo.page.all("img")]
     assert imgs == [f"/repo/assets/images/{n}.png" for n in REFERENCE_FIGURES]

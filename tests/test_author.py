@@ -42,10 +42,11 @@ def test_new_scaffolds_a_post_that_builds_at_once(repo_project, monkeypatch):
     assert code == 0, out
     post = repo_project / "content" / "posts" / "first-steps.md"
     assert out.strip() == ("created content/posts/first-steps.md (experiment main, figure "
-                           "before_lora, listing lora.LoRALinear); `lora-site serve` previews it")
+                           "before_lora, listing lora.LoRALinear, citation @hu2022lora); "
+                           "`lora-site serve` previews it")
     text = post.read_text()
     assert text.startswith('---\ntitle: "First steps"\ndate: 2026-02-01 09:00:00 +0000\n')
-    assert "  main: {}\n" in text and "[@" not in text       # no references.bib: no citation
+    assert "  main: {}\n" in text and "[@hu2022lora]" in text    # a key references.bib has
     # It builds at once, from the freeze alone (the experiment is the article's `main`).
     code, out = cli("build", "--root", repo_project, "--frozen", "--explain")
     assert code == 0, out
@@ -56,7 +57,7 @@ def test_new_scaffolds_a_post_that_builds_at_once(repo_project, monkeypatch):
     frozen = json.loads((repo_project / "content" / "_freeze" / "main" / "results.json")
                         .read_text())
     assert f"it trained for {frozen['metrics']['steps']} steps at rank " \
-           f"{frozen['config']['rank']}." in html
+           f"{frozen['config']['rank']} [<a class=\"citation\" href=\"#ref-hu2022lora\"" in html
     jekyll = (repo_project / "site" / "jekyll" / "_posts" / "2026-02-01-first-steps.md")
     assert "![Attention map before LoRA training]" in jekyll.read_text()
 

@@ -351,9 +351,70 @@ def bad_cli_baseurl(root):
                 args=["--baseurl", "/a b"])
 
 
+REPOSITORY_LINE = 'repository: "https://github.com/lora-site/lora-site"'
+
+
+def site_repository_clone_url(root):
+    edit(root, SITE_YML, REPOSITORY_LINE, 'repository: "git@github.com:lora-site/lora-site.git"')
+    return Case(["site.yml: repository:", "'git@github.com:lora-site/lora-site.git' is not the "
+                 "web address of a repository", "https://github.com/<owner>/<repo>"])
+
+
+def site_repository_without_repo(root):
+    edit(root, SITE_YML, REPOSITORY_LINE, 'repository: "https://github.com/lora-site"')
+    return Case(["site.yml: repository:", "is not the web address of a repository"])
+
+
+def site_repository_not_a_string(root):
+    edit(root, SITE_YML, REPOSITORY_LINE, "repository: [a, b]")
+    return Case(["site.yml: repository:", "must be a string, got ['a', 'b']"])
+
+
+def listing_inside_a_fence(root):
+    # The form listing() needed before it wrote its own code block.
+    with open(root / POST, "a", encoding="utf-8") as fh:
+        fh.write('\n```python\n{{ listing("lora", "inject_lora") }}\n```\n')
+    line = _last_line_of(root, POST, '{{ listing("lora", "inject_lora") }}')
+    return Case([f"lora-attention-geometry.md:{line}:",
+                 "a listing inside a ``` fence: listing() writes its own code block",
+                 "remove the ``` lines around"])
+
+
+def _last_line_of(root: Path, rel: str, needle: str) -> int:
+    lines = (root / rel).read_text(encoding="utf-8").split("\n")
+    return max(i + 1 for i, line in enumerate(lines) if needle in line)
+
+
+def listing_bad_fold(root):
+    line = add_body_line(root, "{{ listing('lora', 'inject_lora', fold='yes') }}")
+    return Case([f"lora-attention-geometry.md:{line}:", "listing: fold must be true or false",
+                 "got 'yes'"])
+
+
 def site_bad_lang(root):
     edit(root, SITE_YML, "lang: en", "lang: 'en\" onload=\"alert(1)'")
     return Case(["site.yml: lang:", "is not a language tag", "pt-BR"])
+
+
+def site_license_unknown_id(root):
+    edit(root, SITE_YML, "  text: CC-BY-4.0", "  text: CC-BY-40")
+    return Case(["site.yml: license.text:", "'CC-BY-40' is not an SPDX licence id",
+                 "did you mean 'CC-BY-4.0'?"])
+
+
+def site_license_not_a_mapping(root):
+    edit(root, SITE_YML, "license:\n  text: CC-BY-4.0\n  code: MIT", "license: MIT")
+    return Case(["site.yml: license:", "must be a mapping", "license: {text: CC-BY-4.0, code: MIT}"])
+
+
+def site_license_unknown_key(root):
+    edit(root, SITE_YML, "  code: MIT", "  cod: MIT")
+    return Case(["site.yml: license.cod:", "unknown key", "did you mean 'code'?"])
+
+
+def fm_bad_author(root):
+    edit(root, POST, "category: blog\n", "category: blog\nauthor: [Ada Lovelace, 3]\n")
+    return Case(["lora-attention-geometry.md: author:", "author 2 is 3, not a non-empty name"])
 
 
 def missing_site_yml(root):
@@ -365,7 +426,8 @@ CASES: list[Callable[[Path], Case]] = [
     fm_yaml_syntax, fm_yaml_unclosed_quote, site_yml_syntax,
     fm_unknown_key, site_unknown_key, experiment_unknown_key,
     fm_missing_title, fm_title_removed, fm_missing_date, fm_bad_date, site_missing_title,
-    site_bad_url, site_bad_lang, missing_site_yml,
+    site_bad_url, site_bad_lang, missing_site_yml, site_license_unknown_id,
+    site_license_not_a_mapping, site_license_unknown_key, fm_bad_author,
     bad_value("rank: 0", "rank", "between 1 and d_model=64", "got 0"),
     bad_value("rank: 65", "rank", "between 1 and d_model=64", "got 65"),
     bad_value("rank: four", "rank", "must be an integer"),
@@ -391,6 +453,8 @@ CASES: list[Callable[[Path], Case]] = [
     control_character_in_title, raw_control_character,
     bad_tags, experiments_not_a_mapping, experiment_conflict, no_front_matter, bad_slug,
     unknown_data_loader, duplicate_front_matter_key, duplicate_site_key, bad_cli_baseurl,
+    site_repository_clone_url, site_repository_without_repo, site_repository_not_a_string,
+    listing_inside_a_fence, listing_bad_fold,
 ]
 
 

@@ -53,7 +53,8 @@ def test_every_html_figure_opens_at_full_resolution_and_links_its_data(site, slu
     root, out, base = site
     page = (out / "html" / slug / "index.html").read_text(encoding="utf-8")
     figures = list(_FIGURE.finditer(page))
-    assert figures and len(figures) == page.count("<figure ")
+    listings = page.count('<figure class="listing"')            # code blocks, not figures
+    assert figures and len(figures) == page.count("<figure ") - listings
     for f in figures:
         assert f["zoom"] == f["src2x"] and f["src2x"] != f["src"]
         assert _file(out, "html", f["zoom"], base).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -104,7 +104,7 @@ def test_fence_parts(block, language, code):
 def test_fenced_code_is_highlighted_and_keeps_its_text():
     out = html("```python\ndef f(x):\n    return x < 1  # $x$ *not* math\n```\n\nAfter.")
     assert out.startswith('<div class="highlight"><pre tabindex="0"><span></span><code>'
-                          '<span class="k">def</span>')
+                          '<span class="line"><span class="k">def</span>')
     assert "&lt;" in out and "$x$ *not* math" in out and "arithmatex" not in out
     assert out.endswith("</code></pre></div>\n<p>After.</p>")
     text = re.sub(r"<[^>]+>", "", out.split("</code>")[0])
@@ -114,14 +114,15 @@ def test_fenced_code_is_highlighted_and_keeps_its_text():
 @pytest.mark.parametrize("language", ["", "no-such-language-xyz"])
 def test_unknown_or_missing_language_is_plain_text(language):
     out = highlight("a <b> & c", language)
-    assert out == ('<div class="highlight"><pre><span></span><code>a &lt;b&gt; &amp; c\n'
-                   '</code></pre></div>\n')
+    assert out == ('<div class="highlight"><pre><span></span><code><span class="line">'
+                   'a &lt;b&gt; &amp; c</span>\n</code></pre></div>\n')
 
 
 def test_indented_code_looks_like_fenced_code():
     out = html("    indented $x$ <b> &amp; &\n\nafter")
     assert out == ('<div class="highlight"><pre tabindex="0"><span></span><code>'
-                   'indented $x$ &lt;b&gt; &amp;amp; &amp;\n</code></pre></div>\n<p>after</p>')
+                   '<span class="line">indented $x$ &lt;b&gt; &amp;amp; &amp;</span>\n'
+                   '</code></pre></div>\n<p>after</p>')
 
 
 def test_consecutive_fences_are_separate_blocks():

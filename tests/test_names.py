@@ -19,8 +19,8 @@ def test_every_global_of_the_body_environment_is_reserved():
 def test_every_name_the_body_context_passes_is_reserved():
     post = SimpleNamespace(experiments={}, data=(), path=Path("p.md"), meta={})
     info = SimpleNamespace(post=post, title="t", description="", slug="p")
-    ctx, _ = body_context(info, SimpleNamespace(baseurl=""), {}, {}, SimpleNamespace(name="html"),
-                          None)
+    fmt = SimpleNamespace(name="html", post_url=lambda info, site: "/p/")
+    ctx, _ = body_context(info, SimpleNamespace(baseurl=""), {}, {}, fmt, None)
     assert set(ctx) == set(BODY_NAMES)
     assert set(BODY_NAMES) <= set(HELPER_NAMES)
 

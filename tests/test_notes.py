@@ -102,7 +102,8 @@ def test_callouts_become_boxes_and_a_marker_elsewhere_stays_text(built):
     assert "<strong>target</strong>" in note and "<li>one</li>" in note
     assert 'data-tex="x_0"' in note
     assert "<blockquote>\n<p>A plain quotation\n[!TIP] is not a callout" in body
-    assert "&gt; [!NOTE]\n&gt; inside a fence" in body
+    assert ('<span class="line">&gt; [!NOTE]</span>\n'
+            '<span class="line">&gt; inside a fence: left alone</span>') in body
 
 
 def test_the_jekyll_post_carries_the_same_notes_and_callouts_for_kramdown(built):

@@ -66,5 +66,5 @@ def test_an_unknown_permalink_placeholder_is_an_error_naming_the_post(tmp_path):
     post.write_text(post.read_text().replace(":year", ":yaer"))
     res = CliRunner().invoke(main, ["build", "--root", str(root)])
     assert res.exit_code == 1
-    assert f"{post}: permalink: permalink placeholder :yaer is not one Jekyll knows" \
-        in res.output
+    assert f"{post}: permalink: permalink '/notes/:yaer/:title/'" in res.output
+    assert ": unknown placeholder :yaer (use :categories, :year," in res.output

@@ -108,6 +108,9 @@ def test_events_take_a_page_to_the_current_state(told, now, events):
     ("content/posts/post.md___jb_tmp___", True), ("content/_freeze/.manifest.json.x1.tmp", True),
     (".cache/lora-site/posts/k.json", True), ("site/html/index.html", True),
     (".git/index", True), ("generator/__pycache__/x.cpython-311.pyc", True),
+    # The folders a build fills and then swaps in (core.swap), the freeze's among them.
+    ("content/._freeze.build-lfn9el8q/c/value.json", True),
+    ("content/._freeze.old-x_1/manifest.json", True), ("content/.site.build-ab/x", True),
 ])
 def test_editor_temporary_files_caches_and_outputs_are_ignored(tmp_path, path, skipped):
     assert serve_mod.ignored(str(tmp_path / path)) is skipped
@@ -434,7 +437,7 @@ def test_an_edit_to_a_projects_own_kind_module_restarts_the_worker(tmp_path):
         line = server.wait_for("starts afresh")
         assert "changed: " in line and "constkind.py" in line, line
         assert events.next()[0] == "reload"
-        assert "The value is 43." in fetch(server.url + "first/")
+        assert "The value is 43." in fetch(server.url + "first/"), "\n".join(server.log)
     finally:
         code = server.stop()
     assert code == 0, "\n".join(server.log)

@@ -22,8 +22,8 @@ from generator.publish import tree as tree_mod
 from generator.publish.lock import build_lock
 from generator.publish.tree import write_tree
 from helpers import build
-from site_checks import (broken_links, liquid_visible, make_project, read_page, split_jekyll,
-                         strip_raw_guards)
+from site_checks import (GENERATED_LIQUID, broken_links, liquid_markup, liquid_visible,
+                         make_project, read_page, split_jekyll, strip_raw_guards)
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
@@ -135,13 +135,18 @@ def test_title_is_exact_in_feed_and_sitemap(nasty_site):
 def test_title_is_exact_in_jekyll_front_matter_and_inert_in_body(nasty_site):
     text = (nasty_site / "jekyll" / "_posts" / "2026-01-11-nasty.md").read_text(encoding="utf-8")
     meta, body = split_jekyll(text)
+    generated = meta.pop("lora_site")
     assert meta == {"layout": "post", "title": NASTY_TITLE, "date": "2026-01-11 10:00:00 +0530",
                     "category": "blog"}
+    assert generated["citation"][0] == ["citation_title", NASTY_TITLE]
     heading = [line for line in body.splitlines() if line.startswith("# ")]
     assert len(heading) == 1
-    # Liquid sees no tag but the include.
+    # Liquid sees no tag but the include and the post's URL in its BibTeX: the title's braces
+    # in the BibTeX are character references.
+    assert liquid_markup(body) == GENERATED_LIQUID
     assert not re.search(r"\{[{%]", liquid_visible(body).replace(
-        "{%- include mathjax.html -%}", ""))
+        "{%- include mathjax.html -%}", "").replace("{{ page.url | absolute_url }}", ""))
+    assert "\\textbraceleft&#123;&#125;\\textbraceleft&#123;&#125; liquid " in body
     assert "\\<b\\>" in heading[0] and "&amp;" in heading[0]
     assert strip_raw_guards(body).count("$$x_1$$") == 1
 

@@ -14,8 +14,8 @@ import keyword
 import re
 
 # What render/context.py passes every body, besides the experiments themselves.
-BODY_NAMES = ("bibliography", "data", "experiments", "figure", "listing", "page", "site", "table",
-              "target")
+BODY_NAMES = ("bibliography", "claims_table", "data", "experiments", "figure", "listing", "page",
+              "post_url", "site", "table", "target")
 # The globals of the body's Jinja environment (Jinja's own, then render/jinja.py's).
 TEMPLATE_GLOBALS = ("cycler", "dict", "joiner", "lipsum", "namespace", "range",
                     "argmax", "argmin", "enumerate", "zip")

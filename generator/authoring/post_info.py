@@ -1,4 +1,4 @@
-"""What templates need about a post besides its body: slug, title, dates, tags, its URL.
+"""What templates need about a post besides its body: slug, title, dates, tags, authors, its URL.
 
 Dates without a zone are UTC (never the machine's zone, so every machine builds the same feed).
 """
@@ -93,6 +93,7 @@ class PostInfo:
     tags: tuple[str, ...] = ()   # from `tag:` or `tags:`, as Jekyll reads them
     draft: bool = False     # `published: false`: shown only by a build with --drafts
     jekyll_url: str = ""    # where Jekyll serves the post, below the baseurl (authoring.urls)
+    authors: tuple[str, ...] = ()   # front matter `author:` (one or a list), else site.yml's
 
     @property
     def iso(self) -> str:
@@ -128,6 +129,25 @@ def post_tags(meta: Mapping[str, Any], path: Path) -> tuple[str, ...]:
     return tuple(out)
 
 
+def post_authors(meta: Mapping[str, Any], path: Path, default: str) -> tuple[str, ...]:
+    """`author:` as one name or a list of names; without it, the site's author."""
+    raw = meta.get("author")
+    if raw is None:
+        return (default,)
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        raise ContentError(f"must be a name or a list of names, got {raw!r}", path=path,
+                           field="author", hint='write author: "Ada Lovelace" or a YAML list')
+    out = []
+    for i, item in enumerate(items):
+        name = plain_text(item, path=path, field=f"author[{i}]") if isinstance(item, str) else ""
+        if not name:
+            raise ContentError(f"author {i + 1} is {item!r}, not a non-empty name", path=path,
+                               field="author", hint="write each author as a string")
+        out.append(name)
+    return tuple(out)
+
+
 def post_info(post: Post, site: SiteConfig) -> PostInfo:
     meta = post.meta
     title = meta.get("title")
@@ -153,7 +173,8 @@ def post_info(post: Post, site: SiteConfig) -> PostInfo:
                     date=date, date_text=date_text, url=f"{site.baseurl}/{slug}/",
                     jekyll_name=f"{date:%Y-%m-%d}-{slug}.md",
                     tags=post_tags(meta, post.path), draft=not published,
-                    jekyll_url=jekyll_url(meta, slug, date, post.path))
+                    jekyll_url=jekyll_url(meta, slug, date, post.path),
+                    authors=post_authors(meta, post.path, site.author))
 
 
 def post_slug(post: Post) -> str:

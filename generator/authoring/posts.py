@@ -13,7 +13,8 @@ misspelt key is an error with a suggestion rather than a setting silently ignore
   slug         the URL slug (default: the file name), in both outputs
   tag / tags   one tag or a list (`tags` may be a string split at spaces, as in Jekyll)
   published    false: a draft, left out of every output unless the build has --drafts
-  category / categories, layout, permalink, author, excerpt, excerpt_separator,
+  author       one name or a list, instead of site.yml's author (post_info.post_authors)
+  category / categories, layout, permalink, excerpt, excerpt_separator,
   image, headerImage, last_modified_at, lang, comments, mathjax, toc
                passed on unchanged to the Jekyll post's front matter (permalink and the
                categories also decide the Jekyll URL the build checks links against)

@@ -14,6 +14,8 @@ from ..core.errors import ConfigError, ContentError, unknown_key_error
 from ..core.located import located
 from ..core.oserror import os_hint, os_reason
 from ..core.project import Project
+from .licenses import KNOWN as KNOWN_LICENSES
+from .licenses import Licenses
 from .yamlio import load_yaml, yaml_hint, yaml_problem
 
 
@@ -28,6 +30,10 @@ class SiteConfig:
     baseurl: str = ""             # path prefix the site is served under, e.g. /repo
     mathjax_url: str = "https://cdn.jsdelivr.net/npm/mathjax@3.2.2/es5/tex-mml-chtml.js"
     lang: str = "en"
+    license: Licenses = Licenses()  # of the text and of the code, by SPDX id
+    # The repository's web address (https://github.com/<owner>/<repo>): code listings link to
+    # their source at the commit that built the page, and each post says how to reproduce it.
+    repository: str = ""
     extra: dict = field(default_factory=dict)
 
 
@@ -49,6 +55,8 @@ def plain_text(value: str, *, path: object, field: str) -> str:
 
 
 
+# https://<host>/<owner>/<repo> (GitLab groups nest deeper); no query, fragment or trailing '/'.
+_REPOSITORY = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+){2,}$")
 _BASEURL = re.compile(r"^(/[A-Za-z0-9._~!$'()*+,;=:@%-]+)*$")
 _URL = re.compile(r"^https?://[^\s/\"'<>]+$")
 
@@ -62,6 +70,19 @@ def normalize_baseurl(value: str) -> str:
     if not _BASEURL.match(v):
         raise ConfigError(f"baseurl {value!r} is not a URL path", field="baseurl",
                           hint="use a path such as /repo (letters, digits, - . _ ~)")
+    return v
+
+
+def normalize_repository(value: str) -> str:
+    """'' (no repository) or its web address without a trailing '/' or '.git'; anything else
+    is refused (a clone URL such as git@github.com:o/r.git cannot be linked to)."""
+    v = value.strip().rstrip("/")
+    if v.endswith(".git"):
+        v = v[:-4]
+    if v and not _REPOSITORY.match(v):
+        raise ConfigError(f"{value!r} is not the web address of a repository",
+                          field="repository",
+                          hint="write it as https://github.com/<owner>/<repo>, or leave it out")
     return v
 
 
@@ -90,6 +111,38 @@ def _read_settings(project: Project) -> dict[str, Any]:
     return data
 
 
+def parse_licenses(raw: Any, *, path: object) -> Licenses:
+    """``license: {text: CC-BY-4.0, code: MIT}``: each an SPDX id of the known list."""
+    import difflib
+
+    if raw is None:
+        return Licenses()
+    example = "write license: {text: CC-BY-4.0, code: MIT}"
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"must be a mapping of the text's and the code's licences, got {raw!r}",
+                          path=path, field="license", hint=example)
+    for key in sorted(map(str, raw)):
+        if key not in ("text", "code"):
+            raise unknown_key_error(key, ("text", "code"), source=path, prefix="license.")
+    found = {}
+    for key in ("text", "code"):
+        if key not in raw:
+            continue
+        value = raw[key]
+        if not isinstance(value, str):
+            raise ConfigError(f"must be an SPDX licence id, got {value!r}", path=path,
+                              field=f"license.{key}", hint=example)
+        if value not in KNOWN_LICENSES:
+            same = [k for k in KNOWN_LICENSES if k.lower() == value.strip().lower()]
+            close = same or difflib.get_close_matches(value, list(KNOWN_LICENSES), n=1)
+            hint = (f"did you mean '{close[0]}'?" if close else
+                    f"known ids: {', '.join(KNOWN_LICENSES)}")
+            raise ConfigError(f"{value!r} is not an SPDX licence id this site knows", path=path,
+                              field=f"license.{key}", hint=hint)
+        found[key] = KNOWN_LICENSES[value]
+    return Licenses(**found)
+
+
 def kind_modules(project: Project) -> tuple[str, ...]:
     """The modules site.yml names under ``kinds:`` (a project's own experiment kinds). Without
     a site.yml there are none (commands that need the settings say it is missing)."""
@@ -113,7 +166,7 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise ConfigError("is required and must be a non-empty string", path=path, field=key,
                               hint=f"add a line such as '{key}: \"...\"' to site.yml")
-    for key in ("baseurl", "mathjax_url", "lang"):
+    for key in ("baseurl", "mathjax_url", "lang", "repository"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"must be a string, got {data[key]!r}", path=path, field=key)
     url = data["url"].strip().rstrip("/")
@@ -133,10 +186,15 @@ def load_site_config(project: Project, baseurl: str | None = None) -> SiteConfig
     if not re.match(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$", lang):
         raise ConfigError(f"lang {lang!r} is not a language tag", path=path, field="lang",
                           hint="use a tag such as en, de or pt-BR")
+    try:
+        repository = normalize_repository(data.get("repository", ""))
+    except ConfigError as exc:
+        raise located(exc, path=path, field="repository") from None
     extra = data.get("extra") or {}
     if not isinstance(extra, dict):
         raise ConfigError("must be a mapping", path=path, field="extra")
+    licenses = parse_licenses(data.get("license"), path=path)
     text = {k: plain_text(data[k], path=path, field=k) for k in ("title", "description", "author")}
     return SiteConfig(title=text["title"], description=text["description"],
                       author=text["author"], url=url, baseurl=base, mathjax_url=mathjax,
-                      lang=lang, extra=extra)
+                      lang=lang, license=licenses, repository=repository, extra=extra)

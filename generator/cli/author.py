@@ -98,7 +98,7 @@ def new(slug, root, title, date) -> None:
             f"Write the introduction here. Every number comes from the experiment "
             f"`{name}`: it trained for {{{{ {name}.metrics.steps }}}} steps at rank "
             f"{{{{ {name}.config.rank }}}}{cite}.\n\n"
-            f"## The code\n\n```python\n{{{{ listing(\"{module}\", \"{definition}\") }}}}\n```\n\n"
+            f"## The code\n\n{{{{ listing(\"{module}\", \"{definition}\") }}}}\n\n"
             f"## The result\n\n{figure_block}"
             f"`lora-site list` shows every metric, figure and listing a post can use.\n")
     path.parent.mkdir(parents=True, exist_ok=True)

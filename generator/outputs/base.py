@@ -84,6 +84,7 @@ class SiteBuild:
     markdown: Markdowner
     bytecode_dir: Path | None = None
     data: Mapping[str, Mapping[str, bytes]] | None = None    # experiment -> file -> bytes
+    git: Any = None                             # core.gitinfo.GitState, or None (no links)
 
     def __post_init__(self) -> None:
         import yaml
@@ -114,6 +115,25 @@ class SiteBuild:
                          + MATH_CSS)
         return self._css
 
+    def reproduce(self, info) -> dict[str, Any]:
+        """What a post's "Reproduce this article" box shows (templates/reproduce.html): the
+        repository at the commit that built the page when both are known, whether the work
+        tree differed from that commit, and the command that recomputes the post's results."""
+        repo, git = self.site.repository or None, self.git
+        commit = git.commit if (repo and git is not None) else None
+        names = list(info.post.experiments)            # as the front matter declares them
+        return {
+            "repository": repo,
+            "label": repo.split("://", 1)[-1] if repo else None,
+            "folder": repo.rstrip("/").rsplit("/", 1)[-1] if repo else None,
+            "url": f"{repo}/tree/{commit}" if commit else repo,
+            "commit": commit,
+            "short": git.short if commit else None,
+            "dirty": bool(commit and git.dirty),
+            "experiments": names,
+            "run": ("lora-site run " + " ".join(f"--only {n}" for n in names)) if names else None,
+        }
+
     def figure_files(self, *, one_x_only: bool = False) -> dict[str, bytes]:
         """assets/images/.../<file> -> PNG bytes of every figure (the 1x files only, for a
         format whose pages link no 2x image)."""
@@ -125,7 +145,6 @@ class SiteBuild:
                     continue
                 out[f"{image_dir(exp)}/{filename}"] = files[filename]
         return out
-
 
     def asset(self, name: str) -> bytes:
         """A static file of the templates (the project's own first), copied as it is."""

@@ -3,16 +3,19 @@
   index.html                 list of posts
   <slug>/index.html          one page per post, at <baseurl>/<slug>/
   assets/style.css           the one stylesheet (Pygments light + dark appended)
+  assets/code-copy.js        the copy button of code blocks (the pages work without it)
   assets/images/<name>.png   figures of the experiment 'main' (and <name>@2x.png);
   assets/images/<exp>/...    figures of any other experiment
   404.html, feed.xml, sitemap.xml, .nojekyll
-URLs are root-relative and carry the baseurl, so the site works under /repo/.
+URLs are root-relative and carry the baseurl, so the site works under /repo/. The feed carries
+each post's full content, with its math as MathML and every URL absolute (render/feedhtml.py).
 """
 from __future__ import annotations
 
 from html import escape as html_escape
 from typing import Any
 
+from ..authoring.citation import bibtex_entry, bibtex_key, bibtex_url, scholar_tags
 from ..plots.common import image_filename
 from ..render.context import FigureRef, image_dir
 from ..render.markdown import Markdowner
@@ -20,17 +23,26 @@ from .base import Files, OutputFormat, SiteBuild
 
 
 def _json_ld(info, site) -> dict:
+    people = [{"@type": "Person", "name": a} for a in info.authors]
     return {
         "@context": "https://schema.org",
         "@type": "BlogPosting",
         "headline": info.title,
         "description": info.description,
         "datePublished": info.iso,
-        "author": {"@type": "Person", "name": site.author},
+        "author": people[0] if len(people) == 1 else people,
         **({"keywords": list(info.tags)} if info.tags else {}),
+        **({"license": site.license.text.url} if site.license.text else {}),
         "url": site.url + info.url,
         "mainEntityOfPage": site.url + info.url,
     }
+
+
+def cite(info, site, url: str) -> dict:
+    """What post-footer.html needs: the BibTeX key, and the entry as escaped HTML."""
+    return {"key": bibtex_key(info),
+            "bibtex": html_escape(bibtex_entry(info, site, bibtex_url(url)).rstrip("\n"),
+                                  quote=False)}
 
 
 class HtmlSite(OutputFormat):
@@ -69,15 +81,19 @@ class HtmlSite(OutputFormat):
         return f"/{info.slug}/"
 
     def files(self, build: SiteBuild) -> dict[str, bytes]:
+        from ..render.feedhtml import feed_content
+
         site, base = build.site, build.site.baseurl
         out = Files()
         out.put("assets/style.css", build.css())
         out.put("assets/figures.js", build.asset("assets/figures.js"))
+        out.put("assets/code-copy.js", build.asset("assets/code-copy.js"))
         out.put(".nojekyll", b"")
         out.put("index.html", build.page("html/index.html", canonical=f"{site.url}{base}/",
                                          page_title=site.title))
         out.put("404.html", build.page("html/404.html", canonical=None,
                                        page_title=f"Page not found · {site.title}"))
+        contents: dict[str, str] = {}         # slug -> the post's HTML for the feed
         for info in build.posts:
             r = build.rendered[info.slug]
             first_img = None
@@ -85,11 +101,15 @@ class HtmlSite(OutputFormat):
                 exp, name = r.figures_used[0]
                 first_img = f"{site.url}{base}/{image_dir(exp)}/{image_filename(name, 1)}"
             parts = r.parts[self.name]
+            url = f"{site.url}{info.url}"
             out.put(f"{info.slug}/index.html", build.page(
                 "html/post.html", post=info, body=parts["html"], toc=parts["toc"],
-                canonical=f"{site.url}{info.url}", page_title=f"{info.title} · {site.title}",
-                og_image=first_img, json_ld=_json_ld(info, site)))
-        out.put("feed.xml", build.page("feed.xml"))
+                canonical=url, page_title=f"{info.title} · {site.title}",
+                og_image=first_img, json_ld=_json_ld(info, site), cite=cite(info, site, url),
+                citation=scholar_tags(info, site, r.references),
+                reproduce=build.reproduce(info)))
+            contents[info.slug] = feed_content(parts["feed_html"], url)
+        out.put("feed.xml", build.page("feed.xml", contents=contents))
         out.put("sitemap.xml", build.page("sitemap.xml"))
         for path, data in {**build.figure_files(), **build.data_files()}.items():
             out.put(path, data)

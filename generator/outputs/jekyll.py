@@ -3,14 +3,26 @@ blog, with math that survives GitHub Pages' kramdown (render.kramdown).
 
   _posts/<date>-<slug>.md    the post: front matter, then kramdown-safe Markdown
   _config.yml, _layouts/, _includes/mathjax.html, index.html, assets/css/style.css
+  _includes/citation-meta.html  Google Scholar's tags for a post's <head> (the layouts include it),
+  assets/js/code-copy.js     (the copy button of code blocks, loaded by _layouts/default.html)
   assets/images/...          the 1x figures the posts link to
+
+The post ends with its licences and its BibTeX (templates/post-footer.html, as on the HTML
+site), so both travel with it into another blog; its front matter's `lora_site` holds what
+the <head> include needs. The one thing Liquid fills in is the post's URL ({{ page.url |
+absolute_url }}), which only Jekyll knows: it follows the blog's permalink setting.
+
+Jekyll's feed (the jekyll-feed plugin, if a blog uses it) carries the post as kramdown renders
+it: its math as TeX between \\( \\) and \\[ \\] for MathJax, which a feed reader shows as text.
 """
 from __future__ import annotations
 
+from html import escape as html_escape
 from typing import Any
 
 import yaml
 
+from ..authoring.citation import bibtex_entry, bibtex_key, scholar_tags
 from ..render.context import FigureRef
 from ..render.kramdown import escape_markdown, to_kramdown
 from ..render.markdown import Markdowner
@@ -20,16 +32,41 @@ from .base import Files, OutputFormat, SiteBuild
 BUILD_KEYS = ("experiments", "data", "description", "slug")
 
 
-def jekyll_front_matter(info) -> str:
+# Where the post's BibTeX puts its URL, before Liquid's expression replaces it (no title can
+# hold a NUL: site_config.plain_text refuses control characters).
+_URL_SLOT = "\x00"
+PAGE_URL = "{{ page.url | absolute_url }}"
+
+
+def jekyll_front_matter(info, generated: dict[str, Any] | None = None) -> str:
     """The Jekyll front matter: layout first, then the author's keys in their order, minus the
-    keys that only steer this build. safe_dump quotes whatever needs quoting."""
+    keys that only steer this build, then ``generated`` (what this build adds for the layouts).
+    safe_dump quotes whatever needs quoting."""
     meta = {"layout": info.post.meta.get("layout", "post")}
     for key, value in info.post.meta.items():
         if key in BUILD_KEYS or key == "layout":
             continue
         meta[key] = info.date_text if key == "date" else value
+    meta.update(generated or {})
     return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False,
                           width=10_000)
+
+
+def head_data(info, site, references: list[str]) -> dict[str, Any]:
+    """`lora_site` in the front matter: what _includes/citation-meta.html writes in <head>."""
+    data: dict[str, Any] = {"citation": [list(t) for t in scholar_tags(info, site, references)]}
+    if site.license.text:
+        data["license"] = site.license.text.url
+    return {"lora_site": data}
+
+
+def cite(info, site) -> dict:
+    """post-footer.html's BibTeX for the Jekyll post: escaped HTML whose braces are character
+    references (Liquid would read {{ or {% in a title, or the title's own double braces), with
+    Liquid's URL of the page."""
+    text = html_escape(bibtex_entry(info, site, _URL_SLOT).rstrip("\n"), quote=False)
+    text = text.replace("{", "&#123;").replace("}", "&#125;").replace(_URL_SLOT, PAGE_URL)
+    return {"key": bibtex_key(info), "bibtex": text}
 
 
 class JekyllTree(OutputFormat):
@@ -80,6 +117,7 @@ class JekyllTree(OutputFormat):
         out.put("_includes/mathjax.html", build.page("jekyll/_includes/mathjax.html"))
         out.put("assets/css/style.css", build.css())
         out.put("assets/js/figures.js", build.asset("assets/figures.js"))
+        out.put("assets/js/code-copy.js", build.asset("assets/code-copy.js"))
         static = next((d / "jekyll" / "static" for d in build.dirs
                        if (d / "jekyll" / "static").is_dir()), None)
         if static is None:
@@ -91,11 +129,13 @@ class JekyllTree(OutputFormat):
             if path.is_file():
                 out.put(path.relative_to(static).as_posix(), path.read_bytes())
         for info in build.posts:
-            parts = build.rendered[info.slug].parts[self.name]
+            r = build.rendered[info.slug]
             out.put(f"_posts/{info.jekyll_name}", build.page(
-                "jekyll/post.md", front_matter=jekyll_front_matter(info),
-                heading="# " + escape_markdown(info.title), body=parts["body"],
-                draft=info.draft))
+                "jekyll/post.md",
+                front_matter=jekyll_front_matter(info, head_data(info, site, r.references)),
+                heading="# " + escape_markdown(info.title), body=r.parts[self.name]["body"],
+                cite=cite(info, site), draft=info.draft,
+                reproduce=build.reproduce(info)))
         for path, data in {**build.figure_files(), **build.data_files()}.items():
             out.put(path, data)
         return out

@@ -52,6 +52,20 @@ def _result_files(ctx: BuildContext, declared) -> dict[str, Any]:
     return out
 
 
+def source_state(ctx: BuildContext, site: SiteConfig):
+    """What git says about the folders a build reads (core.gitinfo.GitState), for the listings'
+    source links and each post's reproduce box; None without a ``repository`` setting (then
+    nothing links to a commit, and git is not asked), without git or outside a repository."""
+    from ..core.gitinfo import git_state
+    from ..core.keys import package_dir
+
+    if not site.repository:
+        return None
+    project, pkg = ctx.project, package_dir()
+    return git_state(project.root, [project.content, project.templates, pkg,
+                                    pkg.parent / "templates"])
+
+
 def shown_posts(ctx: BuildContext, site: SiteConfig, drafts: bool = False) -> list[PostInfo]:
     """The posts this build shows, newest first: every post, drafts (``published: false``)
     only with ``drafts``. Their URLs are checked (authoring.urls) before anything runs."""
@@ -111,10 +125,11 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
         [i.post for i in infos])
     fmts = formats()
     result_files = _result_files(ctx, declared)
+    git = source_state(ctx, site)
     links = post_links({info.slug: info for info in infos}, site, fmts)
     rendered: dict[str, RenderedPost] = {
         info.slug: cached_render_post(ctx, info, site, results, figures, fmts,
-                                      result_files=result_files, links=links)
+                                      result_files=result_files, links=links, git=git)
         for info in sorted(infos, key=lambda i: i.slug)}
     md = markdowner(ctx)
     store = run.store_of(ctx)
@@ -122,7 +137,7 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
             for name, d in sorted(declared.items())}
     build = SiteBuild(project=ctx.project, site=site, posts=infos, rendered=rendered,
                       figures=figures, markdown=md, bytecode_dir=ctx.project.cache / "jinja",
-                      data=data)
+                      data=data, git=git)
     files: dict[str, bytes] = {}
     for fmt in fmts:
         for path, data in sorted(fmt.files(build).items()):

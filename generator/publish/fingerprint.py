@@ -1,7 +1,7 @@
 """The whole-build fingerprint: a no-op rebuild returns before importing anything heavy.
 
 Everything a build depends on (every file it reads, the options, the interpreter, the installed
-libraries, the numeric pins) hashed, plus the hashes of what it wrote; when both match the last
+libraries, the numeric pins, the git commit the pages link listings to) hashed, plus the hashes of what it wrote; when both match the last
 successful build there is nothing to do. Standard library only.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..core import numerics
+from ..core import gitinfo, numerics
 from ..core.fsio import write_bytes_atomic
 from ..core.keys import digest, installed_distributions, package_dir
 
@@ -80,6 +80,9 @@ def build_options(*, frozen: bool, baseurl: str | None, drafts: bool = False) ->
     """The options that change what a build writes, as every builder records them (the
     build command and the preview), so each one's record holds for the other."""
     return {"frozen": frozen, "baseurl": baseurl, "drafts": drafts}
+def _git_head(root) -> list[str] | None:
+    found = gitinfo.head(Path(root))
+    return None if found is None else [str(found.toplevel), found.commit]
 
 
 class BuildFingerprint:
@@ -104,6 +107,10 @@ class BuildFingerprint:
             "libraries": installed_distributions(),
             "env": {k: os.environ.get(k) for k in BUILD_ENV},
             "numerics": numerics.key(),
+            # Pages name the commit they were built from (listings link to it): a new commit
+            # is a new build. Whether a file differs from it follows from the commit and the
+            # files' hashes below.
+            "git": _git_head(project.root),
             "files": _input_files(project, ctx.hashes),
         }
         self.key = digest(self.inputs)
@@ -127,9 +134,10 @@ class BuildFingerprint:
             shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more"
                                               if len(changed) > 4 else "")
             reasons.append(f"changed: {shown}")
-        for name in ("options", "out", "python", "executable", "libraries", "env", "numerics"):
+        for name in ("options", "out", "python", "executable", "libraries", "env", "numerics",
+                     "git"):
             if old.get(name) != self.inputs[name]:
-                reasons.append(f"{name} changed")
+                reasons.append("the git commit changed" if name == "git" else f"{name} changed")
         for path, sha in sorted((last.get("kind_modules") or {}).items()):
             try:
                 now = self.ctx.hashes.sha256(path)

@@ -2,9 +2,11 @@
 
 The body's variables: each declared experiment under its own name (``main.metrics.steps``) and
 in ``experiments``, ``data.<name>`` for the names listed under ``data:``, ``page``, ``site``,
-``listing(module, name)``, ``figure(name, caption, experiment=...)``, ``post_url(slug)`` (the
-URL of another post in this output) and ``target`` (the output format's name). The figure
-helper checks the figure exists and counts figures; the format writes the markup.
+``listing(module, name, fold=None)`` (a code block: render.listings), ``claims_table(audit)``
+(the claims audit's verdicts: render.claims_table), ``figure(name, caption, experiment=...)``,
+``post_url(slug)`` (the URL of another post in this output) and ``target`` (the output
+format's name). The figure helper checks the figure exists and counts figures; the format
+writes the markup.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from typing import Any, Callable, Mapping
 
 from ..core.errors import ConfigError, ContentError
 from ..plots.common import image_filename, image_size
-from .listings import listing
+from .claims_table import claims_table
+from .listings import ListingHelper
 
 MAIN_EXPERIMENT = "main"
 
@@ -139,13 +142,16 @@ class PostUrl:
 
 
 def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, Mapping[str, bytes]],
-                 fmt, markdown, refs=None, *, listing: Callable[[str, str], str] = listing,
+                 fmt, markdown, refs=None, git=None, *,
+                 sources: Callable[[str, str], Any] | None = None,
                  links: Mapping[str, Mapping[str, str]] | None = None
                  ) -> tuple[dict[str, Any], FigureHelper]:
     """The variables of ``info``'s body rendered for output format ``fmt``, and its figure
     helper (which records the figures the body used). refs: the post's render.refs.PostRefs,
-    which the figure and table helpers label. links: every post's URLs (post_links), for
-    post_url; without them only the post itself is known."""
+    which the figure and table helpers label. git: the core.gitinfo.GitState listings link
+    their source with (None: no links). sources: (module, name) -> render.listings.Source,
+    cached by the build (render.listings.listings_of); links: every post's URLs
+    (post_links), for post_url; without them only the post itself is known."""
     from .refs import BIB_MARKER, PostRefs
 
     refs = refs if refs is not None else PostRefs()
@@ -159,7 +165,8 @@ def body_context(info, site, results: Mapping[str, Any], figures: Mapping[str, M
                  "meta": post.meta},
         "site": site,
         "data": data,
-        "listing": listing,
+        "listing": ListingHelper(site, git, sources=sources),
+        "claims_table": claims_table,
         "figure": figure,
         "table": refs.table,
         "bibliography": lambda: BIB_MARKER,

@@ -37,7 +37,7 @@ class HighlightCache:
     """
 
     MAX_ENTRIES = 400
-    FORMAT = 2
+    FORMAT = 3                  # 3: one span per line of code (mdext.highlight)
 
     def __init__(self, path: Path | None) -> None:
         self.path = Path(path) if path is not None else None
@@ -116,8 +116,9 @@ class Markdowner:
 
     def pygments_css(self, light: str = PYGMENTS_LIGHT, dark: str = PYGMENTS_DARK) -> str:
         """Highlighting rules for both colour schemes, each inside its own media query so no
-        rule of one scheme leaks into the other."""
-        key = f"css:{_pygments_version()}:{light}:{dark}"
+        rule of one scheme leaks into the other. Print takes the light scheme whatever the
+        reader's preference: ink on paper."""
+        key = f"css-print:{_pygments_version()}:{light}:{dark}"
         if key in self.highlights.entries:
             self.highlights.used[key] = self.highlights.entries[key]
             return self.highlights.entries[key]
@@ -127,9 +128,9 @@ class Markdowner:
             css = HtmlFormatter(style=style).get_style_defs(".highlight")
             return "\n".join("  " + line for line in css.splitlines() if line.strip())
 
-        css = (f"/* Pygments '{light}' */\n@media (prefers-color-scheme: light) {{\n"
+        css = (f"/* Pygments '{light}' */\n@media print, (prefers-color-scheme: light) {{\n"
                f"{rules(light)}\n}}\n/* Pygments '{dark}' */\n"
-               f"@media (prefers-color-scheme: dark) {{\n{rules(dark)}\n}}\n")
+               f"@media screen and (prefers-color-scheme: dark) {{\n{rules(dark)}\n}}\n")
         self.highlights.used[key] = css
         return css
 

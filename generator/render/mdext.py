@@ -7,7 +7,12 @@ math), so the HTML page and the Jekyll post always agree on it.
 HTML produced, the form MathJax is configured to read (processHtmlClass: "arithmatex"):
   inline math    <span class="arithmatex">\\(TeX\\)</span>
   display math   <div class="arithmatex">\\[\\nTeX\\n\\]</div>
-  fenced code    Pygments' HTML: <div class="highlight"><pre><span></span><code>...</code>
+  fenced code    Pygments' HTML: <div class="highlight"><pre><span></span><code>...</code>, each
+                 line of code in <span class="line"> (with style="--indent:N" when it starts
+                 with N columns of whitespace): the stylesheet wraps a long line with a
+                 hanging indent under its own indentation instead of hiding it behind a
+                 sideways scroll. The newline after each line stays outside its span, so the
+                 text of <code> (what the copy button and a selection copy) is the code.
 
 Why not pymdown-extensions: its arithmatex and superfences modules import urllib.request
 (http.client, email, ...) and Pygments at start-up, ~50 ms of every rebuild after a prose edit,
@@ -61,10 +66,46 @@ def fence_parts(block: str) -> tuple[str, str]:
     return (m.group(1) if m else ""), code
 
 
-def highlight(code: str, language: str) -> str:
-    """Pygments' block HTML for ``code``; an unknown or empty language is plain text."""
-    from pygments import highlight as pygments_highlight
+LINE_CLASS = "line"
+
+
+def line_indents(code: str, tab_size: int = 8) -> list[int]:
+    """The columns of leading whitespace of each line of ``code`` (a tab counts to the next
+    multiple of ``tab_size``, as the browser shows it)."""
+    out = []
+    for line in code.split("\n"):
+        expanded = line.expandtabs(tab_size)
+        out.append(len(expanded) - len(expanded.lstrip(" ")))
+    return out
+
+
+def _line_formatter(indents: list[int]):
+    """A Pygments HtmlFormatter that puts each line of code in its own span."""
     from pygments.formatters import HtmlFormatter
+
+    class LineFormatter(HtmlFormatter):
+        def wrap(self, source):
+            return super().wrap(self._lines(source))
+
+        def _lines(self, source):
+            i = 0
+            for is_code, line in source:
+                if not is_code:
+                    yield is_code, line
+                    continue
+                body, newline = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+                indent = indents[i] if i < len(indents) else 0
+                style = f' style="--indent:{indent}"' if indent else ""
+                yield 1, f'<span class="{LINE_CLASS}"{style}>{body}</span>{newline}'
+                i += 1
+
+    return LineFormatter(cssclass=CODE_CLASS, wrapcode=True)
+
+
+def highlight(code: str, language: str) -> str:
+    """Pygments' block HTML for ``code``, one span per line; an unknown or empty language is
+    plain text."""
+    from pygments import highlight as pygments_highlight
     from pygments.lexers import TextLexer, get_lexer_by_name
     from pygments.util import ClassNotFound
 
@@ -72,7 +113,9 @@ def highlight(code: str, language: str) -> str:
         lexer = get_lexer_by_name(language, stripnl=True) if language else TextLexer(stripnl=True)
     except ClassNotFound:
         lexer = TextLexer(stripnl=True)
-    return pygments_highlight(code, lexer, HtmlFormatter(cssclass=CODE_CLASS, wrapcode=True))
+    # stripnl drops the code's leading and trailing blank lines; the indents must line up
+    # with the lines Pygments formats.
+    return pygments_highlight(code, lexer, _line_formatter(line_indents(code.strip("\n"))))
 
 
 class _BlocksPreprocessor(Preprocessor):

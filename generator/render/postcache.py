@@ -4,7 +4,10 @@ rendered again, so an edit to one post renders only that post.
 A post's key hashes everything its rendering reads: its file, what templates see of it, the
 site settings, the kind, settings and result-file hashes of each experiment it declares, the
 figure files, every post's URL (for post_url), the generator's source (listings are read from
-it and its behaviour is theirs), the library versions and the output formats. Entries live in .cache/lora-site/posts/<key>.json;
+it and its behaviour is theirs), the library versions, the output formats and what render.post
+adds (the bibliography, and the git commit and work tree the listings link to: with the source
+hashes, these decide which listed files differ from the commit). Entries live in
+.cache/lora-site/posts/<key>.json;
 those a build did not use are removed at its end.
 """
 from __future__ import annotations

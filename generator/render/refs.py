@@ -53,6 +53,7 @@ class Entry:
     key: str
     html: str                   # the formatted reference, one line of HTML
     text: str                   # the same as plain text (link titles)
+    scholar: str = ""           # the work as a Google Scholar citation_reference
 
 
 class Bibliography:
@@ -70,17 +71,54 @@ class Bibliography:
         try:
             db = parse_string(self.path.read_text(encoding="utf-8"), "bibtex")
             formatted = list(Style().format_entries(db.entries.values()))
+            scholar = {key: scholar_reference(entry) for key, entry in db.entries.items()}
         except (PybtexError, UnicodeDecodeError, KeyError, ValueError) as exc:
             raise ContentError(f"cannot read the bibliography: {exc}", path=self.path,
                                hint="fix the BibTeX entry it names") from None
         for item in formatted:
             one_line = " ".join(item.text.render_as("html").split())
             self.entries[item.key] = Entry(item.key, one_line,
-                                           " ".join(item.text.render_as("text").split()))
+                                           " ".join(item.text.render_as("text").split()),
+                                           scholar[item.key])
 
     @classmethod
     def of(cls, ctx) -> "Bibliography":
         return ctx.state("bibliography", lambda ctx: cls(ctx.project.content / BIB_FILE))
+
+
+def scholar_reference(entry) -> str:
+    """A pybtex entry as the content of a Highwire Press ``citation_reference`` tag:
+    ``citation_title=...; citation_author=Last, First; ...`` (LaTeX decoded to text by pybtex;
+    a ';' inside a value, which would split it, becomes ',')."""
+    from pybtex.richtext import Text
+
+    def text(latex: str) -> str:
+        return " ".join(Text.from_latex(latex).render_as("text").replace(";", ",").split())
+
+    parts = []
+    fields = entry.fields
+    if "title" in fields:
+        parts.append(("citation_title", text(fields["title"])))
+    for person in entry.persons.get("author", []):
+        last = " ".join(text(x) for x in person.prelast_names + person.last_names +
+                        person.lineage_names)
+        first = " ".join(text(x) for x in person.first_names + person.middle_names)
+        parts.append(("citation_author", f"{last}, {first}" if first else last))
+    if "year" in fields:
+        parts.append(("citation_publication_date", text(fields["year"])))
+    venue = {"article": ("journal", "citation_journal_title"),
+             "inproceedings": ("booktitle", "citation_conference_title")}.get(entry.type)
+    if venue and venue[0] in fields:
+        parts.append((venue[1], text(fields[venue[0]])))
+    if "volume" in fields:
+        parts.append(("citation_volume", text(fields["volume"])))
+    pages = [p for p in re.split(r"-+", fields.get("pages", "")) if p.strip()]
+    if pages:
+        parts.append(("citation_firstpage", text(pages[0])))
+        parts.append(("citation_lastpage", text(pages[-1])))
+    if "doi" in fields:
+        parts.append(("citation_doi", text(fields["doi"])))
+    return "; ".join(f"{k}={v}" for k, v in parts)
 
 
 # ---------------------------------------------------------------------------------------------

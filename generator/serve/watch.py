@@ -48,11 +48,17 @@ def watched_roots(project: Project) -> list[Path]:
     return roots
 
 
+# The folders a build fills before swapping them in whole (core.swap: .<name>.build-*, and the
+# .<name>.old-* it moves the last one to): a build writes them, none reads them.
+_SWAP = re.compile(r"^\..+\.(build|old)-[A-Za-z0-9_]+$")
+
+
 def ignored(path: str) -> bool:
     """Whether a change to ``path`` can never change a build (temporary files, caches,
     outputs)."""
     parts = path.split(os.sep)
-    return _TEMP.search(parts[-1]) is not None or any(p in IGNORED_DIRS for p in parts[:-1])
+    return _TEMP.search(parts[-1]) is not None or any(
+        p in IGNORED_DIRS or _SWAP.match(p) for p in parts[:-1])
 
 
 def is_code(path: str, package: Path, extra: Iterable[str] = ()) -> bool:

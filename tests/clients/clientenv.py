@@ -22,6 +22,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 
 # name -> (is it there?, how to install it)
 CLIENTS = {
+    "git": (lambda: shutil.which("git") is not None, "apt-get install git"),
     "jekyll": (lambda: shutil.which("jekyll") is not None,
                "apt-get install jekyll ruby-kramdown-parser-gfm"),
     "chromium": (lambda: CHROMIUM.is_file(), "apt-get install chromium"),

@@ -153,20 +153,47 @@ class BuiltSite:
         return self.config["url"].rstrip("/") + self.baseurl + "/"
 
 
+GIT_IDENTITY = ["-c", "user.name=lora-site tests", "-c", "user.email=tests@example.org",
+                "-c", "commit.gpgsign=false"]
+
+
 @pytest.fixture(scope="session")
 def site_project(tmp_path_factory) -> Path:
-    """A project folder holding copies of the repo's content/ and templates/."""
+    """A clone-like project: copies of the repo's content/, templates/ and generator/ (the
+    package that builds, so its listings are files of this project), committed to a git
+    repository of its own when git is here. The pages then link every listing to its file at
+    that commit and name the commit in their reproduce box."""
     project = tmp_path_factory.mktemp("project")
-    for name in ("content", "templates"):
-        shutil.copytree(REPO / name, project / name)
+    for name in ("content", "templates", "generator"):
+        shutil.copytree(REPO / name, project / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(REPO / ".gitignore", project / ".gitignore")
+    if shutil.which("git"):
+        for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "site under test"]):
+            subprocess.run(["git", *GIT_IDENTITY, *args], cwd=project, check=True,
+                           capture_output=True)
     return project
+
+
+def project_commit(project: Path) -> str | None:
+    """The commit the project's pages were built from (None without git)."""
+    if not (project / ".git").exists():
+        return None
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def _build(project: Path, out: Path, baseurl: str) -> BuiltSite:
     cmd = [sys.executable, "-m", "generator", "build", "--root", str(project), "--out", str(out),
            f"--baseurl={baseurl}", "--quiet"]
+    # `-m generator` in the project runs the project's copy of the package (the current folder
+    # comes first on sys.path: the listings link to the copy's files at the project's commit),
+    # which finds MathJax in this checkout's node_modules. PYTHONPATH: this checkout's
+    # generator for anything the copy does not hold.
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               MPLBACKEND="Agg")
+               MPLBACKEND="Agg", LORA_SITE_NODE_MODULES=str(REPO / "node_modules"),
+               PYTHONPATH=os.pathsep.join(
+                   [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=project, env=env, timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"`lora-site build` failed (exit {proc.returncode}):\n{proc.stdout}\n"
