@@ -117,11 +117,14 @@ def test_list_shows_posts_experiments_metrics_figures_and_listings(repo_project)
     code, out = cli("list", "--root", repo_project)
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0] == "posts (2), newest first:"
-    assert lines[1].split()[:2] == ["lora-attention-claims-audit", "2026-01-12"]
-    assert lines[3].split()[:2] == ["lora-attention-geometry", "2026-01-11"]
-    assert "content/posts/lora-attention-geometry.md; experiments: main; data: audit" in lines[4]
-    assert "experiments (2):" in lines
+    assert lines[0] == "posts (3), newest first:"
+    assert lines[1].split()[:2] == ["lora-on-a-trained-transformer", "2026-01-13"]
+    assert ("content/posts/lora-on-a-trained-transformer.md; experiments: steering, tinygpt; "
+            "data: audit") in lines[2]
+    assert lines[3].split()[:2] == ["lora-attention-claims-audit", "2026-01-12"]
+    assert lines[5].split()[:2] == ["lora-attention-geometry", "2026-01-11"]
+    assert "content/posts/lora-attention-geometry.md; experiments: main; data: audit" in lines[6]
+    assert "experiments (4):" in lines
     main_at = next(i for i, l in enumerate(lines) if l.startswith("  main (kind lora): "))
     block = " ".join(" ".join(lines[main_at:]).split())
     frozen = json.loads((repo_project / "content" / "_freeze" / "main" / "results.json")
