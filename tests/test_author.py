@@ -117,13 +117,20 @@ def test_list_shows_posts_experiments_metrics_figures_and_listings(repo_project)
     code, out = cli("list", "--root", repo_project)
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0] == "posts (2), newest first:"
-    assert lines[1].split()[:2] == ["lora-attention-claims-audit", "2026-01-12"]
-    assert lines[3].split()[:2] == ["lora-attention-geometry", "2026-01-11"]
-    assert "content/posts/lora-attention-geometry.md; experiments: main; data: audit" in lines[4]
-    assert "experiments (2):" in lines
+    assert lines[0] == "posts (3), newest first:"
+    assert lines[1].split()[:2] == ["lora-on-a-trained-transformer", "2026-01-13"]
+    assert ("content/posts/lora-on-a-trained-transformer.md; experiments: steering, tinygpt; "
+            "data: audit") in lines[2]
+    assert lines[3].split()[:2] == ["lora-attention-claims-audit", "2026-01-12"]
+    assert lines[5].split()[:2] == ["lora-attention-geometry", "2026-01-11"]
+    assert "content/posts/lora-attention-geometry.md; experiments: main; data: audit" in lines[6]
+    assert "experiments (4):" in lines
     main_at = next(i for i, l in enumerate(lines) if l.startswith("  main (kind lora): "))
-    block = " ".join(" ".join(lines[main_at:]).split())
+    # Each experiment's block runs to the next experiment's first line.
+    starts = [i for i, l in enumerate(lines) if re.match(r"  \w+ \(kind \w+\): ", l)]
+    blocks = [" ".join(" ".join(lines[a:b]).split())
+              for a, b in zip(starts, starts[1:] + [len(lines)])]
+    block = blocks[starts.index(main_at)]
     frozen = json.loads((repo_project / "content" / "_freeze" / "main" / "results.json")
                         .read_text())
     assert "result: frozen and fresh (a build reuses it)" in block
@@ -135,10 +142,11 @@ def test_list_shows_posts_experiments_metrics_figures_and_listings(repo_project)
     assert "audit (kind audit): " in audit and "claims: diffuse_before," in audit
     # Every listing it offers is one a body can show.
     from generator.render.listings import listing
-    for module, names in re.findall(r"listing\('([\w.]+)', \.\.\.\): (.*?)(?= listing\(|$)",
-                                    block):
-        for name in names.split(", "):
-            assert listing(module, name)
+    for each in blocks:
+        for module, names in re.findall(r"listing\('([\w.]+)', \.\.\.\): (.*?)(?= listing\(|$)",
+                                        each):
+            for name in names.split(", "):
+                assert listing(module, name)
 
 
 def test_list_says_when_a_result_is_stale_or_missing(repo_project):

@@ -267,7 +267,8 @@ def test_every_top_level_site_file_has_its_reserved_slug(project):
     writes (post folders aside) is a reserved slug, or starts with '.' or '_'."""
     from generator.authoring.urls import RESERVED_SLUGS
 
-    posts = {"lora-attention-geometry", "lora-attention-claims-audit"}
+    posts = {"lora-attention-geometry", "lora-attention-claims-audit",
+             "lora-on-a-trained-transformer"}
     for tree in ("html", "jekyll"):
         for entry in (project / "site" / tree).iterdir():
             name = entry.name.split(".")[0]

@@ -23,4 +23,5 @@ def test_repository_freeze_is_fresh_and_builds_without_torch(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     posts = sorted(p.name for p in (tmp_path / "site" / "jekyll" / "_posts").iterdir())
     assert posts == ["2026-01-11-lora-attention-geometry.md",
-                     "2026-01-12-lora-attention-claims-audit.md"]
+                     "2026-01-12-lora-attention-claims-audit.md",
+                     "2026-01-13-lora-on-a-trained-transformer.md"]

@@ -101,7 +101,7 @@ def test_a_kind_of_the_projects_own_builds_caches_freezes_and_verifies(project):
 
 @pytest.mark.parametrize("experiments, message", [
     ("  walk: {kind: nope}\n", "post.md: experiments.walk.kind: no experiment kind named 'nope' "
-                               "(known kinds: audit, lora, sums)"),
+                               "(known kinds: audit, lora, steering, sums, transformer)"),
     ("  walk: {kind: 3}\n", "post.md: experiments.walk.kind: must name an experiment kind, "
                             "got 3"),
     ("  walk: {kind: sums, steps: 1}\n", "post.md: experiments.walk.steps: must be an integer "

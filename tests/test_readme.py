@@ -176,7 +176,7 @@ def test_the_jekyll_drop_in_commands_copy_everything_the_posts_use(project, tmp_
     assert proc.returncode == 0, proc.stderr
     posts = sorted(p.name for p in (blog / "_posts").iterdir())
     assert posts == sorted(p.name for p in (project / "site/jekyll/_posts").iterdir())
-    assert len(posts) == 2 and (blog / "_includes" / "mathjax.html").is_file()
+    assert len(posts) == 3 and (blog / "_includes" / "mathjax.html").is_file()
     linked = set()
     for name in posts:
         linked |= set(re.findall(r"\]\(/your-baseurl/(assets/images/[^)]+)\)",

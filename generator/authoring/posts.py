@@ -22,7 +22,7 @@ misspelt key is an error with a suggestion rather than a setting silently ignore
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,43 @@ def collect_experiments(posts: list[Post]) -> dict[str, Declared]:
                                   f"(also in {first.source})", path=post.path,
                                   field=f"experiments.{name}", hint="give one of them a new name")
             found.setdefault(name, d)
-    return {name: found[name] for name in sorted(found)}
+    return resolve_needs({name: found[name] for name in sorted(found)})
+
+
+def resolve_needs(declared: dict[str, Declared]) -> dict[str, Declared]:
+    """Each experiment with the experiments it reads (Kind.needs) attached as ``upstream``:
+    every need must name a declared experiment of the right kind, and no experiment may read
+    itself, however indirectly. Errors name the post and the setting."""
+    resolved: dict[str, Declared] = {}
+
+    def visit(d: Declared, path: tuple[str, ...]) -> Declared:
+        if d.name in resolved:
+            return resolved[d.name]
+        upstream = []
+        for need in d.kind.needs(d.settings):
+            field = f"experiments.{d.name}.{need.field}"
+            other = declared.get(need.name)
+            if other is None:
+                same = [n for n, e in declared.items() if e.kind.name == need.kind]
+                raise ConfigError(f"names experiment '{need.name}', which no post declares",
+                                  path=d.source, field=field,
+                                  hint=f"declare it with kind: {need.kind}, or name one of: "
+                                       f"{', '.join(same) or 'none'}")
+            if other.kind.name != need.kind:
+                raise ConfigError(f"names experiment '{need.name}' of kind {other.kind.name}, "
+                                  f"not {need.kind}", path=d.source, field=field,
+                                  hint=f"name an experiment of kind {need.kind}")
+            chain = path + (d.name,)            # the experiments being resolved, outermost first
+            if need.name in chain:
+                cycle = " -> ".join(chain[chain.index(need.name):] + (need.name,))
+                raise ConfigError(f"experiments read each other's results in a cycle: {cycle}",
+                                  path=d.source, field=field, hint="break the cycle")
+            upstream.append(visit(other, path + (d.name,)))
+        out = replace(d, upstream=tuple(upstream)) if upstream else d
+        resolved[d.name] = out
+        return out
+
+    return {name: visit(d, ()) for name, d in declared.items()}
 
 
 def declaring_post(posts: list[Post], name: str) -> Path | None:

@@ -20,7 +20,8 @@ def run_command(root, quiet, out, names) -> None:
     from ..core.errors import ConfigError
     from ..core.fsio import write_bytes_atomic
     from ..publish.lock import build_lock
-    from ..stages.run import StageOptions, compute_here, run_inputs, save_result, store_of
+    from ..stages.run import (StageOptions, compute_here, in_order, run_inputs, save_result,
+                              store_of)
     from ..stages.store import recover_freeze
 
     ctx = common.context(root)
@@ -30,16 +31,21 @@ def run_command(root, quiet, out, names) -> None:
             raise ConfigError(f"no experiment named '{name}'", field="--only",
                               hint=f"declared: {', '.join(declared) or 'none'}")
     opts = StageOptions(progress=common.progress_factory(quiet), warn=common.warn)
+    written: dict[str, Path] = {}           # what this run wrote outside the freeze
     # The build's lock: a build reading content/_freeze never sees this run half-way.
     with build_lock(ctx.project):
         recover_freeze(ctx)
         said: list[str] = []
-        for name, d in declared.items():
+        for d in in_order(declared):
+            name = d.name
             if names and name not in names:
                 continue
-            files = compute_here(d, opts)
+            # A result it reads: as this run wrote it, else as frozen.
+            upstream = {u.name: u.kind.load(written.get(u.name, store_of(ctx).folder(u.name)),
+                                            u.name) for u in d.upstream}
+            files = compute_here(d, opts, upstream) if d.upstream else compute_here(d, opts)
             if out:
-                folder = Path(out) / name
+                folder = written[name] = Path(out) / name
                 for filename in d.kind.result_files:
                     write_bytes_atomic(folder / filename, files[filename])
                 outcome = None

@@ -298,6 +298,10 @@ def changed_inputs(recorded: dict[str, Any] | None, current: dict[str, Any]) -> 
                 f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in fields))
         elif name == "numerics":
             reasons.append(f"numerics {_numerics_text(old)} -> {_numerics_text(new)}")
+        elif name == "upstream" and isinstance(old, dict) and isinstance(new, dict):
+            # The results of other experiments a result reads (Kind.needs).
+            reasons.extend(f"the result of experiment '{u}' changed" for u in
+                           sorted(set(old) | set(new)) if old.get(u) != new.get(u))
         elif name == "results" and isinstance(old, dict) and isinstance(new, dict):
             # The result files a stage reads (the figures: the arrays they are drawn from).
             reasons.extend(f"{f} changed" for f in sorted(set(old) | set(new))

@@ -9,6 +9,13 @@ result, and what a post body sees. Caching, the freeze, ``--frozen``, ``--explai
 
 A new kind is one module in this package that sets ``KIND = YourKind()`` (or a module named in
 site.yml's ``kinds:`` list, for a project's own kinds); the registry finds it.
+
+One experiment may read another's result (the steering experiment reads the trained model):
+its kind declares ``needs(settings)``, the experiments it reads, each named by one of its
+settings. The posts' experiments are then resolved into a graph (authoring.posts); the stages
+settle what is needed first, key the reader's result by the hashes of the needed result files,
+and hand the loaded results to ``compute(..., upstream=...)``. Nothing else changes: a change
+to the reader's settings never recomputes what it reads.
 """
 from __future__ import annotations
 
@@ -23,6 +30,15 @@ if TYPE_CHECKING:
 
 # progress(done, total, note): the CLI draws it; a kind calls it as work advances.
 Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Need:
+    """An experiment whose result another one reads."""
+
+    field: str          # the setting that names it (an error points there)
+    name: str           # the experiment's name
+    kind: str           # the kind it must be
 
 
 class Kind:
@@ -57,11 +73,16 @@ class Kind:
     def settings_dict(self, settings: Any) -> dict[str, Any]:
         return settings.to_dict()
 
+    def needs(self, settings: Any) -> tuple[Need, ...]:
+        """The experiments whose results this one reads (none by default)."""
+        return ()
+
     # ---- results
     def compute(self, name: str, settings: Any,
                 progress: Progress | None = None) -> dict[str, bytes]:
         """The result files' bytes (file name -> bytes) of experiment ``name``. Pure: reads
-        and writes nothing (the stages write)."""
+        and writes nothing (the stages write). A kind with ``needs`` takes a fourth argument,
+        ``upstream``: experiment name -> its loaded result (what ``load`` returns)."""
         raise NotImplementedError
 
     def load(self, folder: Path, name: str) -> Any:
@@ -159,20 +180,22 @@ class Kind:
 
 @dataclass(frozen=True)
 class Declared:
-    """One experiment a post declares: its name, kind and settings, and the post (for
-    errors)."""
+    """One experiment a post declares: its name, kind and settings, the post (for errors),
+    and, once the posts' experiments are resolved, those it reads (Kind.needs), in the
+    order of its needs."""
 
     name: str
     kind: Kind
     settings: Any
     source: Path | None = None
+    upstream: tuple["Declared", ...] = ()
 
     def key(self) -> tuple:
         return (self.kind.name, repr(self.settings))
 
 
 DEFAULT_KIND = "lora"
-BASE_MODULES = ("base", "lora_results")
+BASE_MODULES = ("base", "json_npz", "lora_results")
 # A project's own kind module carries the hash of its source as it was imported: its results
 # are keyed by the code that computed them, even when the file is edited while a warm process
 # (lora-site serve) still runs the version it imported.

@@ -93,18 +93,42 @@ def outside_sources(ctx: BuildContext, d: Declared) -> dict[str, Any]:
     return {"kind-module": {d.kind.module: sha}}
 
 
+def _upstream_files(ctx: BuildContext, d: Declared) -> dict[str, Any]:
+    """The results ``d`` reads (Kind.needs) enter its key by their files' hashes as they now
+    stand in the freeze (settled first: stages run them before ``d``)."""
+    if not d.upstream:
+        return {}
+    store = store_of(ctx)
+    out = {}
+    for u in d.upstream:
+        folder = store.folder(u.name)
+        out[u.name] = {f: ctx.hashes.sha256(folder / f) if (folder / f).is_file() else None
+                       for f in u.kind.result_files}
+    return {"upstream": out}
+
+
 def run_inputs(ctx: BuildContext, d: Declared) -> dict[str, Any]:
-    """Everything that decides the results of ``d`` (core.keys.stage_inputs), computed once
-    per build (a heavy kind's child is started with them, then its result checked)."""
+    """Everything that decides the results of ``d`` (core.keys.stage_inputs), the results it
+    reads included; computed once per build (a heavy kind's child is started with them, then its
+    result checked) while the files it reads stay the same."""
     memo = ctx.state("run-inputs", lambda ctx: {}, renew=True)
-    key = (d.name, d.key(), d.kind.module)
+    upstream = _upstream_files(ctx, d)
+    key = (d.name, d.key(), d.kind.module, repr(upstream))
     if key not in memo:
         memo[key] = stage_inputs(settings=d.kind.settings_dict(d.settings),
                                  roots=d.kind.run_roots, libraries=d.kind.run_libraries,
                                  sha256=ctx.hashes.sha256,
                                  lock=ctx.project.root / "requirements.lock",
-                                 extra=outside_sources(ctx, d), memo=_import_memo(ctx))
+                                 extra={**outside_sources(ctx, d), **upstream},
+                                 memo=_import_memo(ctx))
     return memo[key]
+
+
+def upstream_results(ctx: BuildContext, d: Declared) -> dict[str, Any]:
+    """name -> the loaded result of each experiment ``d`` reads, as it now stands (staged by
+    this build, else in the freeze)."""
+    store = store_of(ctx)
+    return {u.name: _load(ctx, u, store.folder(u.name)) for u in d.upstream}
 
 
 def figure_inputs(ctx: BuildContext, d: Declared, folder: Path) -> dict[str, Any]:
@@ -127,15 +151,18 @@ def say_outcome(progress: Any, d: Declared, files: dict[str, bytes]) -> None:
         finish(how)
 
 
-def compute_here(d: Declared, opts: StageOptions) -> dict[str, bytes]:
-    """Compute ``d`` in this process; a failure the settings can fix names the post that
-    declares it (and the setting, when the kind says which); a library the kind computes with
-    that is not installed says how to build without it."""
+def compute_here(d: Declared, opts: StageOptions,
+                 upstream: Mapping[str, Any] | None = None) -> dict[str, bytes]:
+    """Compute ``d`` in this process (``upstream``: the loaded results it reads, for a kind
+    with needs); a failure the settings can fix names the post that declares it (and the
+    setting, when the kind says which); a library the kind computes with that is not installed
+    says how to build without it."""
+    extra = {} if upstream is None else {"upstream": upstream}
     try:
         if opts.progress is None:
-            return d.kind.compute(d.name, d.settings)
+            return d.kind.compute(d.name, d.settings, **extra)
         with opts.progress(d.name, d.kind) as progress:
-            files = d.kind.compute(d.name, d.settings, progress)
+            files = d.kind.compute(d.name, d.settings, progress, **extra)
             say_outcome(progress, d, files)
             return files
     except ExperimentError as exc:
@@ -182,6 +209,13 @@ def check_sizes(d: Declared, files: Mapping[str, bytes], opts: StageOptions) -> 
                       f"{_size(WARN_FILE_BYTES)} and refuses them over {_size(MAX_FILE_BYTES)}")
 
 
+def compute_declared(ctx: BuildContext, d: Declared, opts: StageOptions) -> dict[str, bytes]:
+    """compute_here, with the results ``d`` reads loaded from the freeze."""
+    if d.upstream:
+        return compute_here(d, opts, upstream_results(ctx, d))
+    return compute_here(d, opts)
+
+
 def save_result(ctx: BuildContext, d: Declared, files: dict[str, bytes], inputs: dict | None,
                 opts: StageOptions):
     """Settle fresh files against the freeze, write what must be written, record the inputs.
@@ -212,9 +246,15 @@ def start_children(ctx: BuildContext, declared: Mapping[str, Declared],
     for d in declared.values():
         if not d.kind.heavy:
             continue
+        # What it reads must be settled already: else it waits for its turn in this process.
+        if d.upstream and (opts.recompute or not all(
+                store.check(u.name, u.kind, run_inputs(ctx, u)).fresh for u in d.upstream)):
+            continue
         inputs = run_inputs(ctx, d)
         if opts.recompute or not store.check(d.name, d.kind, inputs).fresh:
-            workers_of(ctx).start_compute(d.name, d.kind, d.settings, digest(inputs))
+            workers_of(ctx).start_compute(d.name, d.kind, d.settings, digest(inputs),
+                                          upstream={u.name: (u.kind.module, store.folder(u.name))
+                                                    for u in d.upstream})
 
 
 def collect_child(workers, d: Declared, key: str, opts: StageOptions) -> dict[str, bytes] | None:
@@ -278,7 +318,7 @@ def result_of(ctx: BuildContext, d: Declared, opts: StageOptions) -> Any:
         where = "" if files is None else "; computed by a second process"
     workers.stop(d.name)
     if files is None:
-        files = compute_here(d, opts)
+        files = compute_declared(ctx, d, opts)
     outcome = save_result(ctx, d, files, inputs, opts)
     detail = f"; {outcome.detail}" if outcome.detail else ""
     opts.say(f"run {d.name}: {ran} ({why}; key {_short(state.key)}{where}){detail}")
@@ -354,10 +394,29 @@ def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
 
 def _in_order(declared: Mapping[str, Declared], ctx: BuildContext) -> list[Declared]:
     """Light results first, heavy ones (perhaps computing in a child) last: the figures of the
-    first can be drawn while the others compute."""
+    first can be drawn while the others compute. An experiment comes after those it reads."""
     started = ctx.has_state("workers")
-    return sorted(declared.values(), key=lambda d: (
+    return in_order(declared, key=lambda d: (
         d.kind.heavy, started and workers_of(ctx).computing(d.name), d.name))
+
+
+def in_order(declared: Mapping[str, Declared],
+             key: Callable[[Declared], Any] = lambda d: d.name) -> list[Declared]:
+    """The experiments sorted by ``key``, each moved after the experiments it reads."""
+    preferred = sorted(declared.values(), key=key)
+    out: list[Declared] = []
+    placed: set[str] = set()
+
+    def place(d: Declared) -> None:
+        if d.name in placed:
+            return
+        placed.add(d.name)              # the graph is acyclic (authoring.posts.resolve_needs)
+        for u in d.upstream:
+            place(declared.get(u.name, u))
+        out.append(d)
+    for d in preferred:
+        place(d)
+    return out
 
 
 def results_stage(ctx: BuildContext, declared: Mapping[str, Declared],

@@ -14,7 +14,7 @@ from ..core.context import BuildContext
 from ..core.errors import ResultsError
 from ..core.keys import changed_inputs
 from ..kinds.base import Declared
-from .run import StageOptions, compute_here, run_inputs, store_of
+from .run import StageOptions, compute_here, run_inputs, store_of, upstream_results
 
 
 def verify(ctx: BuildContext, declared: Mapping[str, Declared], *, atol: float = ATOL,
@@ -43,7 +43,10 @@ def verify(ctx: BuildContext, declared: Mapping[str, Declared], *, atol: float =
                 {"config": d.kind.settings_dict(frozen_settings)},
                 {"config": d.kind.settings_dict(d.settings)}))
             continue
-        files = compute_here(d, opts)
+        # What it reads comes from the freeze: verify checks each result from the frozen
+        # inputs, so one stale result does not fail every experiment downstream of it.
+        files = (compute_here(d, opts, upstream_results(ctx, d)) if d.upstream
+                 else compute_here(d, opts))
         found = d.kind.compare(files, folder, atol, rtol)
         if found is None:
             entry["differences"].append("the frozen results cannot be compared: they are "

@@ -131,7 +131,12 @@ def compute_main() -> int:
     try:
         job = json.loads(sys.stdin.buffer.readline())
         kind = _kind(job["kind_module"])
-        files = kind.compute(job["name"], kind.parse(job["settings"]), _progress_lines(out))
+        extra = {}
+        if job.get("upstream"):
+            extra["upstream"] = {n: _kind(u["kind_module"]).load(Path(u["folder"]), n)
+                                 for n, u in sorted(job["upstream"].items())}
+        files = kind.compute(job["name"], kind.parse(job["settings"]), _progress_lines(out),
+                             **extra)
     except BaseException:               # noqa: BLE001 (answered, then the build computes here)
         send_line(out, {"error": traceback.format_exc()})
         return 1

@@ -15,7 +15,8 @@ is one JSON line ``{"files": [[name, size], ...]}`` followed by the bytes in tha
 ``{"error": <traceback>}``; a computing child sends ``{"progress": [done, total, note]}`` lines
 before it (at most one per percent, so they never fill the pipe while nobody reads it). Drawing: ``{"kind_module": ..., "folder": ..., "names": [...]}`` ->
 the figures' PNGs; EOF ends a worker. Computing: ``{"kind_module": ..., "name": ...,
-"settings": {...}}`` -> the result files. Only kind modules are imported by name.
+"settings": {...}}`` (and ``"upstream": {name: {"kind_module": ..., "folder": ...}}`` for the
+results it reads) -> the result files. Only kind modules are imported by name.
 
 ``Workers`` is the build context's owner of all of it (ctx.state("workers", Workers)).
 """
@@ -294,9 +295,11 @@ class Workers:
 
     # ---- computing
 
-    def start_compute(self, name: str, kind, settings: Any, key: str) -> bool:
+    def start_compute(self, name: str, kind, settings: Any, key: str,
+                      upstream: Mapping[str, tuple[str, Path]] | None = None) -> bool:
         """Compute ``name`` in a child process (when the machine has cores to spare), to be
-        collected by ``collect``. True if a child now computes it."""
+        collected by ``collect``; ``upstream``: name -> (kind module, folder) of each result
+        it reads, which the child loads. True if a child now computes it."""
         if not use_second_process():
             return False
         running = self.children.get(name)
@@ -312,8 +315,12 @@ class Workers:
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=child_env())
         try:
-            send_line(proc.stdin, {"kind_module": kind.module, "name": name,
-                                   "settings": kind.settings_dict(settings)})
+            job = {"kind_module": kind.module, "name": name,
+                   "settings": kind.settings_dict(settings)}
+            if upstream:
+                job["upstream"] = {n: {"kind_module": m, "folder": str(f)}
+                                   for n, (m, f) in sorted(upstream.items())}
+            send_line(proc.stdin, job)
             proc.stdin.close()
         except OSError:
             proc.kill()

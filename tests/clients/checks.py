@@ -221,9 +221,11 @@ def _smart_single_dollar(text: str, start: int, end: int) -> bool:
 
 
 def _alone_in_paragraph(text: str, start: int, end: int) -> bool:
-    """True when text[start:end] is a paragraph of its own (blank lines or the ends around it)."""
+    """True when text[start:end] is a paragraph of its own (blank lines or the ends around it);
+    a block attribute line right after it (kramdown's `{: #eq-label}`) belongs to the block."""
     alone_before = re.search(r"(?:\A|\n[ \t]*\n)[ \t]*\Z", text[:start]) is not None
-    alone_after = re.match(r"[ \t]*(?:\n[ \t]*\n|\n?[ \t]*\Z)", text[end:]) is not None
+    alone_after = re.match(r"[ \t]*(?:\n[ \t]*\{:[^\n]*\})?(?:\n[ \t]*\n|\n?[ \t]*\Z)",
+                           text[end:]) is not None
     return alone_before and alone_after
 
 
