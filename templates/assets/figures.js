@@ -102,8 +102,12 @@
     var id = figure.id + "-explorer";
     var table = element("table", {"class": "explorer-map", tabindex: "0",
                                   "aria-describedby": id + "-readout"});
-    var head = element("tr", {}, [element("th", {scope: "col", text: doc.row + " \\ " + doc.column,
-                                               "class": "explorer-corner"})]);
+    // The corner names rows and columns by their initials (a cell of a phone's map is narrower
+    // than "query"), and in full for a screen reader and a pointer's tooltip.
+    var corner = doc.row + " \\ " + doc.column;
+    var head = element("tr", {}, [element("th", {scope: "col", "class": "explorer-corner",
+                                               text: doc.row[0] + "\\" + doc.column[0],
+                                               "aria-label": corner, title: corner})]);
     for (var j = 0; j < n; j++) head.appendChild(element("th", {scope: "col", text: String(j)}));
     table.appendChild(element("thead", {}, [head]));
     var body = element("tbody"), cells = [];
