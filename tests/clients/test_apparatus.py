@@ -98,10 +98,16 @@ def test_real_jekyll_shows_the_handmade_post_with_the_same_apparatus(handmade_pr
 
 def test_real_jekyll_shows_every_article_with_the_same_apparatus(jekyll_site):
     site, dest, pages = jekyll_site
+    used = {kind: 0 for kind in ("citations", "xrefs", "references", "footnote_refs",
+                                 "footnotes", "callouts", "equation_ids", "math")}
     for slug, permalink in pages.items():
         html = apparatus(find_post_page(site.html, slug).read_text(encoding="utf-8"))
         jekyll = apparatus(url_to_file(dest, permalink).read_text(encoding="utf-8"))
         assert compare_apparatus(html, jekyll, slug) == []
+        for kind in used:
+            used[kind] += len(html[kind])
+    # The articles use every kind, so the parity above is not vacuous for any.
+    assert all(used.values()), used
 
 
 _SIDENOTES = """() => Array.from(document.querySelectorAll('.sidenote')).map(e => {
