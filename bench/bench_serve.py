@@ -56,6 +56,8 @@ def env_for(root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "PYTHONPATH": str(root)})
+    # The copy has no node_modules of its own: its math pre-renders with this checkout's.
+    env.setdefault("LORA_SITE_NODE_MODULES", str(REPO / "node_modules"))
     return env
 
 
