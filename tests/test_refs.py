@@ -158,3 +158,24 @@ def test_a_citation_edit_in_the_bib_file_renders_the_post_again(tmp_path):
                                            "Low-Rank Adaptation, Renamed"))
     assert build(root).exit_code == 0
     assert "low-rank adaptation, renamed" in (root / "site/html/p/index.html").read_text()
+
+
+def test_the_formatted_bibliography_is_kept_between_builds(tmp_path, monkeypatch):
+    """A rebuild (a prose edit, a fresh process) reads the formatted entries from .cache instead
+    of formatting the .bib file with pybtex again; the page is the same."""
+    from generator.render import refs
+
+    root = make(tmp_path, "LoRA [@hu2022lora].\n")
+    assert build(root).exit_code == 0
+    page = (root / "site/html/p/index.html").read_bytes()
+    assert len(list((root / ".cache" / "lora-site" / "bibliography").glob("*.json"))) == 1
+
+    def never(self, path):
+        raise AssertionError("formatted again")
+
+    monkeypatch.setattr(refs.Bibliography, "__init__", never)
+    shutil.rmtree(root / "site")
+    shutil.rmtree(root / ".cache" / "lora-site" / "posts")      # the post renders again
+    res = build(root)
+    assert res.exit_code == 0, res.output
+    assert (root / "site/html/p/index.html").read_bytes() == page
