@@ -140,11 +140,11 @@ from generator.authoring.posts import read_post
 from generator.authoring.site_config import load_site_config
 from generator.core.context import BuildContext
 from generator.core.project import Project
-from generator.outputs.jekyll import permalink
 project = Project(Path.cwd())
+site = load_site_config(project)
 with BuildContext(project, remember_hashes=False) as ctx:
-    print(permalink(post_info(read_post(ctx, project.root / {article!r}),
-                              load_site_config(project))))
+    info = post_info(read_post(ctx, project.root / {article!r}), site)
+    print(site.baseurl + info.jekyll_url)
 """
 
 
