@@ -14,6 +14,11 @@ import re
 from ..core.errors import ContentError
 
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
+# Where a character inline_math_spans looks at can be: it skips to the next one (a scan by
+# Python character by character, and a copy of the text's rest at each backtick, took most of
+# a prose edit's link check).
+_SPECIAL = re.compile(r"[\\`$]")
+_BACKTICKS = re.compile(r"`+")
 
 
 def _display_open(line: str) -> str | None:
@@ -101,6 +106,10 @@ def inline_math_spans(text: str, allow_display: bool = False):
     and \\(...\\). A $$ in running text is an error, or with allow_display is passed over."""
     i, n = 0, len(text)
     while i < n:
+        found = _SPECIAL.search(text, i)
+        if found is None:
+            return
+        i = found.start()
         c = text[i]
         if c == "\\" and i + 1 < n:
             if text[i + 1] == "(":
@@ -112,7 +121,7 @@ def inline_math_spans(text: str, allow_display: bool = False):
             i += 2                          # an escaped character, \$ included
             continue
         if c == "`":
-            run = len(text[i:]) - len(text[i:].lstrip("`"))
+            run = _BACKTICKS.match(text, i).end() - i
             end = text.find("`" * run, i + run)
             i = (end + run) if end != -1 else i + run
             continue

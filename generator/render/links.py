@@ -19,6 +19,8 @@ _INLINE = re.compile(r"(!?)\[((?:[^\[\]\\]|\\.)*)\]\(\s*<?([^()\s<>]*(?:\([^()\s
 _REFERENCE = re.compile(r"^ {0,3}\[(?!\^)((?:[^\[\]\\]|\\.)+)\]:\s*<?(\S+?)>?(?:\s.*)?$", re.M)
 _ATTRIBUTE = re.compile(r"""\b(href|src|srcset)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_ESCAPE_OR_TICK = re.compile(r"[\\`]")
+_TICKS = re.compile(r"`+")
 
 
 def is_local(url: str) -> bool:
@@ -33,11 +35,16 @@ def _blank_code_and_math(text: str) -> str:
     spans = [(a, b) for a, b, _ in inline_math_spans(text, allow_display=True)]
     i = 0
     while i < len(text):
+        # Only a backslash or a backtick matters here: skip to the next one.
+        found = _ESCAPE_OR_TICK.search(text, i)
+        if found is None:
+            break
+        i = found.start()
         if text[i] == "\\":
             i += 2
             continue
         if text[i] == "`":
-            run = len(text[i:]) - len(text[i:].lstrip("`"))
+            run = _TICKS.match(text, i).end() - i
             end = text.find("`" * run, i + run)
             if end == -1:
                 i += run
@@ -46,12 +53,17 @@ def _blank_code_and_math(text: str) -> str:
             i = end + run
             continue
         i += 1
-    chars = list(text)
-    for a, b in spans:
-        for j in range(a, b):
-            if chars[j] != "\n":
-                chars[j] = " "
-    return "".join(chars)
+    out, last = [], 0
+    for a, b in sorted(spans):
+        if a < last:                    # inside a span already blanked
+            a = last
+        if a >= b:
+            continue
+        out.append(text[last:a])
+        out.append(re.sub(r"[^\n]", " ", text[a:b]))
+        last = b
+    out.append(text[last:])
+    return "".join(out)
 
 
 def local_links(text: str) -> list[tuple[str, str]]:
