@@ -48,8 +48,19 @@ def jekyll_front_matter(info, generated: dict[str, Any] | None = None) -> str:
             continue
         meta[key] = info.date_text if key == "date" else value
     meta.update(generated or {})
-    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False,
-                          width=10_000)
+    # YAML's emitter is slow (5 ms a post): a warm preview keeps the text of front matter that
+    # did not change, keyed by repr, which tells a date from the string that prints like it.
+    key = repr(meta)
+    text = _FRONT_MATTER.get(key)
+    if text is None:
+        if len(_FRONT_MATTER) > 256:
+            _FRONT_MATTER.clear()
+        text = _FRONT_MATTER[key] = yaml.safe_dump(
+            meta, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
+    return text
+
+
+_FRONT_MATTER: dict[str, str] = {}
 
 
 def head_data(info, site, references: list[str]) -> dict[str, Any]:
