@@ -151,6 +151,18 @@ def say_outcome(progress: Any, d: Declared, files: dict[str, bytes]) -> None:
         finish(how)
 
 
+def _not_installed(exc: ImportError, d: Declared, libraries, what: str) -> BaseException:
+    """The error for a library ``d``'s kind needs (one of ``libraries``) missing: how to build
+    without it; any other import failure is returned as it was (a bug, not a missing install)."""
+    missing = (exc.name or "").split(".")[0]
+    if missing not in libraries:
+        return exc
+    return ResultsError(f"{what}, and {missing} is not installed", path=d.source,
+                        field=f"experiments.{d.name}",
+                        hint=f"install it with pip install -r requirements.lock, or build with "
+                             f"--frozen from a content/_freeze made where {missing} is")
+
+
 def compute_here(d: Declared, opts: StageOptions,
                  upstream: Mapping[str, Any] | None = None) -> dict[str, bytes]:
     """Compute ``d`` in this process (``upstream``: the loaded results it reads, for a kind
@@ -173,14 +185,8 @@ def compute_here(d: Declared, opts: StageOptions,
             field += f".{exc.field}"
         raise located(exc, path=d.source, field=field) from None
     except ImportError as exc:
-        missing = (exc.name or "").split(".")[0]
-        if missing not in d.kind.run_libraries:
-            raise
-        raise ResultsError(f"experiment '{d.name}' must be computed, and {missing} is not "
-                           "installed", path=d.source, field=f"experiments.{d.name}",
-                           hint=f"install it with pip install -r requirements.lock, or build "
-                                f"with --frozen from a content/_freeze made where {missing} is") \
-            from None
+        raise _not_installed(exc, d, d.kind.run_libraries,
+                             f"experiment '{d.name}' must be computed") from None
 
 
 # content/_freeze is committed: GitHub warns about a file over 50 MB and refuses one over 100 MB.
@@ -331,14 +337,8 @@ def draw_here(d: Declared, folder: Path, names: tuple[str, ...]) -> dict[str, by
     try:
         return d.kind.draw(folder, names)
     except ImportError as exc:
-        missing = (exc.name or "").split(".")[0]
-        if missing not in d.kind.figure_libraries:
-            raise
-        raise ResultsError(f"the figures of experiment '{d.name}' must be drawn, and {missing} "
-                           "is not installed", path=d.source, field=f"experiments.{d.name}",
-                           hint=f"install it with pip install -r requirements.lock, or build "
-                                f"with --frozen from a content/_freeze made where {missing} is") \
-            from None
+        raise _not_installed(exc, d, d.kind.figure_libraries,
+                             f"the figures of experiment '{d.name}' must be drawn") from None
 
 
 def figures_of(ctx: BuildContext, d: Declared, loaded: Any,
