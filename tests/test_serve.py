@@ -266,7 +266,9 @@ def test_edits_made_while_a_build_runs_are_built_together(tmp_path):
     server = Server(tmp_path, env=env)
     try:
         events = Events(server.origin, page_version(fetch(server.url + "first/")))
-        post.write_text(POST.format(body="Edit one."))
+        # A new title: not a body edit alone, so no page is served before the build's end
+        # (publish.early).
+        post.write_text(POST.format(body="Edit one.").replace("First post", "Edited title"))
         server.wait_for("rebuilding")
         # A build that takes a while says so on the page, and meanwhile the server answers
         # with the last good site.
@@ -377,6 +379,37 @@ def test_pages_are_served_as_soon_as_rendered_while_site_is_written(tmp_path):
     finally:
         if flag.exists():
             flag.unlink()
+        code = server.stop()
+    assert code == 0, "\n".join(server.log)
+
+
+@pytest.mark.slow
+def test_a_page_told_early_by_a_build_that_then_fails_is_taken_back(tmp_path):
+    """An edited body's page is served before the rest of the build (publish.early). A link
+    to the post's HTML address is served there but not in the Jekyll tree, so the build then
+    fails: the server serves the last good page again, and tells the open pages the error with
+    a version of their own, which makes a page showing the early one reload first."""
+    post = make_site(tmp_path)
+    server = Server(tmp_path)
+    try:
+        version = page_version(fetch(server.url + "first/"))
+        events = Events(server.origin, version)
+        post.write_text(POST.format(body="Edited, see [here]({{ site.baseurl }}/first/)."))
+        assert events.next() == ("reload", {"version": version + 1})     # the early page
+        server.wait_for("build failed")
+        late = Events(server.origin, version + 1)       # the page that reloaded to it
+        name, data = late.next()
+        assert name == "failed" and data["version"] == version + 2, (name, data)
+        assert "in the jekyll output" in data["error"], data["error"]
+        page = fetch(server.url + "first/")
+        assert "Original prose." in page and "Edited, see" not in page
+        assert page_version(page) == version + 2
+        late.close()
+        # The page the last good site is at now hears the error without a new version.
+        again = Events(server.origin, version + 2)
+        assert again.next() == ("failed", {"error": data["error"], "version": version + 2})
+        again.close()
+    finally:
         code = server.stop()
     assert code == 0, "\n".join(server.log)
 

@@ -159,6 +159,80 @@ def test_a_broken_edit_keeps_the_last_good_site(warm):
 
 
 # ---------------------------------------------------------------------------------------------
+# The edited post's page first (publish.early)
+
+PAGE = "lora-attention-geometry/index.html"
+
+
+def told_pages(builder, root, edit, changed=None):
+    """Build after ``edit(text) -> text`` of the article; (the batches on_pages was told, in
+    order, as sorted lists of paths, and their bytes, and the outcome)."""
+    post = root / ARTICLE
+    post.write_text(edit(post.read_text(encoding="utf-8")), encoding="utf-8")
+    batches = []
+    outcome = builder.build(on_pages=lambda pages: batches.append(dict(pages)),
+                            changed=[str(post)] if changed is None else changed)
+    return batches, outcome
+
+
+def test_an_edited_body_is_told_first_alone_with_the_bytes_the_build_writes(warm):
+    root, builder = warm
+    assert builder.build().ok
+    batches, out = told_pages(builder, root, lambda t: t.replace(PROSE, EDITED, 1))
+    assert out.ok, out.error
+    assert sorted(batches[0]) == [PAGE]                     # the page alone, first
+    assert any(line.startswith(f"early: {PAGE} told after ") for line in out.log), out.log
+    written = (root / "site" / "html" / PAGE).read_bytes()
+    assert EDITED.encode() in written
+    assert batches[0][PAGE] == written                      # what the build then wrote
+    # The build's own batch holds what else changed (the feed), not the page again.
+    assert all(PAGE not in batch for batch in batches[1:]), [sorted(b) for b in batches]
+    assert [sorted(b) for b in batches[1:]] == [["feed.xml"]]
+
+
+def test_no_early_page_when_the_edit_reaches_beyond_the_post_body(warm):
+    root, builder = warm
+    assert builder.build().ok
+    # The front matter: the title is on the index, the feed and every page's metadata.
+    batches, out = told_pages(builder, root,
+                              lambda t: t.replace('title: "How', 'title: "Retitled: How', 1))
+    assert out.ok, out.error
+    assert not any(line.startswith("early:") for line in out.log), out.log
+    assert len(batches) == 1 and {"index.html", PAGE} <= set(batches[0]), batches
+    # A change the server cannot attribute (changed=None), or to something else than posts.
+    for changed in (None, [str(root / "content" / "site.yml")]):
+        batches = []
+        out = builder.build(on_pages=lambda pages: batches.append(dict(pages)),
+                            changed=changed)
+        assert out.ok and not any(line.startswith("early:") for line in out.log), out.log
+
+
+def test_a_broken_link_is_never_told_early(warm):
+    """An edit whose link leads nowhere in the last build's site: no page is told, and the
+    build reports the link."""
+    root, builder = warm
+    assert builder.build().ok
+    link = " See [this]({{ site.baseurl }}/no-such-page/)."
+    batches, out = told_pages(builder, root, lambda t: t.replace(PROSE, PROSE + link, 1))
+    assert not out.ok and "broken link" in out.error and "/no-such-page/" in out.error
+    assert batches == []
+
+
+def test_an_early_page_of_a_build_that_then_fails_is_not_written(warm):
+    """A link to the post's own HTML address is served in the HTML output, so the page is
+    told early; the Jekyll tree has the post elsewhere, so the build fails: site/ stays the
+    last good one (the server then takes the early page back, tests/test_serve.py)."""
+    root, builder = warm
+    assert builder.build().ok
+    before = tree_bytes(root / "site")
+    link = " See [here]({{ site.baseurl }}/lora-attention-geometry/)."
+    batches, out = told_pages(builder, root, lambda t: t.replace(PROSE, PROSE + link, 1))
+    assert sorted(batches[0]) == [PAGE] and b"See <a" in batches[0][PAGE]
+    assert not out.ok and "in the jekyll output" in out.error, out.error
+    assert tree_bytes(root / "site") == before
+
+
+# ---------------------------------------------------------------------------------------------
 # Settings, the freeze and the kinds, warm
 
 SITE_YML = ('title: "Warm"\ndescription: "d"\nauthor: "A"\nurl: "https://example.org"\n'

@@ -4,6 +4,9 @@ An output format turns rendered posts into one folder of site/ (site/<name>/). I
   figure(ref, markdown)      the markup ``{{ figure(...) }}`` puts in a body (Markdown source)
   finish(text, markdown)     a rendered body -> the JSON-able parts its pages need (cached)
   files(build)               every file of its tree: relative path -> bytes
+  post_files(build, info)    optional: the files of one post's own page alone (the same bytes
+                             files() writes for it), which the preview serves before the rest
+                             of the build (publish.early); None: the format cannot
   post_url(info, site)       where a post is in that tree, for links between posts
 Adding a format is one module in this package that sets ``FORMAT = YourFormat()``, plus its
 templates under templates/<name>/; the registry finds it.
@@ -36,6 +39,11 @@ class OutputFormat:
 
     def files(self, build: "SiteBuild") -> dict[str, bytes]:
         raise NotImplementedError
+
+    def post_files(self, build: "SiteBuild", info: Any) -> dict[str, bytes] | None:
+        """The files of the post ``info``'s own page(s), path -> bytes, exactly as files()
+        writes them; None when this format has no page of a post's own to render alone."""
+        return None
 
     def page_url(self, info: Any) -> str:
         """The URL path of a post's page in this format, below the baseurl."""
@@ -100,6 +108,19 @@ class SiteBuild:
                        "feed_posts": listed,
                        "updated": max((p.date for p in listed or self.posts), default=None)}
         self._css: str | None = None
+
+    def with_posts(self, infos: Mapping[str, Any], rendered: Mapping[str, Any]) -> "SiteBuild":
+        """This build with the posts of ``infos`` (slug -> PostInfo) and their renderings
+        swapped for new ones, sharing its templates: what one post's page is rendered with
+        again (publish.early)."""
+        import copy
+
+        new = copy.copy(self)
+        new.posts = [infos.get(p.slug, p) for p in self.posts]
+        new.rendered = {**self.rendered, **rendered}
+        new.common = {**self.common, "posts": new.posts,
+                      "feed_posts": [infos.get(p.slug, p) for p in self.common["feed_posts"]]}
+        return new
 
     def page(self, name: str, **ctx: Any) -> str:
         return render_template(self.env, self.dirs, name, **{**self.common, **ctx})

@@ -94,6 +94,23 @@ class HtmlSite(OutputFormat):
     def page_url(self, info) -> str:
         return f"/{info.slug}/"
 
+    def post_files(self, build: SiteBuild, info) -> dict[str, bytes]:
+        """<slug>/index.html: the post's page (files() writes it through here too)."""
+        site, base = build.site, build.site.baseurl
+        r = build.rendered[info.slug]
+        first_img = None
+        if r.figures_used:
+            exp, name = r.figures_used[0]
+            first_img = f"{site.url}{base}/{image_dir(exp)}/{image_filename(name, 1)}"
+        parts = r.parts[self.name]
+        url = f"{site.url}{info.url}"
+        page = build.page(
+            "html/post.html", post=info, body=parts["html"], toc=parts["toc"],
+            canonical=url, page_title=f"{info.title} · {site.title}",
+            og_image=first_img, json_ld=_json_ld(info, site), cite=cite(info, site, url),
+            citation=scholar_tags(info, site, r.references), reproduce=build.reproduce(info))
+        return {f"{info.slug}/index.html": page.encode("utf-8")}
+
     def files(self, build: SiteBuild) -> dict[str, bytes]:
         from ..render.feedhtml import feed_content
 
@@ -109,20 +126,11 @@ class HtmlSite(OutputFormat):
                                        page_title=f"Page not found · {site.title}"))
         contents: dict[str, str] = {}         # slug -> the post's HTML for the feed
         for info in build.posts:
-            r = build.rendered[info.slug]
-            first_img = None
-            if r.figures_used:
-                exp, name = r.figures_used[0]
-                first_img = f"{site.url}{base}/{image_dir(exp)}/{image_filename(name, 1)}"
-            parts = r.parts[self.name]
+            for path, data in self.post_files(build, info).items():
+                out.put(path, data)
             url = f"{site.url}{info.url}"
-            out.put(f"{info.slug}/index.html", build.page(
-                "html/post.html", post=info, body=parts["html"], toc=parts["toc"],
-                canonical=url, page_title=f"{info.title} · {site.title}",
-                og_image=first_img, json_ld=_json_ld(info, site), cite=cite(info, site, url),
-                citation=scholar_tags(info, site, r.references),
-                reproduce=build.reproduce(info)))
-            contents[info.slug] = feed_content(parts["feed_html"], url)
+            contents[info.slug] = feed_content(build.rendered[info.slug].parts[self.name]
+                                               ["feed_html"], url)
         out.put("feed.xml", build.page("feed.xml", contents=contents))
         out.put("sitemap.xml", build.page("sitemap.xml"))
         for path, data in {**build.figure_files(), **build.data_files()}.items():

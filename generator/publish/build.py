@@ -36,6 +36,19 @@ class BuildReport:
     counts: tuple[tuple[str, int], ...] = ()    # (format, files) in format order
     # The bytes written, for a caller that compares one build with the next (the preview).
     contents: Mapping[str, bytes] | None = field(default=None, repr=False, compare=False)
+    # What the pages were rendered from, for a caller that renders one post again (the
+    # preview's early page, publish.early).
+    inputs: "RenderInputs | None" = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    """What the render stage rendered every page from: the formats' SiteBuild, the results,
+    and every post's URL in each format (post_url)."""
+
+    build: SiteBuild
+    results: Mapping[str, Any]
+    links: Mapping[str, Mapping[str, str]]
 
 
 def _result_files(ctx: BuildContext, declared) -> dict[str, Any]:
@@ -120,6 +133,14 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
     render caches (keep_caches=False: the caller writes them with keep_render_caches, once
     the pages are out). infos: the posts to show (shown_posts; default: every post that is not
     a draft)."""
+    return _render_site(ctx, results=results, figures=figures, site=site, declared=declared,
+                        infos=infos, keep_caches=keep_caches)[0]
+
+
+def _render_site(ctx: BuildContext, *, results: Mapping[str, Any],
+                 figures: Mapping[str, Mapping[str, bytes]], site: SiteConfig,
+                 declared: Mapping[str, Any] | None, infos: list[PostInfo] | None,
+                 keep_caches: bool) -> tuple[dict[str, bytes], RenderInputs]:
     infos = infos if infos is not None else shown_posts(ctx, site)
     declared = declared if declared is not None else collect_experiments(
         [i.post for i in infos])
@@ -145,7 +166,7 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
     check_links(build, fmts, files)
     if keep_caches:
         keep_render_caches(ctx)
-    return files
+    return files, RenderInputs(build=build, results=results, links=links)
 
 
 def keep_render_caches(ctx: BuildContext) -> None:
@@ -187,8 +208,8 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
         failpoint("results")
         results, figures = run.experiments(ctx, declared, opts)
         failpoint("render")
-        files = render_site(ctx, results=results, figures=figures, site=site,
-                            declared=declared, infos=infos, keep_caches=False)
+        files, inputs = _render_site(ctx, results=results, figures=figures, site=site,
+                                     declared=declared, infos=infos, keep_caches=False)
         opts.say(f"render: ran ({len(files)} files)")
         if on_rendered is not None:
             on_rendered(files)
@@ -221,4 +242,4 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
     return BuildReport(out=out, files=tuple(sorted(files)),
                        posts=tuple(sorted(i.slug for i in infos)),
                        counts=tuple((f.name, counts.get(f.name, 0)) for f in formats()),
-                       contents=files)
+                       contents=files, inputs=inputs)

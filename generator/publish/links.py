@@ -27,21 +27,35 @@ def _problem(url: str, page: str, base: str, served: set[str]) -> str | None:
     return f"there is no {rel}"
 
 
+def served_by(build: SiteBuild, fmt: OutputFormat, files: Mapping[str, bytes]) -> set[str]:
+    """Every URL path ``fmt`` serves, from ``files`` (<format>/<path> -> bytes)."""
+    prefix = f"{fmt.name}/"
+    return fmt.served(build, {p[len(prefix):]: b for p, b in files.items()
+                              if p.startswith(prefix)})
+
+
+def broken_link(build: SiteBuild, fmt: OutputFormat, info, served: set[str]) -> ContentError | None:
+    """The first local link of the post ``info`` in ``fmt``'s output that leads nowhere in
+    ``served``, as the error naming its line; None when every one is served."""
+    base = build.site.baseurl
+    for url, label in build.rendered[info.slug].parts[fmt.name].get("links", []):
+        why = _problem(url, base + fmt.page_url(info), base, served)
+        if why is None:
+            continue
+        post = info.post
+        return ContentError(f"broken link {url} in the {fmt.name} output: {why}",
+                            path=post.path,
+                            line=source_line(post.body, post.body_line, url, label),
+                            hint=_HINT)
+    return None
+
+
 def check_links(build: SiteBuild, formats: list[OutputFormat],
                 files: Mapping[str, bytes]) -> None:
     """``files``: every output file as <format>/<path> -> bytes (publish.build.render_site)."""
-    base = build.site.baseurl
     for fmt in formats:
-        prefix = f"{fmt.name}/"
-        served = fmt.served(build, {p[len(prefix):]: b for p, b in files.items()
-                                    if p.startswith(prefix)})
+        served = served_by(build, fmt, files)
         for info in build.posts:
-            for url, label in build.rendered[info.slug].parts[fmt.name].get("links", []):
-                why = _problem(url, base + fmt.page_url(info), base, served)
-                if why is None:
-                    continue
-                post = info.post
-                raise ContentError(f"broken link {url} in the {fmt.name} output: {why}",
-                                   path=post.path,
-                                   line=source_line(post.body, post.body_line, url, label),
-                                   hint=_HINT)
+            error = broken_link(build, fmt, info, served)
+            if error is not None:
+                raise error

@@ -32,6 +32,9 @@ __all__ = ["EVENTS", "BuildState", "PreviewServer", "events_between", "ignored",
            "resolve_request", "serve", "watched_roots"]
 
 SLOW_BUILD_S = 0.5          # a build still running after this is shown on the page
+# Files no open page displays (the feed, the sitemap, the downloadable data): a change to them
+# alone reloads no page.
+UNSHOWN = (".xml", ".json", ".npz", ".csv", ".bib", ".txt")
 
 
 def site_baseurl(project: Project) -> str:
@@ -179,23 +182,28 @@ class PreviewServer:
 
     # ---- building
 
-    def build(self) -> None:
-        """One build in the worker, its outcome logged and pushed to the open pages."""
+    def build(self, changed: set[str] | None = None) -> None:
+        """One build in the worker, its outcome logged and pushed to the open pages. changed:
+        the files it is for (the worker may then serve an edited post's page first)."""
         timer = threading.Timer(SLOW_BUILD_S, self.state.building,
                                 args=("lora-site: rebuilding…",))
         timer.daemon = True
         timer.start()
-        told = []
+        told, pushed = [], []
 
-        def pages(changed: dict[str, bytes | None]) -> None:
-            # Every page is rendered: serve the new ones now and reload the open pages, while
-            # the worker writes site/ (then the files on disk are the same bytes).
+        def pages(new: dict[str, bytes | None]) -> None:
+            # Pages rendered: serve them now and reload the open pages, while the worker goes
+            # on (the rest of the build, then writing site/, whose files are the same bytes).
+            # An edited post's page may come first, alone, then the others that changed: a
+            # second batch that no open page shows (the feed) reloads nothing again.
             timer.cancel()
-            self.handler.overlay = changed
-            self.state.finished(None, True)
-            told.append(True)
+            self.handler.overlay = {**self.handler.overlay, **new}
+            pushed.append(True)
+            if any(not name.endswith(UNSHOWN) for name in new):
+                self.state.finished(None, True)
+                told.append(True)
         try:
-            outcome = self.worker.build(on_pages=pages)
+            outcome = self.worker.build(on_pages=pages, changed=changed)
         finally:
             timer.cancel()
             self.handler.overlay = {}
@@ -204,8 +212,13 @@ class PreviewServer:
             self._code |= set(outcome.code)
             self.code_watcher.rewatch()
         self.handler.baseurl = self._baseurl()
-        if outcome.error is not None or not told:
-            self.state.finished(outcome.error, outcome.changed and not told)
+        if outcome.error is not None:
+            # Pages told before the build failed were served from memory only: the site
+            # served now is the last good one again, which the pages reload to (reverted).
+            self.state.finished(outcome.error, False, reverted=bool(told))
+        elif not told:
+            # Nothing the pages show changed (or nothing was pushed: the first build).
+            self.state.finished(None, outcome.changed and not pushed)
         if outcome.ok:
             for line in outcome.log:
                 self._say(f"  {line}")
@@ -235,7 +248,7 @@ class PreviewServer:
                 self.worker.restart()
             else:
                 self._say(f"changed: {shown}; rebuilding")
-            self.build()
+            self.build(changed)
 
     # ---- life
 

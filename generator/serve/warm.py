@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ..core.context import BuildContext
 from ..core.errors import LoraSiteError, one_line
@@ -60,12 +60,17 @@ class WarmBuilder:
         self._last: dict[str, bytes] | None = None      # what the last good build wrote
         self._stages: list[str] = []
         self._built_at: int | None = None               # when the last good build began
+        self._inputs = None                             # what its pages were rendered from
 
-    def build(self, on_pages: Callable[[dict[str, bytes | None]], None] | None = None
-              ) -> Outcome:
+    def build(self, on_pages: Callable[[dict[str, bytes | None]], None] | None = None,
+              changed: Iterable[str] | None = None) -> Outcome:
         """One build. on_pages: told, as soon as every page is rendered and before site/ is
         written, which files of site/html changed since the last good build (path below
-        site/html -> bytes, None for a file that is gone); not told on the first build."""
+        site/html -> bytes, None for a file that is gone); not told on the first build.
+        changed: the files whose change this build is for, when known. When they are post
+        bodies only, the pages of those posts are rendered and told first (publish.early),
+        before the rest of the build; on_pages is then told again only if the full build's
+        pages differ from what it was told."""
         from ..publish.build import build
         from ..stages.run import StageOptions
 
@@ -82,6 +87,18 @@ class WarmBuilder:
                             warn=lambda line: log.append(f"warning: {line}"))
         extra = {"drafts": self.drafts}
         last = self._last
+        started = time.perf_counter()
+        if on_pages is not None and changed is not None:
+            early = self._early(changed)
+            if early:
+                pages = {rel[len(HTML):]: data for rel, data in early.items()
+                         if rel.startswith(HTML) and last.get(rel) != data}
+                log.append(f"early: {', '.join(sorted(pages)) or 'nothing new'} told after "
+                           f"{(time.perf_counter() - started) * 1000:.0f} ms, before the "
+                           "full build")
+                if pages:
+                    on_pages(pages)
+                    last = {**last, **early}        # what the pages have been told
 
         def rendered(files: Mapping[str, bytes]) -> None:
             if on_pages is None or last is None:
@@ -93,7 +110,6 @@ class WarmBuilder:
             if pages:
                 on_pages(pages)
 
-        started = time.perf_counter()
         try:
             report = build(self.ctx, baseurl=self.baseurl, opts=opts, on_rendered=rendered,
                            **extra)
@@ -109,10 +125,25 @@ class WarmBuilder:
                            seconds=time.perf_counter() - started, code=self.code_files())
         seconds = time.perf_counter() - started
         written = dict(report.contents or {})
-        changed = written != self._last
+        differs = written != self._last
         self._last = written
+        self._inputs = report.inputs
         self._built_at = began
-        return Outcome(True, changed=changed, log=log, seconds=seconds, code=self.code_files())
+        return Outcome(True, changed=differs, log=log, seconds=seconds, code=self.code_files())
+
+    def _early(self, changed: Iterable[str]) -> dict[str, bytes] | None:
+        """The early pages of publish.early for these changes, or None (also for a bug in it:
+        the full build that follows is the judge, and meets it too)."""
+        from ..publish.early import early_pages
+
+        if self._inputs is None or self._last is None:
+            return None
+        try:
+            return early_pages(self.ctx, self._inputs, self._last, changed)
+        except Exception:
+            if self.debug:
+                traceback.print_exc(file=sys.stderr)
+            return None
 
     def record(self) -> None:
         """Remember the last good build as `lora-site build` does (publish.fingerprint), so a

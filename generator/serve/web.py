@@ -5,7 +5,8 @@ The script opens a server-sent-events stream (EVENTS) and is told:
   reload   a build changed the site: the page reloads where the reader was (the scroll
            position is kept in sessionStorage across the reload)
   failed   the last build failed: its one-line error is shown at the bottom of the page, which
-           stays as it was (the last good site is still what is served)
+           stays as it was (the last good site is still what is served); a page of another
+           version than the site served (shown early by the build that failed) reloads first
   ok       a build succeeded without changing the site: the error is taken away
   status   a build is taking a while (training, say): a note says so until it ends
 Standard library only: the server process never imports the build.
@@ -69,8 +70,16 @@ CLIENT_SCRIPT = """<script>/* lora-site serve: live reload (never in the built f
     location.reload();
   });
   events.addEventListener("failed", function (e) {
+    var data = JSON.parse(e.data);
+    if (data.version !== version) {
+      // This page is not the site served now (a page shown early by a build that then
+      // failed): reload the last good one, which is then told the error.
+      events.close();
+      location.reload();
+      return;
+    }
     bar("lora-site-status", "", "");
-    bar("lora-site-error", "lora-site build failed: " + JSON.parse(e.data).error, "#8b0000");
+    bar("lora-site-error", "lora-site build failed: " + data.error, "#8b0000");
   });
   events.addEventListener("ok", function () { bar("lora-site-error", "", ""); });
   events.addEventListener("status", function (e) {
@@ -97,9 +106,12 @@ class BuildState:
         with self.cond:
             return self.seq, self.version, self.error, self.status
 
-    def finished(self, error: str | None, changed: bool) -> None:
+    def finished(self, error: str | None, changed: bool, *, reverted: bool = False) -> None:
+        """A build ended. reverted: it failed after its pages had been served (from memory),
+        so the site served is the last good one again: the version moves, and a page that
+        was told the failure with a version other than its own reloads."""
         with self.cond:
-            if error is None and changed:
+            if (error is None and changed) or reverted:
                 self.version += 1
             self.error, self.status = error, None
             self.seq += 1

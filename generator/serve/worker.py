@@ -6,11 +6,13 @@ edit to the generator's own code honest: Python cannot take new code into module
 imported, so the server ends the worker and starts a fresh one (serve/__init__.py).
 
 Protocol, over the worker's stdin and a duplicate of its stdout (its own stdout is pointed at
-stderr, so nothing a library prints can break a message): the server writes ``{"build": N}``
-lines; the worker answers each with the pages of site/html that changed, as soon as they are
+stderr, so nothing a library prints can break a message): the server writes
+``{"build": N, "changed": [...]}`` lines (the files that changed, or null when it does not
+know); the worker answers each with the pages of site/html that changed, as soon as they are
 rendered (``{"pages": [[path, size], ...]}`` and the bytes; size -1 for a page that is gone),
-then the serve.warm.Outcome of the build as one JSON line. EOF on stdin ends the worker; so
-does SIGTERM (the build's children are ended on the way out).
+perhaps twice (the edited posts' pages first), then the serve.warm.Outcome of the build as
+one JSON line. EOF on stdin ends the worker; so does SIGTERM (the build's children are ended
+on the way out).
 
 The worker's end is serve/worker_main.py:
 
@@ -22,7 +24,7 @@ import json
 import subprocess
 import sys
 import threading
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..core.project import Project
 from .warm import Outcome
@@ -64,18 +66,22 @@ class BuildWorker:
         self.proc = subprocess.Popen(self.command, cwd=self.project.root, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    def build(self, on_pages: Callable[[dict[str, bytes | None]], None] | None = None
-              ) -> Outcome:
+    def build(self, on_pages: Callable[[dict[str, bytes | None]], None] | None = None,
+              changed: Iterable[str] | None = None) -> Outcome:
         """One build in the worker (started if need be). on_pages: told the pages of site/html
-        that changed as soon as they are rendered (before they are written). A worker that
-        ends without answering is a failed build, and the next build starts a new one."""
+        that changed as soon as they are rendered (before they are written), perhaps more
+        than once (serve.warm.WarmBuilder.build). changed: the files the build is for, when
+        known. A worker that ends without answering is a failed build, and the next build
+        starts a new one."""
         with self._lock:
             self.start()
             proc = self.proc
             self._count += 1
             self.busy = True
             try:
-                proc.stdin.write((json.dumps({"build": self._count}) + "\n").encode())
+                request = {"build": self._count,
+                           "changed": None if changed is None else sorted(changed)}
+                proc.stdin.write((json.dumps(request) + "\n").encode())
                 proc.stdin.flush()
                 while True:
                     line = proc.stdout.readline()

@@ -1,7 +1,9 @@
-"""The build worker's end of serve/worker.py's protocol: read ``{"build": N}`` lines, build in
-one warm context (serve/warm.py), and answer each with
+"""The build worker's end of serve/worker.py's protocol: read ``{"build": N, "changed": [...]}``
+lines (changed: the files the build is for, or null), build in one warm context
+(serve/warm.py), and answer each with
   ``{"pages": [[path, size], ...]}`` and those bytes (size -1: the file is gone), as soon as
-  every page is rendered and only when pages of site/html changed, then
+  every page is rendered and only when pages of site/html changed (first for the edited
+  posts' pages alone, when an edit to their bodies allows it: publish.early), then
   the build's outcome (serve.warm.Outcome) as one JSON line.
 
     python -m generator.serve.worker_main --root DIR [--baseurl P] [--frozen] [--drafts] [--debug]
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             request = json.loads(line)
             if "build" not in request:
                 continue
-            outcome = builder.build(on_pages=lambda pages: _pages(answers, pages))
+            outcome = builder.build(on_pages=lambda pages: _pages(answers, pages),
+                                    changed=request.get("changed"))
             _answer(answers, outcome.to_json())
             if outcome.ok:
                 builder.record()

@@ -56,3 +56,29 @@ def test_an_edit_reloads_the_page_where_the_reader_was(tmp_path, new_context):
         assert page.locator("#lora-site-error").count() == 0
     finally:
         server.stop()
+
+
+def test_a_page_shown_early_goes_back_when_its_build_then_fails(tmp_path, new_context):
+    """The edited post's page is served before the rest of the build; when that build then
+    fails (a link served by the HTML site but not by the Jekyll tree), the open page goes back
+    to the last good site and shows the error there."""
+    post = make_site(tmp_path, body=body("Original opening."))
+    server = Server(tmp_path)
+    try:
+        context, _traffic = new_context(width=1000, height=700)
+        page = context.new_page()
+        page.goto(server.url + "first/")
+        page.wait_for_function("document.body.innerText.includes('Original opening.')")
+        page.wait_for_load_state("load")
+        page.evaluate("window.__same_page = true")
+        post.write_text(POST.format(body=body(
+            "Early opening, see [here]({{ site.baseurl }}/first/).")))
+        bar = page.locator("#lora-site-error")
+        bar.wait_for(state="visible", timeout=30_000)
+        assert "in the jekyll output" in bar.inner_text(), bar.inner_text()
+        text = page.inner_text("body")
+        assert "Original opening." in text and "Early opening" not in text
+        # Reloaded (twice: to the early page, then back), which a failure alone never does.
+        assert page.evaluate("window.__same_page") is None
+    finally:
+        server.stop()
