@@ -87,7 +87,7 @@ class HtmlSite(OutputFormat):
         from ..render.prerender import prerender
         from ..render.sidenotes import add_sidenotes
 
-        doc = tools.markdown.to_html(text)
+        doc = tools.markdown.to_html(text, splice=tools.splice)
         page, feed = prerender(doc.html, tools.math)
         return {"html": add_sidenotes(page), "feed_html": feed, "toc": doc.toc}
 

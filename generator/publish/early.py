@@ -56,8 +56,9 @@ def early_pages(ctx: BuildContext, last: RenderInputs, last_files: Mapping[str, 
                     or post.experiments != before.post.experiments):
                 return None
             infos[info.slug] = info
+            # splice: Markdown for the paragraph that changed only, when that is all.
             rendered[info.slug] = render_post(ctx, info, site, last.results, last.build.figures,
-                                              [fmt], last.links, last.build.git)
+                                              [fmt], last.links, last.build.git, splice=True)
         build = last.build.with_posts(infos, rendered)
         served = served_by(build, fmt, last_files)
         out: dict[str, bytes] = {}

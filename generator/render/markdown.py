@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,22 @@ def _pygments_version() -> str:
 
 class Markdowner:
     """One Markdown converter, reused (building one loads eight extensions, which costs more
-    than converting a caption), and the highlight cache it looks code up in."""
+    than converting a caption), and the highlight cache it looks code up in.
+
+    It remembers its last few whole conversions (HISTORY), so that ``to_html(splice=True)`` can
+    convert an edit of one of them by converting only the paragraph that changed (splice)."""
+
+    HISTORY = 8                 # documents: a build converts one per post
+    INLINE_MEMO = 4096          # captions and other one-liners, by their source
 
     def __init__(self, ctx: BuildContext | None = None, *, cache_file: Path | None = None) -> None:
         if ctx is not None and cache_file is None:
             cache_file = ctx.project.cache / "highlight.json"
         self.highlights = HighlightCache(cache_file)
         self._md: Any = None
+        # source -> (its conversion, whether it defines reference links), oldest first
+        self._docs: dict[str, tuple[HtmlDoc, bool]] = {}
+        self._inline: dict[str, str] = {}
 
     def _markdown(self):
         if self._md is None:
@@ -96,22 +106,81 @@ class Markdowner:
         self.highlights.used[key] = html
         return html
 
-    def to_html(self, source: str) -> HtmlDoc:
+    def to_html(self, source: str, *, splice: bool = False) -> HtmlDoc:
+        """The document ``source`` as HTML. splice: when it is one of the last documents
+        converted with one paragraph edited, convert only that paragraph (see splice()); a
+        preview's early page uses it, builds never do."""
+        if splice:
+            doc = self.splice(source)
+            if doc is not None:
+                return doc
         md = self._markdown()
-        html = md.convert(source)
-        # A block that can scroll sideways (code, wide display math) must be reachable from the
-        # keyboard, or keyboard users cannot scroll it (axe: scrollable-region-focusable).
-        html = html.replace('<div class="highlight"><pre>',
-                            '<div class="highlight"><pre tabindex="0">')
-        html = html.replace('<div class="arithmatex">', '<div class="arithmatex" tabindex="0">')
-        html = html.replace('<table>', '<table tabindex="0">')      # tables scroll sideways too
-        return HtmlDoc(html=html, toc=list(getattr(md, "toc_tokens", [])))
+        html = _polish(md.convert(source))
+        doc = HtmlDoc(html=html, toc=list(getattr(md, "toc_tokens", [])))
+        self._docs.pop(source, None)
+        self._docs[source] = (doc, bool(md.references))
+        while len(self._docs) > self.HISTORY:
+            del self._docs[next(iter(self._docs))]
+        return doc
+
+    def splice(self, source: str) -> HtmlDoc | None:
+        """``source`` converted by editing a remembered conversion: the document remembered
+        that shares the most text with it, when the two differ inside one plain paragraph
+        (no footnote, math block, list, heading or HTML block, no reference link in a document
+        that defines some: nothing whose rendering depends on the rest of the document). That paragraph's old text, converted
+        alone, must be found exactly once in the old HTML, as a block of its own: it is
+        replaced by the new text converted alone. None when any of this does not hold."""
+        best = None
+        for old, (doc, refs) in self._docs.items():
+            if old == source:
+                return doc
+            p = _common_prefix(old, source)
+            s = _common_suffix(old, source, min(len(old), len(source)) - p)
+            if best is None or p + s > best[0]:
+                best = (p + s, old, doc, refs, p, s)
+        if best is None:
+            return None
+        _, old, doc, refs, p, s = best
+        start = old.rfind("\n\n", 0, p)
+        start = 0 if start < 0 else start + 2
+        while start < p and old[start] == "\n":      # more than one blank line before it
+            start += 1
+        end = old.find("\n\n", len(old) - s)
+        end = len(old) if end < 0 else end
+        tail = len(old) - end
+        before, after = old[start:end], source[start:len(source) - tail]
+        if not (_plain_paragraph(before, refs) and _plain_paragraph(after, refs)):
+            return None
+        old_html, new_html = self._fragment(before), self._fragment(after)
+        if old_html is None or new_html is None:
+            return None
+        at = doc.html.find(old_html)
+        stop = at + len(old_html)
+        if (at < 0 or doc.html.find(old_html, at + 1) >= 0
+                or (at > 0 and doc.html[at - 1] != "\n")
+                or (stop < len(doc.html) and doc.html[stop] != "\n")):
+            return None
+        return HtmlDoc(html=doc.html[:at] + new_html + doc.html[stop:], toc=doc.toc)
+
+    def _fragment(self, paragraph: str) -> str | None:
+        """One paragraph converted alone: its <p> element, or None if it is not one."""
+        html = _polish(self._markdown().convert(paragraph))
+        if (not html.startswith("<p>") or not html.endswith("</p>") or html.count("<p") != 1
+                or html.count("</p>") != 1):
+            return None
+        return html
 
     def inline(self, source: str) -> str:
         """One line of Markdown (a caption) as inline HTML, math included, without the <p>."""
+        memo = self._inline.get(source)
+        if memo is not None:
+            return memo
         html = self._markdown().convert(source).strip()
         if html.startswith("<p>") and html.endswith("</p>") and html.count("<p>") == 1:
             html = html[3:-4]
+        if len(self._inline) >= self.INLINE_MEMO:
+            self._inline.clear()
+        self._inline[source] = html
         return html
 
     def pygments_css(self, light: str = PYGMENTS_LIGHT, dark: str = PYGMENTS_DARK) -> str:
@@ -136,6 +205,58 @@ class Markdowner:
 
     def save(self) -> None:
         self.highlights.save()
+
+
+def _polish(html: str) -> str:
+    # A block that can scroll sideways (code, wide display math) must be reachable from the
+    # keyboard, or keyboard users cannot scroll it (axe: scrollable-region-focusable).
+    html = html.replace('<div class="highlight"><pre>',
+                        '<div class="highlight"><pre tabindex="0">')
+    html = html.replace('<div class="arithmatex">', '<div class="arithmatex" tabindex="0">')
+    return html.replace('<table>', '<table tabindex="0">')      # tables scroll sideways too
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix, by halving (string comparison runs in C)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    """The length of the longest common suffix, at most ``limit``."""
+    lo, hi = 0, max(0, limit)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid:len(a) - lo] == b[len(b) - mid:len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# What may start a line of a plain paragraph: not a heading, quote, table, HTML, list item,
+# rule, fence, setext underline, attribute list, reference definition or indented code.
+_NOT_A_PARAGRAPH_LINE = re.compile(
+    r"^(?:[ \t#>|<:{=~]|[*+-][ \t]|[*_-](?:[ \t]*[*_-]){2,}[ \t]*$|-+[ \t]*$|\d+[.)](?:\s|$)"
+    r"|\[[^\]]*\]:|\\\[|\\begin)")
+# Anywhere in it: a footnote, a fence, a math block, an HTML comment, a blank line.
+_CONTEXTUAL = re.compile(r"\[\^|```|~~~|\$\$|<!--|\n[ \t]*\n|^\s|\s$")
+# A ] that does not open a (url): a reference-style link, if the document defines references.
+_REFERENCE = re.compile(r"\](?!\()")
+
+
+def _plain_paragraph(text: str, references: bool = True) -> bool:
+    """Whether ``text`` is a paragraph whose HTML does not depend on the rest of its document.
+    references: the document defines reference-style links (then a [name] may be one)."""
+    if not text or _CONTEXTUAL.search(text) or (references and _REFERENCE.search(text)):
+        return False
+    return not any(_NOT_A_PARAGRAPH_LINE.match(line) for line in text.split("\n"))
 
 
 def markdowner(ctx: BuildContext) -> Markdowner:

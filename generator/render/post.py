@@ -22,10 +22,12 @@ from .postcache import post_cache
 @dataclass(frozen=True)
 class Tools:
     """What an output format's finish() may use: the context's Markdown converter and math
-    renderer."""
+    renderer. splice: the Markdown may be converted by editing a remembered conversion
+    (render.markdown.Markdowner.splice): for a preview's early page only."""
 
     markdown: Any
     math: Any
+    splice: bool = False
 
 
 @dataclass
@@ -41,16 +43,17 @@ class RenderedPost:
 def render_post(ctx: BuildContext, info, site, results: Mapping[str, Any],
                 figures: Mapping[str, Mapping[str, bytes]], formats: list,
                 links: Mapping[str, Mapping[str, str]] | None = None,
-                git=None) -> RenderedPost:
+                git=None, *, splice: bool = False) -> RenderedPost:
     """The post's body rendered for each of ``formats`` (output format objects). links: every
     post's URL in each format (render.context.post_links), for post_url. git: the
-    core.gitinfo.GitState the listings link their source with, or None."""
+    core.gitinfo.GitState the listings link their source with, or None. splice: see Tools
+    (publish.early's page; a build's pages never splice)."""
     from .prerender import math_renderer
     from .callouts import expand as expand_callouts
     from .refs import Bibliography, PostRefs, Resolver
 
     renderer, md, listings = body_renderer(ctx), markdowner(ctx), listings_of(ctx)
-    tools = Tools(markdown=md, math=math_renderer(ctx))
+    tools = Tools(markdown=md, math=math_renderer(ctx), splice=splice)
     post = info.post
     parts: dict[str, dict[str, Any]] = {}
     used: list = []

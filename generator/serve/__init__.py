@@ -4,8 +4,9 @@ Four parts, each in its own module:
 - watch.py: operating-system notifications (watchfiles) on content/, templates/ and the
   generator package; editors' temporary files, caches and outputs are ignored;
 - worker.py + warm.py: a build worker process that keeps one warm build context, so a prose
-  edit re-renders one post without importing, parsing or compiling anything again; an edit to
-  the generator's code restarts that process (a warm process cannot take new code in);
+  edit re-renders one post without importing, parsing or compiling anything again, and its
+  page is served before the rest of the build runs (publish.early); an edit to the
+  generator's code restarts that process (a warm process cannot take new code in);
 - web.py: an HTTP server that only ever serves files inside site/html, adds the reload script
   to the pages it serves (never to the built files) and pushes each build's outcome to the
   open pages as server-sent events;

@@ -1,0 +1,120 @@
+"""Markdown by splicing (render.markdown.Markdowner.splice), what the preview's early page uses:
+an edit inside one plain paragraph of a document converted before is converted alone and put in
+place. It must give exactly the bytes of a whole conversion, or decline (None).
+
+Checked on the Markdown of every article as the build hands it over (after Jinja, citations
+and cross-references): every paragraph of each is edited in turn."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import REPO
+from generator.core.project import Project
+from generator.render.markdown import Markdowner
+from generator.serve.warm import WarmBuilder
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory) -> dict[str, str]:
+    """Each article's Markdown as the HTML output converts it, by its first line."""
+    root = tmp_path_factory.mktemp("splice") / "project"
+    for name in ("content", "templates"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    seen: list[str] = []
+    real = Markdowner.to_html
+
+    def record(self, source, **kw):
+        seen.append(source)
+        return real(self, source, **kw)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LORA_SITE_DRAW_WORKERS", "0")
+    mp.setattr(Markdowner, "to_html", record)
+    builder = WarmBuilder(Project(root))
+    try:
+        # No post cache yet: every post is converted.
+        assert builder.build().ok
+    finally:
+        builder.close()
+        mp.undo()
+    docs = {src.split("\n", 1)[0][:60]: src for src in seen}
+    assert len(docs) == 3, sorted(docs)
+    return docs
+
+
+def paragraphs(source: str) -> list[tuple[int, int]]:
+    """(start, end) of each blank-line-separated block."""
+    out, at = [], 0
+    for block in source.split("\n\n"):
+        out.append((at, at + len(block)))
+        at += len(block) + 2
+    return out
+
+
+def test_every_spliced_paragraph_edit_is_the_whole_conversion(documents):
+    truth = Markdowner(cache_file=None)
+    spliced = paragraphs_seen = 0
+    for name, source in documents.items():
+        whole_before = truth.to_html(source).html
+        for start, end in paragraphs(source):
+            block = source[start:end]
+            if not block.strip():
+                continue
+            # A paragraph as the reader sees it: converted alone, it is found in the page.
+            alone = truth._fragment(block)
+            paragraphs_seen += alone is not None and alone in whole_before
+            # A word added inside the block's first line, as an author types.
+            text = block.lstrip("\n")              # after a second blank line, if any
+            cut = start + len(block) - len(text) + min(len(text.split("\n", 1)[0]), 12)
+            # A word added inside the first line, as an author types; the last few characters
+            # of the block rewritten.
+            edits = [source[:cut] + " spliced *word*" + source[cut:],
+                     source[:max(start, end - 5)] + "`x` done." + source[end:]]
+            results = []
+            for edited in edits:
+                md = Markdowner(cache_file=None)
+                md.to_html(source)
+                doc = md.splice(edited)
+                results.append(doc is not None)
+                if doc is None:
+                    continue
+                whole = truth.to_html(edited)
+                assert doc.html == whole.html, (name, block[:80], edited[start:end + 20])
+                assert doc.toc == whole.toc, (name, block[:80])
+            spliced += all(results)
+    # The fast way is taken for nearly every paragraph (those with a footnote are not).
+    assert paragraphs_seen >= 60, paragraphs_seen
+    assert spliced >= 0.9 * paragraphs_seen, (spliced, paragraphs_seen)
+
+
+def test_splicing_declines_what_depends_on_the_rest_of_the_document():
+    source = ("# Title\n\nA plain paragraph with $x^2$ and [a link](https://example.org).\n\n"
+              "Another one, cited.[^n]\n\n[^n]: A footnote.\n\n[ref]: https://example.org/ref\n")
+    md = Markdowner(cache_file=None)
+    md.to_html(source)
+    plain = "A plain paragraph with $x^2$ and [a link](https://example.org)."
+    accepted = source.replace(plain, plain + " More words, *emphasised*.")
+    assert md.splice(accepted).html == Markdowner(cache_file=None).to_html(accepted).html
+    for edited in (
+        source.replace(plain, plain + " A new note.[^m]"),          # a footnote
+        source.replace(plain, plain + " See [ref]."),               # a reference link
+        source.replace(plain, "## " + plain),                       # now a heading
+        source.replace(plain, plain + "\n\nA second paragraph."),   # now two blocks
+        source.replace(plain, "- " + plain),                        # now a list
+        source.replace(plain, plain + "\n===="),                    # a setext heading
+        source.replace("Another one, cited.", "Another one, edited."),  # has a footnote
+        source.replace("# Title", "# Title changed"),               # a heading
+    ):
+        assert md.splice(edited) is None, edited
+    # The same text: the remembered conversion itself.
+    assert md.splice(source) is not None and md.splice(source).html == md.to_html(source).html
+
+
+def test_a_paragraph_whose_text_is_rendered_elsewhere_too_is_not_spliced():
+    """The old paragraph's HTML must be found once, as a block of its own."""
+    source = "Same words.\n\n<div markdown=\"1\">\n\nSame words.\n\n</div>\n"
+    md = Markdowner(cache_file=None)
+    md.to_html(source)
+    assert md.splice(source.replace("Same words.", "Same words, edited.", 1)) is None
