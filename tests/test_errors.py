@@ -487,7 +487,7 @@ def test_truncated_results_are_recomputed_without_frozen(project):
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(project, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("something\nbroke")
-    monkeypatch.setattr(build_mod, "render_site", boom)
+    monkeypatch.setattr(build_mod, "render_with_inputs", boom)
     before = tree_hashes(project / "site")
     line = assert_one_line_error(invoke("build", "--root", str(project), "--quiet"),
                                  ["unexpected error: RuntimeError: something broke",
@@ -511,7 +511,7 @@ def test_debug_prints_the_traceback_of_a_user_error_too(project):
 def test_an_os_error_is_one_line_naming_the_file(project, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(project / "content" / "x"))
-    monkeypatch.setattr(build_mod, "render_site", denied)
+    monkeypatch.setattr(build_mod, "render_with_inputs", denied)
     assert_one_line_error(invoke("build", "--root", str(project), "--quiet"),
                           ["content/x: Permission denied", "--debug"])
 

@@ -122,10 +122,11 @@ def test_the_feed_variant_has_no_sidenote():
     class Tools:
         class markdown:
             @staticmethod
-            def to_html(text):
+            def to_html(text, splice=False):
                 from generator.render.markdown import Markdowner
-                return Markdowner(cache_file=None).to_html(text)
+                return Markdowner(cache_file=None).to_html(text, splice=splice)
         math = None
+        splice = False
 
     parts = HtmlSite().finish("A.[^n]\n\n[^n]: The note.\n", Tools)
     assert parts["html"].count('class="sidenote"') == 1

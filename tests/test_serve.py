@@ -208,6 +208,9 @@ def test_serve_rebuilds_on_edit_and_pushes_a_reload(tmp_path):
         assert "Edited prose, twice as good." in page and "Original prose." not in page
         assert page_version(page) == version + 1
         server.wait_for("built in")
+        # The page came first, alone (publish.early); the rest of the build changed the feed
+        # only, which no page shows: no second reload.
+        assert page_version(fetch(url + "first/")) == version + 1
 
         # A page that missed the reload (it was reconnecting) is told at once.
         late = Events(server.origin, version)

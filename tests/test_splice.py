@@ -1,9 +1,9 @@
 """Markdown by splicing (render.markdown.Markdowner.splice), what the preview's early page uses:
-an edit inside one plain paragraph of a document converted before is converted alone and put in
-place. It must give exactly the bytes of a whole conversion, or decline (None).
+an edit inside one plain paragraph or list of a document converted before is converted alone
+and put in place. It must give exactly the bytes of a whole conversion, or decline (None).
 
 Checked on the Markdown of every article as the build hands it over (after Jinja, citations
-and cross-references): every paragraph of each is edited in turn."""
+and cross-references): every block of each is edited in turn."""
 from __future__ import annotations
 
 import shutil
@@ -55,16 +55,18 @@ def paragraphs(source: str) -> list[tuple[int, int]]:
 
 def test_every_spliced_paragraph_edit_is_the_whole_conversion(documents):
     truth = Markdowner(cache_file=None)
-    spliced = paragraphs_seen = 0
+    spliced = paragraphs_seen = lists = 0
     for name, source in documents.items():
         whole_before = truth.to_html(source).html
         for start, end in paragraphs(source):
             block = source[start:end]
             if not block.strip():
                 continue
-            # A paragraph as the reader sees it: converted alone, it is found in the page.
-            alone = truth._fragment(block)
+            # A paragraph or a list as the reader sees it: converted alone, it is in the page.
+            alone = truth._fragment(block.strip("\n"), "p") or truth._fragment(
+                block.strip("\n"), "list")
             paragraphs_seen += alone is not None and alone in whole_before
+            lists += alone is not None and alone in whole_before and alone.startswith("<ul>")
             # A word added inside the block's first line, as an author types.
             text = block.lstrip("\n")              # after a second blank line, if any
             cut = start + len(block) - len(text) + min(len(text.split("\n", 1)[0]), 12)
@@ -84,8 +86,8 @@ def test_every_spliced_paragraph_edit_is_the_whole_conversion(documents):
                 assert doc.html == whole.html, (name, block[:80], edited[start:end + 20])
                 assert doc.toc == whole.toc, (name, block[:80])
             spliced += all(results)
-    # The fast way is taken for nearly every paragraph (those with a footnote are not).
-    assert paragraphs_seen >= 60, paragraphs_seen
+    # The fast way is taken for nearly every paragraph and list (not those with a footnote).
+    assert paragraphs_seen >= 60 and lists >= 5, (paragraphs_seen, lists)
     assert spliced >= 0.9 * paragraphs_seen, (spliced, paragraphs_seen)
 
 
@@ -118,3 +120,21 @@ def test_a_paragraph_whose_text_is_rendered_elsewhere_too_is_not_spliced():
     md = Markdowner(cache_file=None)
     md.to_html(source)
     assert md.splice(source.replace("Same words.", "Same words, edited.", 1)) is None
+
+
+def test_lists_are_spliced_only_apart_from_other_lists_and_without_lists_inside():
+    source = ("Intro.\n\n- one item\n- two items,\n  continued\n\nMiddle.\n\n1. first\n2. second\n\n"
+              "After.\n\n- a\n\n- b, loose with the list before\n\nEnd.\n")
+    md = Markdowner(cache_file=None)
+    md.to_html(source)
+    for old, new in (("two items,", "two edited items,"), ("2. second", "2. second, edited")):
+        edited = source.replace(old, new, 1)
+        assert md.splice(edited).html == Markdowner(cache_file=None).to_html(edited).html
+    for edited in (
+        source.replace("b, loose", "b, edited, loose"),             # next to another list
+        source.replace("- two items,", "* two items,"),             # another kind of item
+        source.replace("  continued", "  - continued"),             # a list inside
+        source.replace("  continued", "      continued"),           # indented code
+        source.replace("2. second", "2. second\n- bullet"),         # numbered, then bullets
+    ):
+        assert md.splice(edited) is None, edited

@@ -133,14 +133,15 @@ def render_site(ctx: BuildContext, *, results: Mapping[str, Any],
     render caches (keep_caches=False: the caller writes them with keep_render_caches, once
     the pages are out). infos: the posts to show (shown_posts; default: every post that is not
     a draft)."""
-    return _render_site(ctx, results=results, figures=figures, site=site, declared=declared,
-                        infos=infos, keep_caches=keep_caches)[0]
+    return render_with_inputs(ctx, results=results, figures=figures, site=site,
+                              declared=declared, infos=infos, keep_caches=keep_caches)[0]
 
 
-def _render_site(ctx: BuildContext, *, results: Mapping[str, Any],
-                 figures: Mapping[str, Mapping[str, bytes]], site: SiteConfig,
-                 declared: Mapping[str, Any] | None, infos: list[PostInfo] | None,
-                 keep_caches: bool) -> tuple[dict[str, bytes], RenderInputs]:
+def render_with_inputs(ctx: BuildContext, *, results: Mapping[str, Any],
+                       figures: Mapping[str, Mapping[str, bytes]], site: SiteConfig,
+                       declared: Mapping[str, Any] | None, infos: list[PostInfo] | None,
+                       keep_caches: bool) -> tuple[dict[str, bytes], RenderInputs]:
+    """render_site, and what the pages were rendered from (for publish.early)."""
     infos = infos if infos is not None else shown_posts(ctx, site)
     declared = declared if declared is not None else collect_experiments(
         [i.post for i in infos])
@@ -208,8 +209,8 @@ def build(ctx: BuildContext, *, frozen: bool = False, force: bool = False,
         failpoint("results")
         results, figures = run.experiments(ctx, declared, opts)
         failpoint("render")
-        files, inputs = _render_site(ctx, results=results, figures=figures, site=site,
-                                     declared=declared, infos=infos, keep_caches=False)
+        files, inputs = render_with_inputs(ctx, results=results, figures=figures, site=site,
+                                           declared=declared, infos=infos, keep_caches=False)
         opts.say(f"render: ran ({len(files)} files)")
         if on_rendered is not None:
             on_rendered(files)

@@ -125,9 +125,10 @@ class Markdowner:
 
     def splice(self, source: str) -> HtmlDoc | None:
         """``source`` converted by editing a remembered conversion: the document remembered
-        that shares the most text with it, when the two differ inside one plain paragraph
-        (no footnote, math block, list, heading or HTML block, no reference link in a document
-        that defines some: nothing whose rendering depends on the rest of the document). That paragraph's old text, converted
+        that shares the most text with it, when the two differ inside one plain paragraph or
+        one plain list (no footnote, math block, heading, table or HTML block, no list inside,
+        no reference link in a document that defines some, no list next to it: nothing whose
+        rendering depends on the rest of the document). That block's old text, converted
         alone, must be found exactly once in the old HTML, as a block of its own: it is
         replaced by the new text converted alone. None when any of this does not hold."""
         best = None
@@ -149,9 +150,12 @@ class Markdowner:
         end = len(old) if end < 0 else end
         tail = len(old) - end
         before, after = old[start:end], source[start:len(source) - tail]
-        if not (_plain_paragraph(before, refs) and _plain_paragraph(after, refs)):
+        kind = _block_kind(before, refs)
+        if kind is None or _block_kind(after, refs) != kind:
             return None
-        old_html, new_html = self._fragment(before), self._fragment(after)
+        if kind == "list" and not _apart_from_lists(old[:start], old[end:]):
+            return None         # next to another list, it would be one loose list with it
+        old_html, new_html = self._fragment(before, kind), self._fragment(after, kind)
         if old_html is None or new_html is None:
             return None
         at = doc.html.find(old_html)
@@ -162,13 +166,19 @@ class Markdowner:
             return None
         return HtmlDoc(html=doc.html[:at] + new_html + doc.html[stop:], toc=doc.toc)
 
-    def _fragment(self, paragraph: str) -> str | None:
-        """One paragraph converted alone: its <p> element, or None if it is not one."""
-        html = _polish(self._markdown().convert(paragraph))
-        if (not html.startswith("<p>") or not html.endswith("</p>") or html.count("<p") != 1
-                or html.count("</p>") != 1):
+    def _fragment(self, block: str, kind: str = "p") -> str | None:
+        """One block converted alone: its one element (a <p>, or a <ul> or <ol> of items
+        without a list inside), or None if it is not that."""
+        html = _polish(self._markdown().convert(block))
+        if kind == "p":
+            tags = [("<p>", "</p>")]
+        else:
+            tags = [("<ul>", "</ul>"), ("<ol>", "</ol>"), ("<ol start=", "</ol>")]
+        if not any(html.startswith(a) and html.endswith(b) for a, b in tags):
             return None
-        return html
+        opened = html.count("<p") if kind == "p" else html.count("<ul") + html.count("<ol")
+        closed = html.count("</p>") if kind == "p" else html.count("</ul>") + html.count("</ol>")
+        return html if opened == closed == 1 else None
 
     def inline(self, source: str) -> str:
         """One line of Markdown (a caption) as inline HTML, math included, without the <p>."""
@@ -245,18 +255,52 @@ def _common_suffix(a: str, b: str, limit: int) -> int:
 _NOT_A_PARAGRAPH_LINE = re.compile(
     r"^(?:[ \t#>|<:{=~]|[*+-][ \t]|[*_-](?:[ \t]*[*_-]){2,}[ \t]*$|-+[ \t]*$|\d+[.)](?:\s|$)"
     r"|\[[^\]]*\]:|\\\[|\\begin)")
+# A list item's first line, bulleted or numbered.
+_ITEM = re.compile(r"^(?:([*+-])|\d+([.)]))[ \t]+\S")
+# A line a list item may go on with: indented by one to three spaces (four would be code), or
+# not at all (a lazy continuation), and not an item of a list inside.
+_CONTINUED = re.compile(r"^ {0,3}(?![ \t]|[*+-][ \t]|\d+[.)][ \t])")
 # Anywhere in it: a footnote, a fence, a math block, an HTML comment, a blank line.
 _CONTEXTUAL = re.compile(r"\[\^|```|~~~|\$\$|<!--|\n[ \t]*\n|^\s|\s$")
 # A ] that does not open a (url): a reference-style link, if the document defines references.
 _REFERENCE = re.compile(r"\](?!\()")
 
 
-def _plain_paragraph(text: str, references: bool = True) -> bool:
-    """Whether ``text`` is a paragraph whose HTML does not depend on the rest of its document.
-    references: the document defines reference-style links (then a [name] may be one)."""
+def _block_kind(text: str, references: bool = True) -> str | None:
+    """"p" for a plain paragraph, "list" for a plain list (items of one kind, no list inside),
+    whose HTML does not depend on the rest of the document (but for a list's neighbours:
+    _apart_from_lists); None for anything else. references: the document defines
+    reference-style links (then a [name] may be one)."""
     if not text or _CONTEXTUAL.search(text) or (references and _REFERENCE.search(text)):
+        return None
+    lines = text.split("\n")
+    first = _ITEM.match(lines[0])
+    if first is None:
+        if any(_NOT_A_PARAGRAPH_LINE.match(line) for line in lines):
+            return None
+        return "p"
+    marker = first.group(1) or first.group(2)
+    for line in lines[1:]:
+        item = _ITEM.match(line)
+        if item is not None:
+            if (item.group(1) or item.group(2)) != marker:
+                return None             # another kind of item: another list
+            continue
+        body = line.lstrip(" ")
+        if (not _CONTINUED.match(line) or not body
+                or _NOT_A_PARAGRAPH_LINE.match(body)):
+            return None
+    return "list"
+
+
+def _apart_from_lists(before: str, after: str) -> bool:
+    """Whether the blocks around a list (the text before and after it) are no list and no
+    indented block, which Markdown would join to it."""
+    previous = before.rstrip("\n").rsplit("\n\n", 1)[-1]
+    following = after.lstrip("\n").split("\n", 1)[0]
+    if any(_ITEM.match(line) or line[:1] in (" ", "\t") for line in previous.split("\n")):
         return False
-    return not any(_NOT_A_PARAGRAPH_LINE.match(line) for line in text.split("\n"))
+    return not (_ITEM.match(following) or following[:1] in (" ", "\t"))
 
 
 def markdowner(ctx: BuildContext) -> Markdowner:

@@ -33,9 +33,9 @@ __all__ = ["EVENTS", "BuildState", "PreviewServer", "events_between", "ignored",
            "resolve_request", "serve", "watched_roots"]
 
 SLOW_BUILD_S = 0.5          # a build still running after this is shown on the page
-# Files no open page displays (the feed, the sitemap, the downloadable data): a change to them
-# alone reloads no page.
-UNSHOWN = (".xml", ".json", ".npz", ".csv", ".bib", ".txt")
+# Files no open page displays (the feed, the sitemap, the data offered for download): a change
+# to them alone reloads no page. Not .json: the attention explorer draws from one.
+UNSHOWN = (".xml", ".npz", ".csv")
 
 
 def site_baseurl(project: Project) -> str:
