@@ -138,3 +138,83 @@ def test_lists_are_spliced_only_apart_from_other_lists_and_without_lists_inside(
         source.replace("2. second", "2. second\n- bullet"),         # numbered, then bullets
     ):
         assert md.splice(edited) is None, edited
+
+
+def whole_or_declined(old: str, new: str) -> bool:
+    """Splicing ``new`` after ``old`` declines or gives the whole conversion; True if it
+    spliced."""
+    md = Markdowner(cache_file=None)
+    md.to_html(old)
+    doc = md.splice(new)
+    if doc is None:
+        return False
+    whole = Markdowner(cache_file=None).to_html(new)
+    assert (doc.html, doc.toc) == (whole.html, whole.toc), (old, new)
+    return True
+
+
+FIGURE = '\n\n<figure>\n<img src="a.png">\n</figure>\n'
+
+
+@pytest.mark.parametrize("old, new", [
+    # A "<" that is no whole inline tag changes how Markdown reads a later HTML block.
+    ("Loss falls when n is small." + FIGURE, "Loss falls when n<d is small." + FIGURE),
+    ("Loss falls when n<d is small." + FIGURE, "Loss falls when n is small." + FIGURE),
+    ('Text.\n\n<div markdown="1">\n\nInner.\n\n</div>\n',
+     'Text <em.\n\n<div markdown="1">\n\nInner.\n\n</div>\n'),
+    ("Text <b>bold</b>." + FIGURE, "Text <b>bold." + FIGURE),
+    # An id from an attribute list renames a heading's (the table of contents keeps ids unique).
+    ("## Results\n\nWe measured it.\n\nEnd.", "## Results\n\nWe *measured*{: #results} it.\n\nEnd."),
+    # The same words inside a fence (or an HTML block) as in a paragraph outside it.
+    ("Run *this*.\n\n```markdown\nintro\n\nRun _this_.\n\nmore\n```\n",
+     "Run *this*.\n\n```markdown\nintro\n\nRun _this_ now.\n\nmore\n```\n"),
+    ("Run *this*.\n\n<div>\nintro\n\nRun _this_.\n\n</div>\n",
+     "Run *this*.\n\n<div>\nintro\n\nRun _this_ now.\n\n</div>\n"),
+])
+def test_what_depends_on_the_document_is_not_spliced(old, new):
+    assert not whole_or_declined(old, new)
+
+
+def test_whole_inline_tags_and_the_last_paragraph_are_spliced():
+    assert whole_or_declined("A <span>tag</span> here." + FIGURE,
+                             "A <span>tag</span> here, edited." + FIGURE)
+    assert whole_or_declined("First.\n\nLast words.\n", "First.\n\nLast words, edited.\n")
+
+
+def test_random_edits_of_random_documents_splice_right_or_decline():
+    """Documents made of paragraphs, lists and every kind of block around them, edited by
+    inserting or deleting Markdown's special characters anywhere (a fixed seed)."""
+    import random
+
+    rng = random.Random(16)
+    paragraphs = ["Plain words here.", "Some *emph* and **bold** text.", "A [link](http://x.org).",
+                  "Math $x^2$ inline.", "Code `a|b` span.", "Line one  \nline two.", "Intro",
+                  "See [ref] there.", "Esc \\* star.", "A <span>tag</span> inline.",
+                  "- a list\n- of two"]
+    blocks = ["# Intro", "## Intro", "Intro\n=====", "- a\n- b", "1. one\n2. two", "> quote",
+              "```\ncode\n\nmore\n```", "    indented code", "<div>\nraw\n</div>",
+              '<div markdown="1">\n\nInner *md*.\n\n</div>', "| a | b |\n|---|---|\n| 1 | 2 |",
+              "[ref]: http://example.org", "Text.[^1]\n\n[^1]: Note.", "$$\nx\n$$", "---",
+              "<!-- c -->", "- a\n\n- b", "Term\n{: .cls}", FIGURE.strip(),
+              "<details>\n<summary>s</summary>\n\nInside para.\n\n</details>"]
+    snippets = [" *x*", "{: #intro}", "{#intro}", '<span id="intro">', "`", "\\", "  \n", "\n",
+                "[a]", "\n[a]: /u", "$x$", "$", "<div>", "</div>", "<b>", "</b>", ">", "&", "\t",
+                " | a | b", "*", "_", "**", "\n1. ", "\n- ", "\n==", "\n--", "#", "[^1]",
+                "<http://x.y>", "~~~", "\n    code", "\n>", "[TOC]", "\n\n", "{", "}", "][",
+                "<br>", "</span>", "<", "<em", "<!--", "-->", "![i](x.png)", "***", "\n+ x"]
+    spliced = 0
+    for _ in range(1500):
+        parts = [rng.choice(paragraphs) if rng.random() < 0.5 else rng.choice(blocks)
+                 for _ in range(rng.randint(2, 7))]
+        old = ("\n\n" if rng.random() < 0.9 else "\n\n\n").join(parts) + \
+            ("\n" if rng.random() < 0.7 else "")
+        new = old
+        for _ in range(rng.randint(1, 2)):
+            i = rng.randint(0, len(new))
+            if rng.random() < 0.75:
+                new = new[:i] + rng.choice(snippets) + new[i:]
+            else:
+                new = new[:i] + new[min(len(new), i + rng.randint(1, 4)):]
+        if new != old:
+            spliced += whole_or_declined(old, new)
+    assert spliced >= 150, spliced          # the cases spliced are many, and all were right

@@ -216,6 +216,12 @@ def test_a_broken_link_is_never_told_early(warm):
     batches, out = told_pages(builder, root, lambda t: t.replace(PROSE, PROSE + link, 1))
     assert not out.ok and "broken link" in out.error and "/no-such-page/" in out.error
     assert batches == []
+    # After a failed build, what the last good one rendered with may be out of date (the
+    # failed build's other changes): the next edit waits for its whole build.
+    batches, out = told_pages(builder, root, lambda t: t.replace(link, "", 1))
+    assert out.ok and not any(line.startswith("early:") for line in out.log), out.log
+    batches, out = told_pages(builder, root, lambda t: t.replace(PROSE, EDITED, 1))
+    assert out.ok and any(line.startswith("early:") for line in out.log), out.log
 
 
 def test_an_early_page_of_a_build_that_then_fails_is_not_written(warm):
@@ -230,6 +236,43 @@ def test_an_early_page_of_a_build_that_then_fails_is_not_written(warm):
     assert sorted(batches[0]) == [PAGE] and b"See <a" in batches[0][PAGE]
     assert not out.ok and "in the jekyll output" in out.error, out.error
     assert tree_bytes(root / "site") == before
+
+
+def test_the_first_edit_after_a_commit_is_told_with_the_work_tree_changed(tmp_path,
+                                                                          monkeypatch):
+    """The reproduce box says whether the work tree differs from the commit: the early page
+    says so from the first edit on, as the build's page does, so it is not told twice."""
+    import subprocess
+
+    monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
+    root = tmp_path / "repo"
+    post = write_post(root, experiments="  {}\n", body="Committed prose.\n")
+    (root / "content" / "site.yml").write_text(
+        'title: "T"\ndescription: "d"\nauthor: "A"\nurl: "https://example.org"\n'
+        'repository: "https://github.com/example/repo"\n')
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.org", *args],
+                       cwd=root, check=True, capture_output=True)
+    git("init", "-q")
+    git("add", "content")
+    git("commit", "-qm", "posts")
+    builder = WarmBuilder(Project(root))
+    try:
+        assert builder.build().ok
+        page = "post/index.html"
+        assert b"uncommitted changes" not in (root / "site" / "html" / page).read_bytes()
+        post.write_text(post.read_text().replace("Committed prose.", "Edited prose."))
+        batches = []
+        out = builder.build(on_pages=lambda pages: batches.append(dict(pages)),
+                            changed=[str(post)])
+        assert out.ok, out.error
+        written = (root / "site" / "html" / page).read_bytes()
+        assert b"Edited prose." in written and b"uncommitted changes" in written
+        assert sorted(batches[0]) == [page] and batches[0][page] == written
+        assert all(page not in batch for batch in batches[1:])
+    finally:
+        builder.close()
 
 
 # ---------------------------------------------------------------------------------------------

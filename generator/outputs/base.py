@@ -109,13 +109,16 @@ class SiteBuild:
                        "updated": max((p.date for p in listed or self.posts), default=None)}
         self._css: str | None = None
 
-    def with_posts(self, infos: Mapping[str, Any], rendered: Mapping[str, Any]) -> "SiteBuild":
+    def with_posts(self, infos: Mapping[str, Any], rendered: Mapping[str, Any],
+                   git: Any = None) -> "SiteBuild":
         """This build with the posts of ``infos`` (slug -> PostInfo) and their renderings
-        swapped for new ones, sharing its templates: what one post's page is rendered with
-        again (publish.early)."""
+        swapped for new ones (and git's state, if given), sharing its templates: what one
+        post's page is rendered with again (publish.early)."""
         import copy
 
         new = copy.copy(self)
+        if git is not None:
+            new.git = git
         new.posts = [infos.get(p.slug, p) for p in self.posts]
         new.rendered = {**self.rendered, **rendered}
         new.common = {**self.common, "posts": new.posts,

@@ -7,7 +7,9 @@ URLs and dates, as the last build saw them), nothing else the page is made from 
 the results, figures, templates, settings and the other posts are the last build's. So the page
 is rendered from what the last build rendered with (RenderInputs), in one format, through the
 same functions the build calls (render_post, the format's post_files), and served at once; the
-full build then runs as usual, and whatever it renders differently replaces it.
+full build then runs as usual, and whatever it renders differently replaces it. The one input
+that moves with the edit, git's view of the work tree (the reproduce box says whether it has
+changes), is updated for the edited files without asking git (_edited).
 
 Any doubt means no early page: a path that is not a post the last build showed, a front matter
 that changed, a post that does not parse or render, a local link the last build's files do not
@@ -43,6 +45,7 @@ def early_pages(ctx: BuildContext, last: RenderInputs, last_files: Mapping[str, 
     if any(path not in shown for path in paths):
         return None                 # a new post, a draft, a setting, a template, a result...
     site = last.build.site
+    git = _edited(last.build.git, paths)
     try:
         infos, rendered = {}, {}
         for path in paths:
@@ -58,8 +61,8 @@ def early_pages(ctx: BuildContext, last: RenderInputs, last_files: Mapping[str, 
             infos[info.slug] = info
             # splice: Markdown for the paragraph that changed only, when that is all.
             rendered[info.slug] = render_post(ctx, info, site, last.results, last.build.figures,
-                                              [fmt], last.links, last.build.git, splice=True)
-        build = last.build.with_posts(infos, rendered)
+                                              [fmt], last.links, git, splice=True)
+        build = last.build.with_posts(infos, rendered, git=git)
         served = served_by(build, fmt, last_files)
         out: dict[str, bytes] = {}
         for slug, info in infos.items():
@@ -72,3 +75,15 @@ def early_pages(ctx: BuildContext, last: RenderInputs, last_files: Mapping[str, 
         return out
     except LoraSiteError:
         return None                 # the full build meets the same error and reports it
+
+
+def _edited(git, paths: list[Path]):
+    """The last build's git state (core.gitinfo.GitState, or None) with the edited posts among
+    the files that differ from HEAD, as asking git again would nearly always find (asking costs
+    more than the page): the reproduce box then says the work tree has changes from the first
+    edit after a commit on. An edit that puts a post back as committed, or a commit made since,
+    is seen by the full build, whose page then replaces this one."""
+    if git is None:
+        return None
+    rels = {rel for rel in (git.relpath(p) for p in paths) if rel is not None}
+    return dataclasses.replace(git, changed=git.changed | rels) if rels else git

@@ -127,8 +127,9 @@ class Markdowner:
         """``source`` converted by editing a remembered conversion: the document remembered
         that shares the most text with it, when the two differ inside one plain paragraph or
         one plain list (no footnote, math block, heading, table or HTML block, no list inside,
-        no reference link in a document that defines some, no list next to it: nothing whose
-        rendering depends on the rest of the document). That block's old text, converted
+        no HTML but whole inline tags, no attribute list giving an id, no reference link in a
+        document that defines some, no list next to it, not inside a fence or an HTML block:
+        nothing whose rendering depends on the rest of the document). That block's old text, converted
         alone, must be found exactly once in the old HTML, as a block of its own: it is
         replaced by the new text converted alone. None when any of this does not hold."""
         best = None
@@ -148,6 +149,8 @@ class Markdowner:
             start += 1
         end = old.find("\n\n", len(old) - s)
         end = len(old) if end < 0 else end
+        while end > max(start, len(old) - s) and old[end - 1] == "\n":
+            end -= 1                                # the document's last newline
         tail = len(old) - end
         before, after = old[start:end], source[start:len(source) - tail]
         kind = _block_kind(before, refs)
@@ -155,6 +158,8 @@ class Markdowner:
             return None
         if kind == "list" and not _apart_from_lists(old[:start], old[end:]):
             return None         # next to another list, it would be one loose list with it
+        if _open_block(old[:start]) or old.count(before) != 1:
+            return None         # inside a fence or an HTML block: the same words elsewhere
         old_html, new_html = self._fragment(before, kind), self._fragment(after, kind)
         if old_html is None or new_html is None:
             return None
@@ -264,6 +269,75 @@ _CONTINUED = re.compile(r"^ {0,3}(?![ \t]|[*+-][ \t]|\d+[.)][ \t])")
 _CONTEXTUAL = re.compile(r"\[\^|```|~~~|\$\$|<!--|\n[ \t]*\n|^\s|\s$")
 # A ] that does not open a (url): a reference-style link, if the document defines references.
 _REFERENCE = re.compile(r"\](?!\()")
+# An attribute list that may give an id (Markdown's table of contents keeps ids unique across
+# the document, so a new one can rename a heading's).
+_SETS_ID = re.compile(r"\{[^}\n]*(?:#|\bid\s*=)")
+# The only HTML a plain block may hold: whole inline tags. Markdown reads raw HTML over the whole
+# document, so any other "<" (n<d, a half-typed tag, an autolink) may change how a later HTML
+# block is read.
+_INLINE_TAGS = ("a", "abbr", "b", "bdi", "br", "cite", "code", "del", "dfn", "em", "i", "img",
+                "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strong", "sub",
+                "sup", "time", "u", "var", "wbr")
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)\b[^<>]*>")
+_VOID = frozenset({"br", "img", "wbr"})
+# Block-level tags that open a raw HTML block, and the fence and math openers, for _open_block.
+_BLOCK_TAG = re.compile(r"<(/?)(address|article|aside|blockquote|details|dialog|div|dl|fieldset|"
+                        r"figcaption|figure|footer|form|h[1-6]|header|hr|li|main|nav|ol|p|pre|"
+                        r"section|summary|table|tbody|td|tfoot|th|thead|tr|ul|script|style)\b"
+                        r"[^>]*?(/?)>", re.I)
+
+
+def _inline_html_only(text: str) -> bool:
+    """Every "<" of ``text`` starts a whole inline tag, and each tag opened is closed."""
+    if text.count("<") != len(_TAG.findall(text)):
+        return False
+    depth: dict[str, int] = {}
+    for close, name in _TAG.findall(text):
+        name = name.lower()
+        if name not in _INLINE_TAGS:
+            return False
+        if name in _VOID:
+            continue
+        depth[name] = depth.get(name, 0) + (-1 if close else 1)
+        if depth[name] < 0:
+            return False
+    return not any(depth.values())
+
+
+def _open_block(before: str) -> bool:
+    """Whether the text ``before`` a block leaves a fence, a display-math block or a raw HTML
+    block open (the block is then inside it)."""
+    fence = None
+    math = None
+    for line in before.split("\n"):
+        stripped = line.strip()
+        if fence is not None:
+            if stripped.startswith(fence) and set(stripped) <= {fence[0]}:
+                fence = None
+            continue
+        if math is not None:
+            if stripped.endswith(math):
+                math = None
+            continue
+        opened = _FENCE_LINE.match(line)
+        if opened:
+            fence = opened.group(2)
+        elif stripped.startswith("$$") and not (len(stripped) > 2 and stripped.endswith("$$")):
+            math = "$$"
+        elif stripped.startswith("\\[") and not stripped.endswith("\\]"):
+            math = "\\]"
+    if fence is not None or math is not None:
+        return True
+    depth: dict[str, int] = {}
+    for close, name, selfclosing in _BLOCK_TAG.findall(before):
+        name = name.lower()
+        if selfclosing or name == "hr":
+            continue
+        depth[name] = depth.get(name, 0) + (-1 if close else 1)
+    return any(v > 0 for v in depth.values())
+
+
+_FENCE_LINE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 
 
 def _block_kind(text: str, references: bool = True) -> str | None:
@@ -271,7 +345,8 @@ def _block_kind(text: str, references: bool = True) -> str | None:
     whose HTML does not depend on the rest of the document (but for a list's neighbours:
     _apart_from_lists); None for anything else. references: the document defines
     reference-style links (then a [name] may be one)."""
-    if not text or _CONTEXTUAL.search(text) or (references and _REFERENCE.search(text)):
+    if (not text or _CONTEXTUAL.search(text) or (references and _REFERENCE.search(text))
+            or _SETS_ID.search(text) or ("<" in text and not _inline_html_only(text))):
         return None
     lines = text.split("\n")
     first = _ITEM.match(lines[0])

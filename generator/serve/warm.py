@@ -110,6 +110,9 @@ class WarmBuilder:
             if pages:
                 on_pages(pages)
 
+        # Until this build succeeds, what the last one rendered with may no longer be what the
+        # sources say (this build's other changes, a setting, a result): no early page.
+        self._inputs = None
         try:
             report = build(self.ctx, baseurl=self.baseurl, opts=opts, on_rendered=rendered,
                            **extra)

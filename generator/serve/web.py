@@ -63,19 +63,19 @@ CLIENT_SCRIPT = """<script>/* lora-site serve: live reload (never in the built f
     el.textContent = text;
   }
   var events = new EventSource("%(endpoint)s?version=" + version);
-  events.addEventListener("reload", function () {
+  function reload() {
     sessionStorage.setItem(key, JSON.stringify(
       {path: location.pathname, x: window.scrollX, y: window.scrollY}));
     events.close();
     location.reload();
-  });
+  }
+  events.addEventListener("reload", reload);
   events.addEventListener("failed", function (e) {
     var data = JSON.parse(e.data);
     if (data.version !== version) {
       // This page is not the site served now (a page shown early by a build that then
       // failed): reload the last good one, which is then told the error.
-      events.close();
-      location.reload();
+      reload();
       return;
     }
     bar("lora-site-status", "", "");
@@ -244,28 +244,32 @@ class PreviewHandler(BaseHTTPRequestHandler):
         if self.baseurl and url.path in ("", "/"):
             return self._send(HTTPStatus.FOUND, b"", "text/plain",
                               {"Location": self.baseurl + "/"})
+        # The version first, then the page: a build moves the version after it changes what
+        # is served, so a page can only be older than the version it is told, never newer
+        # (then it reloads once more, and never stays stale).
+        version = self.state.snapshot()[1]
         fresh = overlay_page(self.overlay, self.baseurl, url.path)
         if fresh is not None:
             rel, body = fresh
             if body is None:
-                return self._not_found()
+                return self._not_found(version)
             ctype = TYPES.get(Path(rel).suffix.lower(), "application/octet-stream")
             if rel.endswith(".html"):
-                body = inject(body, self.state.snapshot()[1])
+                body = inject(body, version)
             return self._send(HTTPStatus.OK, body, ctype)
         target = self._resolve(url.path)
         if target is None:
-            return self._not_found()
+            return self._not_found(version)
         try:
             body = target.read_bytes()
         except OSError:             # replaced by a build between resolving and reading
             target = self._resolve(url.path)
             if target is None:
-                return self._not_found()
+                return self._not_found(version)
             body = target.read_bytes()
         ctype = TYPES.get(target.suffix.lower(), "application/octet-stream")
         if target.suffix.lower() == ".html":
-            body = inject(body, self.state.snapshot()[1])
+            body = inject(body, version)
         self._send(HTTPStatus.OK, body, ctype)
 
     def _resolve(self, url_path: str) -> Path | None:
@@ -278,13 +282,15 @@ class PreviewHandler(BaseHTTPRequestHandler):
             time.sleep(0.002)
         return None
 
-    def _not_found(self) -> None:
+    def _not_found(self, version: int | None = None) -> None:
+        if version is None:
+            version = self.state.snapshot()[1]
         page = self.html_root / "404.html"
         fresh = self.overlay.get("404.html")
         if fresh is not None:
-            body = inject(fresh, self.state.snapshot()[1])
+            body = inject(fresh, version)
         elif page.is_file():
-            body = inject(page.read_bytes(), self.state.snapshot()[1])
+            body = inject(page.read_bytes(), version)
         else:
             body = (f"<!doctype html><title>Not found</title><h1>Not found</h1>"
                     f"<p>{html.escape(self.path)}</p>").encode()

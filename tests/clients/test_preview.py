@@ -70,11 +70,17 @@ def test_a_page_shown_early_goes_back_when_its_build_then_fails(tmp_path, new_co
         page.goto(server.url + "first/")
         page.wait_for_function("document.body.innerText.includes('Original opening.')")
         page.wait_for_load_state("load")
+        page.evaluate("history.scrollRestoration = 'manual'; window.scrollTo(0, 2400)")
+        page.wait_for_function("Math.abs(window.scrollY - 2400) < 2")
         page.evaluate("window.__same_page = true")
         post.write_text(POST.format(body=body(
             "Early opening, see [here]({{ site.baseurl }}/first/).")))
         bar = page.locator("#lora-site-error")
         bar.wait_for(state="visible", timeout=30_000)
+        # Back where the reader was, after both reloads.
+        page.wait_for_function("sessionStorage.getItem('lora-site-scroll') === null",
+                               timeout=30_000)
+        assert abs(page.evaluate("window.scrollY") - 2400) < 2
         assert "in the jekyll output" in bar.inner_text(), bar.inner_text()
         text = page.inner_text("body")
         assert "Original opening." in text and "Early opening" not in text
