@@ -156,9 +156,12 @@ class Markdowner:
         kind = _block_kind(before, refs)
         if kind is None or _block_kind(after, refs) != kind:
             return None
-        if kind == "list" and not _apart_from_lists(old[:start], old[end:]):
+        if kind == "list" and not _apart_from_lists(old[:start], old[end:], refs):
             return None         # next to another list, it would be one loose list with it
-        if _open_block(old[:start]) or old.count(before) != 1:
+        if not (_html_plain(old) and _html_plain(source)):
+            return None         # HTML that Markdown may read across blocks
+        block_tags = self._markdown().block_level_elements
+        if _open_block(old[:start], block_tags) or old.count(before) != 1:
             return None         # inside a fence or an HTML block: the same words elsewhere
         old_html, new_html = self._fragment(before, kind), self._fragment(after, kind)
         if old_html is None or new_html is None:
@@ -265,34 +268,42 @@ _ITEM = re.compile(r"^(?:([*+-])|\d+([.)]))[ \t]+\S")
 # A line a list item may go on with: indented by one to three spaces (four would be code), or
 # not at all (a lazy continuation), and not an item of a list inside.
 _CONTINUED = re.compile(r"^ {0,3}(?![ \t]|[*+-][ \t]|\d+[.)][ \t])")
-# Anywhere in it: a footnote, a fence, a math block, an HTML comment, a blank line.
-_CONTEXTUAL = re.compile(r"\[\^|```|~~~|\$\$|<!--|\n[ \t]*\n|^\s|\s$")
+# Anywhere in it: a footnote (or the footnotes' place marker), a fence, a math block, an HTML
+# comment, a blank line, Markdown's own placeholders.
+_CONTEXTUAL = re.compile(r"\[\^|```|~~~|\$\$|<!--|\n[ \t]*\n|^\s|\s$|///Footnotes|[\x02\x03]")
 # A ] that does not open a (url): a reference-style link, if the document defines references.
 _REFERENCE = re.compile(r"\](?!\()")
 # An attribute list that may give an id (Markdown's table of contents keeps ids unique across
 # the document, so a new one can rename a heading's).
 _SETS_ID = re.compile(r"\{[^}\n]*(?:#|\bid\s*=)")
 # The only HTML a plain block may hold: whole inline tags. Markdown reads raw HTML over the whole
-# document, so any other "<" (n<d, a half-typed tag, an autolink) may change how a later HTML
-# block is read.
+# document, so any other "<" (n<d, a half-typed tag, an open quote, an autolink) may change how
+# a later HTML block is read.
 _INLINE_TAGS = ("a", "abbr", "b", "bdi", "br", "cite", "code", "del", "dfn", "em", "i", "img",
                 "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strong", "sub",
                 "sup", "time", "u", "var", "wbr")
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)\b[^<>]*>")
+# A whole tag, its attributes' quotes closed; and what the HTML parser may take for the start
+# of markup (a "<" before a letter, "/", "!" or "?": "p < 0.05" is text).
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[^\s\"'>/=]+(?:\s*=\s*(?:\"[^\"]*\"|"
+                  r"'[^']*'|[^\s\"'=<>`]+))?)*)\s*/?>")
+_MARKUP = re.compile(r"<(?=[A-Za-z/!?])")
 _VOID = frozenset({"br", "img", "wbr"})
-# Block-level tags that open a raw HTML block, and the fence and math openers, for _open_block.
-_BLOCK_TAG = re.compile(r"<(/?)(address|article|aside|blockquote|details|dialog|div|dl|fieldset|"
-                        r"figcaption|figure|footer|form|h[1-6]|header|hr|li|main|nav|ol|p|pre|"
-                        r"section|summary|table|tbody|td|tfoot|th|thead|tr|ul|script|style)\b"
-                        r"[^>]*?(/?)>", re.I)
+# A character reference Markdown's HTML parser reads as one; a "&#" that is not one makes it
+# read the rest of the document as text.
+_BAD_CHARREF = re.compile(r"&#(?![0-9]+;|[xX][0-9a-fA-F]+;)")
+_FENCE_LINE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)*?\1")
+_ANY_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)\b[^>]*?(/?)>")
 
 
 def _inline_html_only(text: str) -> bool:
-    """Every "<" of ``text`` starts a whole inline tag, and each tag opened is closed."""
-    if text.count("<") != len(_TAG.findall(text)):
+    """Every start of markup in ``text`` is a whole inline tag, and each tag opened is
+    closed."""
+    tags = _TAG.findall(text)
+    if len(_MARKUP.findall(text)) != len(tags):
         return False
     depth: dict[str, int] = {}
-    for close, name in _TAG.findall(text):
+    for close, name, _attrs in tags:
         name = name.lower()
         if name not in _INLINE_TAGS:
             return False
@@ -304,11 +315,22 @@ def _inline_html_only(text: str) -> bool:
     return not any(depth.values())
 
 
-def _open_block(before: str) -> bool:
-    """Whether the text ``before`` a block leaves a fence, a display-math block or a raw HTML
-    block open (the block is then inside it)."""
+def _html_plain(document: str) -> bool:
+    """Whether every start of markup in the whole document is a whole tag, with no comment,
+    declaration, processing instruction or CDATA, and no "&#" that is no character reference:
+    what Markdown's HTML reading could carry from one block into the next."""
+    if "<!" in document or "<?" in document or _BAD_CHARREF.search(document):
+        return False
+    return len(_MARKUP.findall(document)) == len(_TAG.findall(document))
+
+
+def _open_block(before: str, block_tags) -> bool:
+    """Whether the text ``before`` a block leaves a fence, a display-math block (as
+    render.dialect reads them) or a raw HTML block (a block-level tag of Markdown's) open:
+    the block is then inside it. Tags in fences and code spans are not counted."""
     fence = None
     math = None
+    outside: list[str] = []                 # the lines neither fenced nor math
     for line in before.split("\n"):
         stripped = line.strip()
         if fence is not None:
@@ -316,28 +338,31 @@ def _open_block(before: str) -> bool:
                 fence = None
             continue
         if math is not None:
-            if stripped.endswith(math):
+            if line.rstrip().endswith(math):
                 math = None
             continue
         opened = _FENCE_LINE.match(line)
         if opened:
             fence = opened.group(2)
-        elif stripped.startswith("$$") and not (len(stripped) > 2 and stripped.endswith("$$")):
-            math = "$$"
-        elif stripped.startswith("\\[") and not stripped.endswith("\\]"):
-            math = "\\]"
+            continue
+        for opener, closer in (("$$", "$$"), ("\\[", "\\]")):
+            if stripped.startswith(opener):
+                rest = stripped[len(opener):]
+                if not (rest.rstrip().endswith(closer) and rest.strip()):
+                    math = closer
+                break
+        else:
+            outside.append(line)
     if fence is not None or math is not None:
         return True
     depth: dict[str, int] = {}
-    for close, name, selfclosing in _BLOCK_TAG.findall(before):
+    blocks = set(block_tags)
+    for close, name, selfclosing in _ANY_TAG.findall(_CODE_SPAN.sub("", "\n".join(outside))):
         name = name.lower()
-        if selfclosing or name == "hr":
+        if name not in blocks or selfclosing or name == "hr":
             continue
         depth[name] = depth.get(name, 0) + (-1 if close else 1)
     return any(v > 0 for v in depth.values())
-
-
-_FENCE_LINE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 
 
 def _block_kind(text: str, references: bool = True) -> str | None:
@@ -368,14 +393,17 @@ def _block_kind(text: str, references: bool = True) -> str | None:
     return "list"
 
 
-def _apart_from_lists(before: str, after: str) -> bool:
-    """Whether the blocks around a list (the text before and after it) are no list and no
-    indented block, which Markdown would join to it."""
-    previous = before.rstrip("\n").rsplit("\n\n", 1)[-1]
-    following = after.lstrip("\n").split("\n", 1)[0]
-    if any(_ITEM.match(line) or line[:1] in (" ", "\t") for line in previous.split("\n")):
-        return False
-    return not (_ITEM.match(following) or following[:1] in (" ", "\t"))
+def _apart_from_lists(before: str, after: str, references: bool) -> bool:
+    """Whether the blocks around a list (the text before and after it) are plain paragraphs,
+    headings or the document's ends: a list beside another list, an indented block, or a block
+    that renders nothing (a definition) with a list beyond it, would be joined to it."""
+    previous = before.rstrip("\n").rsplit("\n\n", 1)[-1].strip("\n")
+    following = after.lstrip("\n").split("\n\n", 1)[0].strip("\n")
+    return all(not block or _ATX.match(block) or _block_kind(block, references) == "p"
+               for block in (previous, following))
+
+
+_ATX = re.compile(r"#{1,6}[ \t][^\n]*$")
 
 
 def markdowner(ctx: BuildContext) -> Markdowner:
