@@ -186,6 +186,9 @@ FIGURE = '\n\n<figure>\n<img src="a.png">\n</figure>\n'
     ("*A*.\n\n$$$\n\n_A_.\n\n$$\n", "*A*.\n\n$$$\n\n_A_ b.\n\n$$\n"),
     ("`</div>`\n\n*A*.\n\n<div>\n\n_A_.\n\n</div>\n",
      "`</div>`\n\n*A*.\n\n<div>\n\n_A_ b.\n\n</div>\n"),
+    # a carriage return before a fence (a post never has one: posts.py reads it so),
+    ("x\r```\n\nWord *under* score.\n\n```\n\nWord _under_ score.\n",
+     "x\r```\n\nWord *under* sc  ore.\n\n```\n\nWord _under_ score.\n"),
     # and a list joined to another across a definition, which renders nothing.
     ("* x\n\n# H\n\n- a\n\n[r]: /u\n\n- x\n", "* x\n\n# H\n\n- a\n\n[r]: /u\n\n- xy\n"),
 ])
