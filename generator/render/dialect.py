@@ -13,7 +13,8 @@ import re
 
 from ..core.errors import ContentError
 
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
+# A fence line: up to three spaces, then ``` or ~~~ (three or more).
+FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 # Where a character inline_math_spans looks at can be: it skips to the next one (a scan by
 # Python character by character, and a copy of the text's rest at each backtick, took most of
 # a prose edit's link check).
@@ -21,7 +22,8 @@ _SPECIAL = re.compile(r"[\\`$]")
 _BACKTICKS = re.compile(r"`+")
 
 
-def _display_open(line: str) -> str | None:
+def display_closer(line: str) -> str | None:
+    """What closes the display math ``line`` opens ("$$" or "\\]"), or None."""
     s = line.strip()
     if s.startswith("$$"):
         return "$$"
@@ -48,8 +50,8 @@ def iter_blocks(source: str):
     out: list[tuple[str, str]] = []
     while i < len(lines):
         line = lines[i]
-        m = _FENCE.match(line)
-        close = _display_open(line)
+        m = FENCE.match(line)
+        close = display_closer(line)
         if m:
             t = flush()
             if t is not None:

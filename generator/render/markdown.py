@@ -16,6 +16,7 @@ from typing import Any
 from ..core.context import BuildContext
 from ..core.fsio import write_bytes_atomic
 from ..core.keys import installed_version
+from .dialect import FENCE, display_closer
 
 PYGMENTS_LIGHT = "default"
 PYGMENTS_DARK = "github-dark"
@@ -291,7 +292,6 @@ _VOID = frozenset({"br", "img", "wbr"})
 # A character reference Markdown's HTML parser reads as one; a "&#" that is not one makes it
 # read the rest of the document as text.
 _BAD_CHARREF = re.compile(r"&#(?![0-9]+;|[xX][0-9a-fA-F]+;)")
-_FENCE_LINE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)*?\1")
 _ANY_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)\b[^>]*?(/?)>")
 
@@ -343,18 +343,17 @@ def _open_block(before: str, block_tags) -> bool:
             if line.rstrip().endswith(math):
                 math = None
             continue
-        opened = _FENCE_LINE.match(line)
+        opened = FENCE.match(line)
         if opened:
             fence = opened.group(2)
             continue
-        for opener, closer in (("$$", "$$"), ("\\[", "\\]")):
-            if stripped.startswith(opener):
-                rest = stripped[len(opener):]
-                if not (rest.rstrip().endswith(closer) and rest.strip()):
-                    math = closer
-                break
-        else:
-            outside.append(line)
+        closer = display_closer(line)
+        if closer is not None:
+            rest = stripped[len("$$" if closer == "$$" else "\\["):]
+            if not (rest.rstrip().endswith(closer) and rest.strip()):
+                math = closer           # not opened and closed on this line
+            continue
+        outside.append(line)
     if fence is not None or math is not None:
         return True
     depth: dict[str, int] = {}
