@@ -1,6 +1,7 @@
 """Shortcuts the tests share for driving the package's layers on a project folder."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from generator.authoring.posts import collect_experiments, read_posts
@@ -42,3 +43,10 @@ def build(root, **kw):
     opts = StageOptions(**{k: kw.pop(k) for k in stage_keys if k in kw})
     with context(root) as ctx:
         return publish_build(ctx, opts=opts, **kw)
+
+
+def git(cwd: Path, *args: str) -> str:
+    """git in ``cwd`` as a test's own user, whatever the machine's settings (no signing)."""
+    return subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.org",
+                           "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout.strip()

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import git
 
 from generator.core import gitinfo
 from generator.render.listings import ListingHelper, find_source, source_caption
@@ -22,12 +23,6 @@ def double(x):
     """Twice x."""
     return 2 * x
 '''
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.org",
-                           "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture

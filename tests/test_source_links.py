@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import git
 from click.testing import CliRunner
 
 from generator.cli import main
@@ -20,12 +20,6 @@ SITE_YML = ('title: "Links"\ndescription: "d"\nauthor: "A"\nurl: "https://exampl
             f'repository: "{REPO_URL}/"\n')
 POST = ("---\ntitle: One\ndate: 2026-01-11 10:00:00 +0530\n---\nThe layer:\n\n"
         '{{ listing("lora", "inject_lora") }}\n\nDone.\n')
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.org",
-                           "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture

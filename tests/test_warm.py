@@ -242,8 +242,9 @@ def test_the_first_edit_after_a_commit_is_told_with_the_work_tree_changed(tmp_pa
                                                                           monkeypatch):
     """The reproduce box says whether the work tree differs from the commit: the early page
     says so from the first edit on, as the build's page does, so it is not told twice."""
-    import subprocess
+    from helpers import git
 
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     monkeypatch.setenv("LORA_SITE_DRAW_WORKERS", "0")
     root = tmp_path / "repo"
     post = write_post(root, experiments="  {}\n", body="Committed prose.\n")
@@ -251,12 +252,9 @@ def test_the_first_edit_after_a_commit_is_told_with_the_work_tree_changed(tmp_pa
         'title: "T"\ndescription: "d"\nauthor: "A"\nurl: "https://example.org"\n'
         'repository: "https://github.com/example/repo"\n')
 
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.org", *args],
-                       cwd=root, check=True, capture_output=True)
-    git("init", "-q")
-    git("add", "content")
-    git("commit", "-qm", "posts")
+    git(root, "init", "-q")
+    git(root, "add", "content")
+    git(root, "commit", "-qm", "posts")
     builder = WarmBuilder(Project(root))
     try:
         assert builder.build().ok

@@ -18,18 +18,24 @@ def body(first: str) -> str:
     return f"{first}\n\n{PARAGRAPHS}"
 
 
+def open_scrolled(server, new_context):
+    """The post open in the browser, scrolled to 2400 px with the browser's own restoring off
+    (a position kept across a reload must be the preview's doing)."""
+    context, _traffic = new_context(width=1000, height=700)
+    page = context.new_page()
+    page.goto(server.url + "first/")
+    page.wait_for_function("document.body.innerText.includes('Original opening.')")
+    page.wait_for_load_state("load")
+    page.evaluate("history.scrollRestoration = 'manual'; window.scrollTo(0, 2400)")
+    page.wait_for_function("Math.abs(window.scrollY - 2400) < 2")
+    return page
+
+
 def test_an_edit_reloads_the_page_where_the_reader_was(tmp_path, new_context):
     post = make_site(tmp_path, body=body("Original opening."))
     server = Server(tmp_path)
     try:
-        context, _traffic = new_context(width=1000, height=700)
-        page = context.new_page()
-        page.goto(server.url + "first/")
-        page.wait_for_function("document.body.innerText.includes('Original opening.')")
-        page.wait_for_load_state("load")
-        # The browser's own restoring off: the position must be the preview's doing.
-        page.evaluate("history.scrollRestoration = 'manual'; window.scrollTo(0, 2400)")
-        page.wait_for_function("Math.abs(window.scrollY - 2400) < 2")
+        page = open_scrolled(server, new_context)
 
         post.write_text(POST.format(body=body("Edited opening.")))
         page.wait_for_function("document.body.innerText.includes('Edited opening.')",
@@ -65,13 +71,7 @@ def test_a_page_shown_early_goes_back_when_its_build_then_fails(tmp_path, new_co
     post = make_site(tmp_path, body=body("Original opening."))
     server = Server(tmp_path)
     try:
-        context, _traffic = new_context(width=1000, height=700)
-        page = context.new_page()
-        page.goto(server.url + "first/")
-        page.wait_for_function("document.body.innerText.includes('Original opening.')")
-        page.wait_for_load_state("load")
-        page.evaluate("history.scrollRestoration = 'manual'; window.scrollTo(0, 2400)")
-        page.wait_for_function("Math.abs(window.scrollY - 2400) < 2")
+        page = open_scrolled(server, new_context)
         page.evaluate("window.__same_page = true")
         post.write_text(POST.format(body=body(
             "Early opening, see [here]({{ site.baseurl }}/first/).")))
