@@ -10,13 +10,13 @@ from harness import POST, Case, add_body_line, check_case, invoke, line_of, tree
 
 
 def broken(text: str, url: str, output: str, why: str, args: list[str] | None = None,
-           at: str | None = None):
+           at: str | None = None, hint: str = "start with {{ site.baseurl }}/"):
     def case(root):
         with open(root / POST, "a", encoding="utf-8") as fh:
             fh.write(f"\n{text}\n")
         line = line_of(root, POST, at or text)
         return Case([f"lora-attention-geometry.md:{line}:", f"broken link {url} in the {output} "
-                     f"output: {why}", "start with {{ site.baseurl }}/"], args=args or [])
+                     f"output: {why}", hint], args=args or [])
     return case
 
 
@@ -36,6 +36,11 @@ CASES = {
     "only in one output": broken(
         "Read [the feed]({{ site.baseurl }}/feed.xml).", "/feed.xml", "jekyll",
         "there is no /feed.xml"),
+    "a post's address in the other output": broken(
+        "See [this page]({{ site.baseurl }}/lora-attention-geometry/).",
+        "/lora-attention-geometry/", "jekyll", "there is no /lora-attention-geometry/",
+        hint="link to a post with {{ post_url('lora-attention-geometry') }}, which gives each "
+             "output its own address"),
     "without the baseurl": broken(
         "See [the audit](/lora-attention-claims-audit/).", "/lora-attention-claims-audit/",
         "html", "it leads outside the site's baseurl /repo", args=["--baseurl", "/repo"]),
